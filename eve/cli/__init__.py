@@ -1,0 +1,53 @@
+"""The `eve` command line.
+
+Startup stays light (`eve --help` well under 300 ms): subcommand modules import only
+core `eve`; the web and TUI stacks are loaded by `importlib` inside the commands that
+run them, never at import time.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from eve import __version__
+from eve.cli import admin, db, up
+from eve.cli._common import report_eve_error
+from eve.errors import EveError
+
+app = typer.Typer(
+    name="eve",
+    help="eve-horizon: run AI coding agents as queued jobs. Operate, inspect and steer the platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
+app.command("up")(up.up)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"eve-horizon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """eve-horizon command line."""
+
+
+def main() -> None:
+    """Entry point: run the app; expected errors become one line and exit 1."""
+    try:
+        app(standalone_mode=True)
+    except EveError as exc:
+        sys.exit(report_eve_error(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,97 @@
+"""`eve admin ...`: organisations, users, members and API keys, on the database directly."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from eve import admin as ops
+from eve.cli._common import DSN_HELP, console, require_dsn, run
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Bootstrap tenants and keys (talks to PostgreSQL directly, as the service role).",
+                  no_args_is_help=True)
+org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+member_app = typer.Typer(help="Org membership.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+app.add_typer(user_app, name="user")
+app.add_typer(member_app, name="member")
+app.add_typer(key_app, name="apikey")
+
+DsnOpt = Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL", help=DSN_HELP, show_envvar=False)]
+
+
+def _with_conn(dsn: str | None, fn: Callable[[Any], Awaitable[T]]) -> T:
+    from eve.db import connect
+
+    async def go() -> T:
+        conn = await connect(require_dsn(dsn))
+        try:
+            return await fn(conn)
+        finally:
+            await conn.close()
+
+    return run(go())
+
+
+@org_app.command("create")
+def org_create(
+    slug: Annotated[str, typer.Argument(help="Short unique id, e.g. acme-corp.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the slug).")] = None,
+    database_url: DsnOpt = None,
+) -> None:
+    """Create an organisation."""
+    row = _with_conn(database_url, lambda c: ops.create_org(c, name or slug, slug))
+    console.print(f"created org {row['slug']} ({row['id']})")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The user's email (their login name).")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    operator: Annotated[bool, typer.Option("--operator", help="Platform operator: sees every org.")] = False,
+    database_url: DsnOpt = None,
+) -> None:
+    """Create a user."""
+    row = _with_conn(database_url, lambda c: ops.create_user(c, email, display_name=name, operator=operator))
+    console.print(f"created user {row['email']} ({row['id']}){' [operator]' if operator else ''}")
+
+
+@member_app.command("add")
+def member_add(
+    org: Annotated[str, typer.Argument(help="Org slug.")],
+    email: Annotated[str, typer.Argument(help="User email.")],
+    role: Annotated[str, typer.Option(help="owner, admin or member.")] = "member",
+    database_url: DsnOpt = None,
+) -> None:
+    """Add a user to an org (or change their role)."""
+    _with_conn(database_url, lambda c: ops.add_member(c, org, email, role))
+    console.print(f"{email} is now {role} of {org}")
+
+
+@key_app.command("create")
+def apikey_create(
+    org: Annotated[str, typer.Option("--org", help="Org slug the key acts in.")],
+    email: Annotated[str, typer.Option("--user", help="Email of the user the key acts as.")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    database_url: DsnOpt = None,
+) -> None:
+    """Create an API key. It is printed once; only its hash is stored."""
+    key = _with_conn(database_url, lambda c: ops.create_api_key(c, org, email, name))
+    console.print(f"API key for {email} in {org} (shown once, store it now):")
+    typer.echo(key.token)
+
+
+@key_app.command("revoke")
+def apikey_revoke(
+    key: Annotated[str, typer.Argument(help="The key, or its prefix (the 8 characters after eve_).")],
+    database_url: DsnOpt = None,
+) -> None:
+    """Revoke an API key: it can no longer mint tokens."""
+    row = _with_conn(database_url, lambda c: ops.revoke_api_key(c, key))
+    console.print(f"revoked key {row['prefix']} at {row['revoked_at']:%Y-%m-%d %H:%M:%S %Z}")

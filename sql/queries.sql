@@ -1,0 +1,253 @@
+-- Named queries for eve.queue and friends. Loaded once by eve.queries; every statement
+-- the platform runs against the queue lives here, so it can be read, reviewed and
+-- EXPLAINed in one place. Parameters use psycopg's %(name)s style.
+
+-- name: worker_type_get
+SELECT id, name, docker_image, capabilities, config
+FROM eve.worker_types WHERE id = %(worker_type)s;
+
+-- name: worker_types_list
+SELECT id, name, docker_image, capabilities, config
+FROM eve.worker_types ORDER BY id;
+
+-- name: request_insert
+INSERT INTO eve.orchestration_requests
+    (org_id, user_id, worker_type, prompt, context, config, priority, max_attempts,
+     run_after, blocked_by, parent_id, replay_of, reply_to, workspace)
+VALUES
+    (%(org_id)s, %(user_id)s, %(worker_type)s, %(prompt)s, %(context)s, %(config)s,
+     %(priority)s, %(max_attempts)s, coalesce(%(run_after)s, now()),
+     -- blockers that already completed do not block
+     ARRAY(SELECT b FROM unnest(%(blocked_by)s::uuid[]) AS b
+           WHERE NOT EXISTS (SELECT 1 FROM eve.orchestration_requests d
+                             WHERE d.id = b AND d.status = 'completed')),
+     %(parent_id)s, %(replay_of)s, %(reply_to)s, %(workspace)s)
+RETURNING *;
+
+-- name: requests_existing
+SELECT id FROM eve.orchestration_requests WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: request_get
+SELECT * FROM eve.orchestration_requests WHERE id = %(id)s;
+
+-- name: request_get_for_update
+SELECT * FROM eve.orchestration_requests WHERE id = %(id)s FOR UPDATE;
+
+-- name: claim_batch
+-- SKIP LOCKED on the partial poll index: concurrent claimers never block each other
+-- and never take the same row. A claim sets the lease and counts the attempt.
+WITH candidates AS (
+    SELECT id
+    FROM eve.orchestration_requests
+    WHERE worker_type = %(worker_type)s
+      AND status = 'pending'
+      AND run_after <= now()
+      AND blocked_by = '{}'
+    ORDER BY priority DESC, run_after, created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE eve.orchestration_requests r
+SET status = 'claimed',
+    claimed_at = now(),
+    claimed_by = %(worker_id)s,
+    attempts = r.attempts + 1,
+    heartbeat_at = now(),
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM candidates c
+WHERE r.id = c.id
+RETURNING r.*;
+
+-- name: claim_next_function
+SELECT * FROM eve.claim_next_request(%(worker_type)s, %(worker_id)s,
+                                     make_interval(secs => %(lease_seconds)s))
+WHERE id IS NOT NULL;
+
+-- name: mark_processing
+UPDATE eve.orchestration_requests
+SET status = 'processing', started_at = coalesce(started_at, now()), heartbeat_at = now()
+WHERE id = %(id)s AND claimed_by = %(worker_id)s AND status IN ('claimed', 'processing')
+RETURNING *;
+
+-- name: renew_leases
+-- Heartbeat for every slot of a worker at once; returns the ids it still holds and
+-- whether a cancel was asked for, so the worker learns both in one round trip.
+UPDATE eve.orchestration_requests
+SET heartbeat_at = now(),
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+WHERE id = ANY(%(ids)s::uuid[]) AND claimed_by = %(worker_id)s
+  AND status IN ('claimed', 'processing')
+RETURNING id, cancel_requested_at IS NOT NULL AS cancel_requested;
+
+-- name: finish_request
+-- The result row and the final status in one statement: the update only matches while
+-- this worker still holds the request, and results.request_id is unique, so a result
+-- can never be written twice.
+WITH req AS (
+    UPDATE eve.orchestration_requests
+    SET status = %(final_status)s,
+        finished_at = now(),
+        lease_expires_at = NULL,
+        last_error = %(error)s
+    WHERE id = %(id)s
+      AND status IN ('claimed', 'processing')
+      AND claimed_by IS NOT DISTINCT FROM %(worker_id)s
+    RETURNING id, org_id
+)
+INSERT INTO eve.orchestration_results
+    (request_id, org_id, status, output, summary, duration_ms, tokens_used, cost_usd, error, error_code)
+SELECT req.id, req.org_id, %(status)s, %(output)s, %(summary)s, %(duration_ms)s, %(tokens_used)s,
+       %(cost_usd)s, %(error)s, %(error_code)s
+FROM req
+ON CONFLICT (request_id) DO NOTHING
+RETURNING *;
+
+-- name: finish_unclaimed
+-- Final state for a request nobody runs (cancelled while pending, failed dependency).
+WITH req AS (
+    UPDATE eve.orchestration_requests
+    SET status = %(final_status)s, finished_at = now(), last_error = %(error)s
+    WHERE id = %(id)s AND status IN ('pending', 'waiting')
+    RETURNING id, org_id
+)
+INSERT INTO eve.orchestration_results (request_id, org_id, status, error, error_code)
+SELECT req.id, req.org_id, %(status)s, %(error)s, %(error_code)s FROM req
+ON CONFLICT (request_id) DO NOTHING
+RETURNING *;
+
+-- name: requeue_request
+-- Back to pending with a later run_after (retry backoff, or a graceful shutdown).
+UPDATE eve.orchestration_requests
+SET status = 'pending',
+    claimed_by = NULL,
+    claimed_at = NULL,
+    lease_expires_at = NULL,
+    heartbeat_at = NULL,
+    run_after = now() + make_interval(secs => %(delay_seconds)s),
+    attempts = greatest(attempts - %(refund)s, 0),
+    last_error = %(error)s
+WHERE id = %(id)s AND claimed_by = %(worker_id)s AND status IN ('claimed', 'processing')
+RETURNING *;
+
+-- name: unblock_dependents
+UPDATE eve.orchestration_requests
+SET blocked_by = array_remove(blocked_by, %(id)s::uuid)
+WHERE status = 'pending' AND blocked_by <> '{}' AND blocked_by @> ARRAY[%(id)s::uuid]
+RETURNING id;
+
+-- name: blocked_dependents
+SELECT id FROM eve.orchestration_requests
+WHERE status = 'pending' AND blocked_by <> '{}' AND blocked_by @> ARRAY[%(id)s::uuid];
+
+-- name: request_cancel_flag
+UPDATE eve.orchestration_requests
+SET cancel_requested_at = coalesce(cancel_requested_at, now())
+WHERE id = %(id)s AND status IN ('claimed', 'processing')
+RETURNING *;
+
+-- name: reaper_lock
+-- One reaper at a time across all workers; the lock ends with the transaction.
+SELECT pg_try_advisory_xact_lock(%(key)s) AS locked;
+
+-- name: expired_leases
+SELECT id, org_id, attempts, max_attempts, claimed_by
+FROM eve.orchestration_requests
+WHERE status IN ('claimed', 'processing') AND lease_expires_at < now()
+ORDER BY lease_expires_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: reap_requeue
+UPDATE eve.orchestration_requests
+SET status = 'pending', claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL,
+    heartbeat_at = NULL, run_after = now(), last_error = %(error)s
+WHERE id = %(id)s AND status IN ('claimed', 'processing');
+
+-- name: queue_depth
+-- Per worker type: pending (and the oldest pending age), in flight, and what finished in
+-- the last hour. Every count reads a partial or narrow index, so history does not slow it.
+SELECT t.id AS worker_type,
+       coalesce(p.pending, 0) AS pending,
+       p.oldest_pending_at,
+       coalesce(f.in_flight, 0) AS running,
+       coalesce(h.completed, 0) AS completed_last_hour,
+       coalesce(h.failed, 0) AS failed_last_hour
+FROM eve.worker_types t
+LEFT JOIN LATERAL (
+    SELECT count(*) AS pending, min(created_at) AS oldest_pending_at
+    FROM eve.orchestration_requests r
+    WHERE r.worker_type = t.id AND r.status = 'pending'
+) p ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS in_flight
+    FROM eve.orchestration_requests r
+    WHERE r.worker_type = t.id AND r.status IN ('claimed', 'processing')
+) f ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE r.status = 'completed') AS completed,
+           count(*) FILTER (WHERE r.status IN ('failed', 'cancelled')) AS failed
+    FROM eve.orchestration_requests r
+    WHERE r.worker_type = t.id AND r.finished_at IS NOT NULL
+      AND r.finished_at > now() - interval '1 hour'
+) h ON true
+ORDER BY t.id;
+
+-- name: event_insert_batch
+INSERT INTO eve.request_events (request_id, org_id, kind, data, at)
+SELECT %(request_id)s, %(org_id)s, e.kind, e.data, coalesce(e.at, now())
+FROM unnest(%(kinds)s::text[], %(datas)s::jsonb[], %(ats)s::timestamptz[]) AS e(kind, data, at)
+RETURNING id;
+
+-- name: events_list
+SELECT id, request_id, org_id, at, kind, data
+FROM eve.request_events
+WHERE request_id = %(request_id)s AND id > %(after)s
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: result_get
+SELECT * FROM eve.orchestration_results WHERE request_id = %(request_id)s;
+
+-- name: prune_finished
+DELETE FROM eve.orchestration_requests
+WHERE id IN (
+    SELECT id FROM eve.orchestration_requests
+    WHERE finished_at < now() - make_interval(secs => %(older_than_seconds)s)
+      AND status IN ('completed', 'failed', 'cancelled')
+    LIMIT %(batch)s
+)
+AND NOT EXISTS (SELECT 1 FROM eve.orchestration_requests c
+                WHERE c.replay_of = orchestration_requests.id OR c.parent_id = orchestration_requests.id);
+
+-- name: org_insert
+INSERT INTO eve.organizations (name, slug) VALUES (%(name)s, %(slug)s) RETURNING *;
+
+-- name: org_get_by_slug
+SELECT * FROM eve.organizations WHERE slug = %(slug)s;
+
+-- name: user_insert
+INSERT INTO eve.users (email, display_name, is_operator)
+VALUES (%(email)s, %(display_name)s, %(is_operator)s) RETURNING *;
+
+-- name: user_get_by_email
+SELECT * FROM eve.users WHERE email = %(email)s;
+
+-- name: member_upsert
+INSERT INTO eve.org_members (org_id, user_id, role) VALUES (%(org_id)s, %(user_id)s, %(role)s)
+ON CONFLICT (org_id, user_id) DO UPDATE SET role = EXCLUDED.role
+RETURNING *;
+
+-- name: apikey_insert
+INSERT INTO eve.api_keys (org_id, user_id, name, prefix, secret_hash)
+VALUES (%(org_id)s, %(user_id)s, %(name)s, %(prefix)s, %(secret_hash)s)
+RETURNING id, org_id, user_id, name, prefix, created_at;
+
+-- name: apikey_revoke
+UPDATE eve.api_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE prefix = %(prefix)s RETURNING id, prefix, revoked_at;
+
+-- name: apikey_lookup
+SELECT * FROM eve.lookup_api_key(%(prefix)s);
+
+-- name: apikey_touch
+SELECT eve.touch_api_key(%(key_id)s);
