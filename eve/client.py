@@ -1,0 +1,288 @@
+"""Typed async client for the eve HTTP API — the one the CLI and the TUI both use.
+
+It exchanges an API key for a JWT (`POST /auth/token`), caches the token until shortly
+before it expires, and on a 401 refreshes it once and retries. Errors come back as
+`EveError`s a person can act on: `ApiUnreachable` names the URL and what to try,
+`ApiError` carries the API's `{"error", "message"}` and the HTTP status.
+
+The wire format is the API's: JSON in camelCase, timestamps ISO 8601 UTC. Methods
+return the decoded JSON (dicts/lists) so `--json` output is exactly what the API said.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from eve.errors import AuthError, EveError, NotFound
+
+TOKEN_REFRESH_MARGIN_S = 30.0
+
+
+class ApiError(EveError):
+    """The API answered with an error status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.http_status = status
+
+
+class ApiUnreachable(EveError):
+    code = "api_unreachable"
+    http_status = 503
+
+
+@dataclass(slots=True)
+class SseEvent:
+    """One server-sent event: `event:` name, `id:`, and `data:` decoded as JSON when it is JSON."""
+
+    event: str
+    id: str | None
+    data: Any
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, httpx.ConnectError) and ("refused" in text or "errno 111" in text):
+        return "connection refused"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return str(exc) or exc.__class__.__name__
+
+
+class EveClient:
+    """Talks to one eve API. Use as `async with EveClient(url, api_key=...) as c:`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self._token = token
+        self._token_expires = float("inf") if token else 0.0
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> EveClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- auth ---------------------------------------------------------------------
+
+    async def authenticate(self) -> str:
+        """Exchange the API key for a JWT (cached until shortly before expiry)."""
+        if not self.api_key:
+            raise AuthError("no API key configured: run `eve config set api-key KEY` or set EVE_API_KEY")
+        data = await self._send("POST", "/auth/token", json={"apiKey": self.api_key}, auth=False)
+        self._token = data["token"]
+        self._token_expires = _parse_expiry(data.get("expiresAt"))
+        return self._token  # type: ignore[return-value]
+
+    async def _auth_header(self) -> dict[str, str]:
+        if self._token is None or time.time() > self._token_expires - TOKEN_REFRESH_MARGIN_S:
+            await self.authenticate()
+        return {"Authorization": f"Bearer {self._token}"}
+
+    # -- transport -------------------------------------------------------------------
+
+    async def _send(self, method: str, path: str, *, auth: bool = True, **kw: Any) -> Any:
+        for attempt in (1, 2):
+            headers = dict(kw.pop("headers", {}) or {})
+            if auth:
+                headers.update(await self._auth_header())
+            try:
+                resp = await self._http.request(method, path, headers=headers, **kw)
+            except httpx.TransportError as exc:
+                raise ApiUnreachable(
+                    f"cannot reach API at {self.base_url} ({_reason(exc)}) — is it running? try: eve status / eve up"
+                ) from exc
+            if resp.status_code == 401 and auth and attempt == 1 and self.api_key:
+                self._token = None  # expired or rotated secret: mint a new token once
+                continue
+            return _decode(resp)
+        raise AssertionError("unreachable")
+
+    async def _stream(self, path: str, params: dict[str, Any], last_event_id: str | None) -> AsyncIterator[SseEvent]:
+        headers = {"Accept": "text/event-stream", **(await self._auth_header())}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        try:
+            async with self._http.stream("GET", path, params=params, headers=headers,
+                                         timeout=httpx.Timeout(30.0, read=None)) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    _decode(resp)
+                async for ev in parse_sse(resp.aiter_lines()):
+                    yield ev
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(f"stream from {self.base_url}{path} broke ({_reason(exc)})") from exc
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def create_request(
+        self,
+        worker_type: str,
+        prompt: str,
+        *,
+        context: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+        priority: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"workerType": worker_type, "prompt": prompt}
+        if context is not None:
+            body["context"] = context
+        if config:
+            body["config"] = config
+        if priority is not None:
+            body["priority"] = priority
+        return await self._send("POST", "/requests", json=body)
+
+    async def list_requests(
+        self,
+        *,
+        status: str | None = None,
+        worker_type: str | None = None,
+        org: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """`{"items": [...], "nextCursor": str | None}`, newest first."""
+        params = _params(status=status, workerType=worker_type, org=org, limit=limit, cursor=cursor)
+        return await self._send("GET", "/requests", params=params)
+
+    async def get_request(self, request_id: str) -> dict[str, Any]:
+        return await self._send("GET", f"/requests/{request_id}")
+
+    async def get_result(self, request_id: str) -> dict[str, Any] | None:
+        """The result, or None while there is none yet (the API answers 404 until then)."""
+        try:
+            return await self._send("GET", f"/results/{request_id}")
+        except ApiError as exc:
+            if exc.status == 404:
+                # tell "no result yet" from "no such request"
+                await self.get_request(request_id)
+                return None
+            raise
+
+    async def list_events(self, request_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        return await self._send("GET", f"/requests/{request_id}/events", params={"after": after})
+
+    async def stream_events(self, request_id: str, *, after: int = 0) -> AsyncIterator[SseEvent]:
+        """Past events, then live ones, until the API sends `event: end`."""
+        async for ev in self._stream(f"/requests/{request_id}/events", {"after": after},
+                                     str(after) if after else None):
+            yield ev
+            if ev.event == "end":
+                return
+
+    async def firehose(
+        self, *, worker_type: str | None = None, org: str | None = None, last_event_id: str | None = None
+    ) -> AsyncIterator[SseEvent]:
+        async for ev in self._stream("/events/stream", _params(workerType=worker_type, org=org), last_event_id):
+            yield ev
+
+    async def cancel(self, request_id: str) -> dict[str, Any]:
+        return await self._send("POST", f"/requests/{request_id}/cancel")
+
+    async def replay(self, request_id: str) -> dict[str, Any]:
+        return await self._send("POST", f"/requests/{request_id}/replay")
+
+    # -- platform ------------------------------------------------------------------------------
+
+    async def queue(self) -> list[dict[str, Any]]:
+        return await self._send("GET", "/queue")
+
+    async def workers(self) -> list[dict[str, Any]]:
+        return await self._send("GET", "/workers")
+
+    async def worker_logs(self, worker_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        return await self._send("GET", f"/workers/{worker_id}/logs", params={"after": after})
+
+    async def worker_types(self) -> list[dict[str, Any]]:
+        return await self._send("GET", "/worker-types")
+
+    async def status(self) -> dict[str, Any]:
+        return await self._send("GET", "/status")
+
+    async def health(self, *, ready: bool = False) -> dict[str, Any]:
+        return await self._send("GET", "/health", params={"ready": 1} if ready else None, auth=False)
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _parse_expiry(value: Any) -> float:
+    if not value:
+        return time.time() + 300
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time() + 300
+
+
+def _decode(resp: httpx.Response) -> Any:
+    if resp.status_code < 400:
+        if not resp.content:
+            return None
+        return resp.json()
+    try:
+        body = resp.json()
+        code = str(body.get("error") or "http_error")
+        message = str(body.get("message") or body.get("detail") or resp.reason_phrase)
+    except (ValueError, AttributeError):
+        code, message = "http_error", f"HTTP {resp.status_code} {resp.reason_phrase}"
+    if resp.status_code == 401:
+        raise ApiError(401, code, f"{message} — check the API key: eve config set api-key KEY (or EVE_API_KEY)")
+    if resp.status_code == 404:
+        err = ApiError(404, code or "not_found", message)
+        raise err
+    raise ApiError(resp.status_code, code, message)
+
+
+async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
+    """Minimal text/event-stream parser (comments skipped, multi-line data joined)."""
+    event, ev_id, data = "message", None, []
+    async for raw in lines:
+        line = raw.rstrip("\r")
+        if not line:
+            if data:
+                text = "\n".join(data)
+                try:
+                    payload: Any = json.loads(text)
+                except ValueError:
+                    payload = text
+                yield SseEvent(event=event, id=ev_id, data=payload)
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            ev_id = value
+
+
+__all__ = ["ApiError", "ApiUnreachable", "EveClient", "NotFound", "SseEvent", "parse_sse"]
