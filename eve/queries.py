@@ -1,7 +1,9 @@
-"""Named SQL queries, loaded once from `sql/queries.sql` (package `eve.sql`).
+"""Named SQL queries, loaded once from `sql/queries*.sql` (package `eve.sql`).
 
-The file is a list of blocks that start with `-- name: <query_name>`; everything up to
-the next such line is the statement. Code refers to queries by name (`Q.claim_batch`),
+`queries.sql` holds the queue's statements; a component may keep its own file beside it
+(`queries_worker.sql`, `queries_api.sql`). Each file is a list of blocks that start with
+`-- name: <query_name>`; everything up to the next such line is the statement. Names are
+global across files (a duplicate is an error). Code refers to queries by name (`Q.claim_batch`),
 so there is no SQL assembled from strings anywhere in the platform.
 """
 
@@ -37,7 +39,15 @@ def read_sql(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def load() -> dict[str, str]:
-    return parse(read_sql("queries.sql"))
+    out: dict[str, str] = {}
+    files = sorted(e.name for e in resources.files("eve.sql").iterdir()
+                   if e.name.startswith("queries") and e.name.endswith(".sql"))
+    for name in files:
+        for qname, sql in parse(read_sql(name)).items():
+            if qname in out:
+                raise ValueError(f"query {qname!r} defined twice (again in {name})")
+            out[qname] = sql
+    return out
 
 
 class _Queries:

@@ -1,0 +1,1 @@
+"""Run one request through a Claude Code variant: resolve, prepare, spawn, parse, report."""
