@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from eve import __version__
-from eve.cli import admin, api, db, up, worker
+from eve.cli import admin, api, db, ui, up, worker
 from eve.cli._common import report_eve_error
 from eve.errors import EveError
 
@@ -29,6 +29,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(api.app, name="api")
 app.add_typer(worker.app, name="worker")
 app.command("up")(up.up)
+app.command("ui")(ui.ui)
 
 
 def _version(value: bool) -> None:
