@@ -103,7 +103,10 @@ class EmbeddedPostgres:
         host: str = "127.0.0.1",
         settings: Mapping[str, str] | None = None,
         guard: bool = True,
+        bin_path: Path | str | None = None,
     ) -> None:
+        """`bin_path` picks other server binaries (e.g. a system PostgreSQL 15 for compatibility tests)."""
+        self.bin_path = Path(bin_path) if bin_path else None
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.port = port
         self.host = host
@@ -139,7 +142,7 @@ class EmbeddedPostgres:
         return {"user": SYSTEM_USER} if _running_as_root() else {}
 
     def _run(self, exe: str, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        cmd = [str(bin_dir() / exe), *args]
+        cmd = [str((self.bin_path or bin_dir()) / exe), *args]
         try:
             return subprocess.run(
                 cmd, check=True, capture_output=True, text=True, timeout=timeout,
@@ -240,7 +243,7 @@ class EmbeddedPostgres:
     def _start_guard(self) -> None:
         """A watcher that stops the cluster when our end of its pipe closes (we died)."""
         self._guard_proc = subprocess.Popen(
-            [sys.executable, "-m", "eve.pg", "--guard", str(self.data_dir)],
+            [sys.executable, "-m", "eve.pg", "--guard", str(self.data_dir), str(self.bin_path or "")],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True,
         )
@@ -285,7 +288,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
-def _guard_main(data_dir: str) -> int:
+def _guard_main(data_dir: str, bin_path: str = "") -> int:
     """Block until stdin hits EOF (the owner exited, however), then stop the cluster."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -294,7 +297,7 @@ def _guard_main(data_dir: str) -> int:
             pass
     except OSError:
         pass
-    pg = EmbeddedPostgres(data_dir, guard=False)
+    pg = EmbeddedPostgres(data_dir, guard=False, bin_path=bin_path or None)
     pid = pg.running_pid()
     if pid is not None:
         try:
@@ -308,7 +311,7 @@ def _guard_main(data_dir: str) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses in tests
-    if len(sys.argv) == 3 and sys.argv[1] == "--guard":
-        raise SystemExit(_guard_main(sys.argv[2]))
-    print("usage: python -m eve.pg --guard DATA_DIR", file=sys.stderr)
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--guard":
+        raise SystemExit(_guard_main(*sys.argv[2:]))
+    print("usage: python -m eve.pg --guard DATA_DIR [BIN_DIR]", file=sys.stderr)
     raise SystemExit(2)

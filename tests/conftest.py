@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.support.pgharness import TestCluster, start_cluster
+from tests.support.pgharness import PgCluster, start_cluster
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[TestCluster]:
+def pg_cluster() -> Iterator[PgCluster]:
     cluster = start_cluster()
     try:
         yield cluster
@@ -22,7 +22,7 @@ def pg_cluster() -> Iterator[TestCluster]:
 
 
 @pytest.fixture
-def db_url(pg_cluster: TestCluster) -> Iterator[str]:
+def db_url(pg_cluster: PgCluster) -> Iterator[str]:
     """A fresh, migrated database for this test only (superuser DSN)."""
     dsn = pg_cluster.create_database()
     try:

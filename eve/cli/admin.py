@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from eve import admin as ops
-from eve.cli._common import DSN_HELP, console, require_dsn, run
+from eve.cli._common import DSN_HELP, require_dsn, run
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ def org_create(
 ) -> None:
     """Create an organisation."""
     row = _with_conn(database_url, lambda c: ops.create_org(c, name or slug, slug))
-    console.print(f"created org {row['slug']} ({row['id']})")
+    typer.echo(f"created org {row['slug']} ({row['id']})")
 
 
 @user_app.command("create")
@@ -59,7 +59,7 @@ def user_create(
 ) -> None:
     """Create a user."""
     row = _with_conn(database_url, lambda c: ops.create_user(c, email, display_name=name, operator=operator))
-    console.print(f"created user {row['email']} ({row['id']}){' [operator]' if operator else ''}")
+    typer.echo(f"created user {row['email']} ({row['id']}){' [operator]' if operator else ''}")
 
 
 @member_app.command("add")
@@ -71,7 +71,7 @@ def member_add(
 ) -> None:
     """Add a user to an org (or change their role)."""
     _with_conn(database_url, lambda c: ops.add_member(c, org, email, role))
-    console.print(f"{email} is now {role} of {org}")
+    typer.echo(f"{email} is now {role} of {org}")
 
 
 @key_app.command("create")
@@ -83,7 +83,7 @@ def apikey_create(
 ) -> None:
     """Create an API key. It is printed once; only its hash is stored."""
     key = _with_conn(database_url, lambda c: ops.create_api_key(c, org, email, name))
-    console.print(f"API key for {email} in {org} (shown once, store it now):")
+    typer.echo(f"API key for {email} in {org} (shown once, store it now):")
     typer.echo(key.token)
 
 
@@ -94,4 +94,4 @@ def apikey_revoke(
 ) -> None:
     """Revoke an API key: it can no longer mint tokens."""
     row = _with_conn(database_url, lambda c: ops.revoke_api_key(c, key))
-    console.print(f"revoked key {row['prefix']} at {row['revoked_at']:%Y-%m-%d %H:%M:%S %Z}")
+    typer.echo(f"revoked key {row['prefix']} at {row['revoked_at']:%Y-%m-%d %H:%M:%S %Z}")

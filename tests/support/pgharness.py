@@ -34,7 +34,7 @@ def with_dbname(dsn: str, dbname: str) -> str:
 
 
 @dataclass
-class TestCluster:
+class PgCluster:
     admin_dsn: str
     pg: EmbeddedPostgres | None
     tmp: tempfile.TemporaryDirectory[str] | None
@@ -57,7 +57,7 @@ class TestCluster:
             self.tmp.cleanup()
 
 
-def start_cluster() -> TestCluster:
+def start_cluster() -> PgCluster:
     external = os.environ.get("EVE_TEST_DATABASE_URL")
     pg = tmp = None
     if external:
@@ -66,7 +66,7 @@ def start_cluster() -> TestCluster:
         tmp = tempfile.TemporaryDirectory(prefix="eve-test-pg-")
         pg = EmbeddedPostgres(Path(tmp.name) / "pg", port=0, settings=FAST_SETTINGS)
         admin_dsn = pg.start()
-    cluster = TestCluster(admin_dsn=admin_dsn, pg=pg, tmp=tmp)
+    cluster = PgCluster(admin_dsn=admin_dsn, pg=pg, tmp=tmp)
     try:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")

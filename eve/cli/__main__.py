@@ -1,0 +1,5 @@
+"""`python -m eve.cli` = `eve`."""
+
+from eve.cli import main
+
+main()
