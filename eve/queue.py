@@ -222,24 +222,13 @@ async def claim(
     limit: int = 1,
     settings: QueueSettings | None = None,
 ) -> list[Request]:
-    """Claim up to `limit` runnable requests of one type (SKIP LOCKED) and log `claimed`."""
+    """Claim up to `limit` runnable requests of one type (SKIP LOCKED); logs `claimed` for each."""
     settings = settings or QueueSettings()
-    async with conn.transaction():
-        cur = await conn.execute(
-            Q.claim_batch,
-            {
-                "worker_type": worker_type,
-                "worker_id": worker_id,
-                "limit": limit,
-                "lease_seconds": settings.lease_seconds,
-            },
-        )
-        claimed = [Request.from_row(r) for r in await cur.fetchall()]
-        for req in claimed:
-            await append_events(
-                conn, req.id, req.org_id, [("claimed", {"worker_id": worker_id, "attempt": req.attempts})]
-            )
-    return claimed
+    cur = await conn.execute(
+        Q.claim_batch,
+        {"worker_type": worker_type, "worker_id": worker_id, "limit": limit, "lease_seconds": settings.lease_seconds},
+    )
+    return [Request.from_row(r) for r in await cur.fetchall()]
 
 
 async def claim_next_via_function(
@@ -300,56 +289,38 @@ async def complete(conn: AsyncConn, request: Request, worker_id: str | None, out
     """Write the one result row and the final status together, or raise ResultConflict.
 
     A second completion, or one from a worker whose lease was taken over, matches no
-    in-flight row and so writes nothing.
+    in-flight row and so writes nothing. The common case is one statement (one round
+    trip); a failure with dependents also fails those, in the same transaction.
     """
     if outcome.status not in FINAL_STATUS:
         raise ValidationError(f"unknown result status {outcome.status!r}")
-    async with conn.transaction():
-        cur = await conn.execute(
-            Q.finish_request,
-            {
-                "id": request.id,
-                "worker_id": worker_id,
-                "final_status": FINAL_STATUS[outcome.status],
-                "status": outcome.status,
-                "output": Jsonb(outcome.output) if outcome.output is not None else None,
-                "summary": outcome.summary,
-                "duration_ms": outcome.duration_ms,
-                "tokens_used": outcome.tokens_used,
-                "cost_usd": outcome.cost_usd,
-                "error": outcome.error,
-                "error_code": outcome.error_code,
-            },
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise ResultConflict(f"request {request.id} already has a result or is not held by {worker_id}")
-        await append_events(conn, request.id, request.org_id, [_result_event(outcome)])
-        await _settle_dependents(conn, request.id, success=outcome.status == "success")
+    kind, data = _result_event(outcome)
+    params = {
+        "id": request.id,
+        "worker_id": worker_id,
+        "final_status": FINAL_STATUS[outcome.status],
+        "status": outcome.status,
+        "output": Jsonb(outcome.output) if outcome.output is not None else None,
+        "summary": outcome.summary,
+        "duration_ms": outcome.duration_ms,
+        "tokens_used": outcome.tokens_used,
+        "cost_usd": outcome.cost_usd,
+        "error": outcome.error,
+        "error_code": outcome.error_code,
+        "event_kind": kind,
+        "event_data": Jsonb(data),
+        "success": outcome.status == "success",
+    }
+    if outcome.status == "success":
+        row = await (await conn.execute(Q.finish_request, params)).fetchone()
+    else:
+        async with conn.transaction():
+            row = await (await conn.execute(Q.finish_request, params)).fetchone()
+            if row is not None and row["has_dependents"]:
+                await conn.execute(Q.fail_dependents, {"id": request.id})
+    if row is None:
+        raise ResultConflict(f"request {request.id} already has a result or is not held by {worker_id}")
     return Result.from_row(row)
-
-
-async def _settle_dependents(conn: AsyncConn, request_id: UUID, *, success: bool) -> None:
-    """Unblock requests waiting on this one, or fail them when it did not succeed."""
-    if success:
-        await conn.execute(Q.unblock_dependents, {"id": request_id})
-        return
-    todo = [request_id]
-    while todo:
-        blocker = todo.pop()
-        cur = await conn.execute(Q.blocked_dependents, {"id": blocker})
-        for row in await cur.fetchall():
-            msg = f"blocked by request {blocker}, which did not succeed"
-            cur2 = await conn.execute(
-                Q.finish_unclaimed,
-                {"id": row["id"], "final_status": "failed", "status": "failed", "error": msg,
-                 "error_code": "dependency_failed"},
-            )
-            done = await cur2.fetchone()
-            if done is not None:
-                await append_events(conn, row["id"], done["org_id"],
-                                    [("error", {"error": msg, "error_code": "dependency_failed"})])
-                todo.append(row["id"])
 
 
 def backoff_seconds(attempt: int, settings: QueueSettings) -> float:
@@ -421,7 +392,7 @@ async def request_cancel(conn: AsyncConn, request_id: UUID | str) -> Request:
                  "error": "cancelled before it ran", "error_code": "cancelled"},
             )
             await append_events(conn, rid, req.org_id, [("cancelled", {"while": req.status})])
-            await _settle_dependents(conn, rid, success=False)
+            await conn.execute(Q.fail_dependents, {"id": rid})
         else:
             if req.cancel_requested_at is None:
                 await conn.execute(Q.request_cancel_flag, {"id": rid})

@@ -35,7 +35,8 @@ SELECT * FROM eve.orchestration_requests WHERE id = %(id)s FOR UPDATE;
 
 -- name: claim_batch
 -- SKIP LOCKED on the partial poll index: concurrent claimers never block each other
--- and never take the same row. A claim sets the lease and counts the attempt.
+-- and never take the same row. A claim sets the lease, counts the attempt and logs a
+-- `claimed` event, all in this one statement (one round trip per batch).
 WITH candidates AS (
     SELECT id
     FROM eve.orchestration_requests
@@ -46,17 +47,23 @@ WITH candidates AS (
     ORDER BY priority DESC, run_after, created_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE eve.orchestration_requests r
+    SET status = 'claimed',
+        claimed_at = now(),
+        claimed_by = %(worker_id)s,
+        attempts = r.attempts + 1,
+        heartbeat_at = now(),
+        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+    FROM candidates c
+    WHERE r.id = c.id
+    RETURNING r.*
+), logged AS (
+    INSERT INTO eve.request_events (request_id, org_id, kind, data)
+    SELECT id, org_id, 'claimed', jsonb_build_object('worker_id', claimed_by, 'attempt', attempts)
+    FROM claimed
 )
-UPDATE eve.orchestration_requests r
-SET status = 'claimed',
-    claimed_at = now(),
-    claimed_by = %(worker_id)s,
-    attempts = r.attempts + 1,
-    heartbeat_at = now(),
-    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM candidates c
-WHERE r.id = c.id
-RETURNING r.*;
+SELECT * FROM claimed ORDER BY priority DESC, run_after, created_at;
 
 -- name: claim_next_function
 SELECT * FROM eve.claim_next_request(%(worker_type)s, %(worker_id)s,
@@ -80,9 +87,11 @@ WHERE id = ANY(%(ids)s::uuid[]) AND claimed_by = %(worker_id)s
 RETURNING id, cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: finish_request
--- The result row and the final status in one statement: the update only matches while
--- this worker still holds the request, and results.request_id is unique, so a result
--- can never be written twice.
+-- The result row, the final status and the closing event in one statement: the update
+-- only matches while this worker still holds the request, and results.request_id is
+-- unique, so a result can never be written twice. On success, dependents waiting on
+-- this request are unblocked in the same statement; otherwise `has_dependents` tells
+-- the caller to fail them (fail_dependents).
 WITH req AS (
     UPDATE eve.orchestration_requests
     SET status = %(final_status)s,
@@ -93,14 +102,60 @@ WITH req AS (
       AND status IN ('claimed', 'processing')
       AND claimed_by IS NOT DISTINCT FROM %(worker_id)s
     RETURNING id, org_id
+), res AS (
+    INSERT INTO eve.orchestration_results
+        (request_id, org_id, status, output, summary, duration_ms, tokens_used, cost_usd, error, error_code)
+    SELECT req.id, req.org_id, %(status)s, %(output)s, %(summary)s, %(duration_ms)s, %(tokens_used)s,
+           %(cost_usd)s, %(error)s, %(error_code)s
+    FROM req
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING *
+), logged AS (
+    INSERT INTO eve.request_events (request_id, org_id, kind, data)
+    SELECT res.request_id, res.org_id, %(event_kind)s, %(event_data)s FROM res
+), unblocked AS (
+    UPDATE eve.orchestration_requests d
+    SET blocked_by = array_remove(d.blocked_by, res.request_id)
+    FROM res
+    WHERE %(success)s AND d.status = 'pending' AND d.blocked_by <> '{}'
+      AND d.blocked_by @> ARRAY[res.request_id]
 )
-INSERT INTO eve.orchestration_results
-    (request_id, org_id, status, output, summary, duration_ms, tokens_used, cost_usd, error, error_code)
-SELECT req.id, req.org_id, %(status)s, %(output)s, %(summary)s, %(duration_ms)s, %(tokens_used)s,
-       %(cost_usd)s, %(error)s, %(error_code)s
-FROM req
-ON CONFLICT (request_id) DO NOTHING
-RETURNING *;
+SELECT res.*,
+       (NOT %(success)s AND EXISTS (
+            SELECT 1 FROM eve.orchestration_requests d
+            WHERE d.status = 'pending' AND d.blocked_by <> '{}' AND d.blocked_by @> ARRAY[res.request_id]
+       )) AS has_dependents
+FROM res;
+
+-- name: fail_dependents
+-- Everything (transitively) blocked by a request that did not succeed can never run:
+-- fail it with dependency_failed, with its result and event, in one statement.
+WITH RECURSIVE deps(id, blocker) AS (
+    SELECT d.id, %(id)s::uuid
+    FROM eve.orchestration_requests d
+    WHERE d.status = 'pending' AND d.blocked_by <> '{}' AND d.blocked_by @> ARRAY[%(id)s::uuid]
+    UNION
+    SELECT d.id, deps.id
+    FROM eve.orchestration_requests d
+    JOIN deps ON d.blocked_by @> ARRAY[deps.id]
+    WHERE d.status = 'pending' AND d.blocked_by <> '{}'
+), failed AS (
+    UPDATE eve.orchestration_requests r
+    SET status = 'failed', finished_at = now(),
+        last_error = 'blocked by request ' || deps.blocker || ', which did not succeed'
+    FROM deps
+    WHERE r.id = deps.id AND r.status = 'pending'
+    RETURNING r.id, r.org_id, r.last_error
+), res AS (
+    INSERT INTO eve.orchestration_results (request_id, org_id, status, error, error_code)
+    SELECT id, org_id, 'failed', last_error, 'dependency_failed' FROM failed
+    ON CONFLICT (request_id) DO NOTHING
+), logged AS (
+    INSERT INTO eve.request_events (request_id, org_id, kind, data)
+    SELECT id, org_id, 'error', jsonb_build_object('error', last_error, 'error_code', 'dependency_failed')
+    FROM failed
+)
+SELECT id FROM failed;
 
 -- name: finish_unclaimed
 -- Final state for a request nobody runs (cancelled while pending, failed dependency).
@@ -128,16 +183,6 @@ SET status = 'pending',
     last_error = %(error)s
 WHERE id = %(id)s AND claimed_by = %(worker_id)s AND status IN ('claimed', 'processing')
 RETURNING *;
-
--- name: unblock_dependents
-UPDATE eve.orchestration_requests
-SET blocked_by = array_remove(blocked_by, %(id)s::uuid)
-WHERE status = 'pending' AND blocked_by <> '{}' AND blocked_by @> ARRAY[%(id)s::uuid]
-RETURNING id;
-
--- name: blocked_dependents
-SELECT id FROM eve.orchestration_requests
-WHERE status = 'pending' AND blocked_by <> '{}' AND blocked_by @> ARRAY[%(id)s::uuid];
 
 -- name: request_cancel_flag
 UPDATE eve.orchestration_requests
