@@ -1,0 +1,377 @@
+"""The worker: claim requests of one type, run up to N at once, keep leases, heal the queue.
+
+Tasks inside one process:
+
+* claim loop — claims as many requests as there are free slots; sleeps until a NOTIFY on
+  `eve_requests` names its type, or the poll interval passes (a lost notification only
+  delays a request, never strands it);
+* listener — a dedicated autocommit connection LISTENing on `eve_requests` and
+  `eve_cancel`, reconnecting with backoff when the database goes away;
+* heartbeat — renews the leases of running requests (learning of cancels as it does),
+  and the worker's row in `eve.workers`;
+* reaper — `eve.queue.reap`, guarded by an advisory lock so one worker reaps at a time;
+* one task per running request (eve.executor), whose events are batched into
+  `request_events` and whose result is held and retried until the database takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+
+from eve import __version__, metrics, queue, workers
+from eve.db import as_service, connect, make_pool
+from eve.errors import DatabaseUnavailable, ResultConflict
+from eve.executor.run import ExecutorSettings, execute
+from eve.models import Outcome, Request, WorkerType
+from eve.settings import QueueSettings
+
+log = logging.getLogger("eve.worker")
+T = TypeVar("T")
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+
+
+@dataclass
+class WorkerConfig:
+    dsn: str
+    worker_type: str
+    slots: int = 1
+    health_port: int | None = 8080
+    health_host: str = "0.0.0.0"
+    workspace_root: Path = Path("/workspace")
+    grace_s: float = 30.0
+    poll_interval_s: float = 5.0
+    isolate_home: bool = False
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    worker_id: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}")
+
+
+@dataclass
+class Slot:
+    request: Request
+    task: asyncio.Task[None]
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    shutdown: bool = False
+
+
+class EventBatcher:
+    """Buffers one request's events and writes them in batches (every 100 ms or 200 events)."""
+
+    def __init__(self, worker: Worker, request: Request) -> None:
+        self.worker = worker
+        self.request = request
+        self.buffer: list[tuple[str, dict[str, Any]]] = []
+        self.flushed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def emit(self, kind: str, data: dict[str, Any]) -> None:
+        self.buffer.append((kind, data))
+        if len(self.buffer) >= 200:
+            await self.flush()
+        elif self._task is None:
+            self._task = asyncio.create_task(self._later())
+
+    async def _later(self) -> None:
+        await asyncio.sleep(0.1)
+        self._task = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        if not self.buffer:
+            return
+        batch, self.buffer = self.buffer, []
+        try:
+            await self.worker.with_db(lambda c: queue.append_events(c, self.request.id, self.request.org_id, batch),
+                                      attempts=5)
+        except DB_ERRORS:
+            log.warning("dropped %d events after retries", len(batch), extra={"request_id": self.request.id})
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        await self.flush()
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.id = config.worker_id
+        self.pool = make_pool(config.dsn, min_size=2, max_size=max(4, config.slots + 3), name=self.id)
+        self.slots: dict[UUID, Slot] = {}
+        self.wakeup = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.draining = False
+        self.last_heartbeat: float | None = None
+        self.claim_loop_alive = 0.0
+        self.db_ok = False
+        self.worker_type: WorkerType | None = None
+        self._log_buffer: list[tuple[str, str, dict[str, Any]]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # -- database helpers --------------------------------------------------------------
+
+    async def with_db(self, fn: Callable[[Any], Awaitable[T]], *, attempts: int | None = None) -> T:
+        """Run fn(conn) in a service-role transaction, retrying with backoff while the DB is away."""
+        delay, tries = 0.2, 0
+        while True:
+            try:
+                async with as_service(self.pool) as conn:
+                    result = await fn(conn)
+                self.db_ok = True
+                return result
+            except DB_ERRORS as exc:
+                self.db_ok = False
+                tries += 1
+                if attempts is not None and tries >= attempts:
+                    raise
+                self.log("warning", f"database unavailable, retrying in {delay:.1f}s: {str(exc).strip()[:200]}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def log(self, level: str, message: str, **data: Any) -> None:
+        """A worker-level line: JSON on stdout, and buffered for eve.worker_logs."""
+        getattr(log, level if level != "warn" else "warning")(message, extra={
+            "worker_id": self.id, "worker_type": self.config.worker_type, "data": data or None})
+        self._log_buffer.append((level, message, data))
+        del self._log_buffer[:-500]
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        cfg = self.config
+        await self.pool.open(wait=False)
+        self.worker_type = await self.with_db(lambda c: queue.get_worker_type(c, cfg.worker_type))
+        cfg.workspace_root.mkdir(parents=True, exist_ok=True)
+        await self.with_db(lambda c: workers.register(
+            c, worker_id=self.id, worker_type=cfg.worker_type, hostname=socket.gethostname(), pid=os.getpid(),
+            version=__version__, slots=cfg.slots))
+        self.log("info", f"worker {self.id} started: type={cfg.worker_type} slots={cfg.slots} "
+                         f"workspace={cfg.workspace_root}")
+        self._tasks = [asyncio.create_task(t, name=n) for n, t in (
+            ("listener", self._listen()), ("heartbeat", self._heartbeat()), ("reaper", self._reap()))]
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.log("info", f"worker {self.id} stopped")
+            try:
+                await self.with_db(lambda c: workers.stopped(c, self.id), attempts=3)
+                await self._flush_logs()
+            except DB_ERRORS:
+                pass
+            await self.pool.close()
+
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            self.log("info", "stopping: no new claims; waiting for running requests",
+                     running=len(self.slots), grace_s=self.config.grace_s)
+        self.stopping.set()
+        self.draining = True
+        self.wakeup.set()
+
+    async def _drain(self) -> None:
+        if not self.slots:
+            return
+        tasks = [s.task for s in self.slots.values()]
+        done, pending = await asyncio.wait(tasks, timeout=self.config.grace_s)
+        if pending:
+            self.log("warning", f"grace period over; requeueing {len(pending)} running request(s)")
+            for slot in list(self.slots.values()):
+                slot.shutdown = True
+                slot.cancel.set()
+            await asyncio.wait(pending, timeout=30)
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        cfg = self.config
+        while not self.stopping.is_set():
+            self.claim_loop_alive = time.monotonic()
+            free = cfg.slots - len(self.slots)
+            claimed: list[Request] = []
+            if free > 0:
+                self.wakeup.clear()
+                try:
+                    claimed = await self.with_db(
+                        lambda c: queue.claim(c, cfg.worker_type, self.id, limit=free, settings=cfg.queue), attempts=1)
+                    metrics.CLAIMS.labels("claimed" if claimed else "empty").inc()
+                except DB_ERRORS:
+                    metrics.CLAIMS.labels("error").inc()
+                    await self._sleep(min(cfg.poll_interval_s, 1.0))
+                    continue
+                for req in claimed:
+                    self._start(req)
+            if not claimed or len(self.slots) >= cfg.slots:
+                await self._sleep(cfg.poll_interval_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    def _start(self, req: Request) -> None:
+        slot = Slot(request=req, task=asyncio.create_task(self._run_one(req), name=f"request-{req.id}"))
+        self.slots[req.id] = slot
+        metrics.SLOTS_BUSY.set(len(self.slots))
+        slot.task.add_done_callback(lambda _t, rid=req.id: self._finished(rid))
+
+    def _finished(self, request_id: UUID) -> None:
+        self.slots.pop(request_id, None)
+        metrics.SLOTS_BUSY.set(len(self.slots))
+        self.wakeup.set()
+
+    # -- one request -------------------------------------------------------------------------
+
+    async def _run_one(self, req: Request) -> None:
+        cfg = self.config
+        assert self.worker_type is not None
+        slot = self.slots[req.id]
+        extra = {"request_id": req.id, "org_id": req.org_id, "worker_type": req.worker_type, "worker_id": self.id}
+        log.info("request claimed (attempt %d)", req.attempts, extra=extra)
+        batcher = EventBatcher(self, req)
+        started = time.monotonic()
+        try:
+            try:
+                req = await self.with_db(lambda c: queue.mark_processing(c, req.id, self.id))
+            except ResultConflict:
+                log.warning("request taken over before it started", extra=extra)
+                return
+            settings = ExecutorSettings(workspace_root=cfg.workspace_root, isolate_home=cfg.isolate_home)
+            outcome = await execute(req, self.worker_type, settings, batcher.emit, slot.cancel)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not kill the worker
+            log.exception("executor failed", extra=extra)
+            outcome = Outcome(status="failed", error=f"worker error: {exc!r}", error_code="variant_crashed",
+                              retryable=True)
+        await batcher.close()
+        if slot.shutdown:
+            await self._give_back(req, extra)
+            return
+        await self._report(req, outcome, extra, time.monotonic() - started)
+
+    async def _give_back(self, req: Request, extra: dict[str, Any]) -> None:
+        try:
+            await self.with_db(lambda c: queue.requeue(c, req, self.id, "worker_shutdown"), attempts=5)
+            log.info("requeued on shutdown", extra=extra)
+        except (ResultConflict, *DB_ERRORS):
+            log.warning("could not requeue on shutdown; the lease will expire and the reaper requeues it",
+                        extra=extra)
+
+    async def _report(self, req: Request, outcome: Outcome, extra: dict[str, Any], seconds: float) -> None:
+        """Write the result; held and retried while the database is away, never dropped."""
+        try:
+            if outcome.status in ("success", "cancelled") or not outcome.retryable:
+                await self.with_db(lambda c: queue.complete(c, req, self.id, outcome))
+            else:
+                await self.with_db(lambda c: queue.fail(c, req, self.id, outcome, settings=self.config.queue))
+        except ResultConflict as exc:
+            log.warning("result not written: %s", exc.message, extra=extra)
+            return
+        metrics.REQUESTS.labels(req.worker_type, outcome.status).inc()
+        metrics.DURATION.labels(req.worker_type).observe(seconds)
+        if outcome.cost_usd:
+            metrics.COST.labels(str(req.org_id), req.worker_type).inc(float(outcome.cost_usd))
+        usage = (outcome.output or {}).get("usage", {}) if isinstance(outcome.output, dict) else {}
+        for direction, key in (("input", "input_tokens"), ("output", "output_tokens"),
+                               ("cache_read", "cache_read_input_tokens"),
+                               ("cache_creation", "cache_creation_input_tokens")):
+            if usage.get(key):
+                metrics.TOKENS.labels(direction).inc(int(usage[key]))
+        log.info("request finished: %s%s", outcome.status, f" ({outcome.error_code})" if outcome.error_code else "",
+                 extra=extra)
+
+    # -- background loops ---------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                conn = await connect(self.config.dsn, autocommit=True)
+                try:
+                    await conn.execute("LISTEN eve_requests")
+                    await conn.execute("LISTEN eve_cancel")
+                    delay = 0.5
+                    self.wakeup.set()  # catch up with anything inserted while we were not listening
+                    async for note in conn.notifies():
+                        if note.channel == "eve_requests" and note.payload == self.config.worker_type:
+                            self.wakeup.set()
+                        elif note.channel == "eve_cancel":
+                            self._cancel(note.payload)
+                finally:
+                    await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except DB_ERRORS as exc:
+                self.log("warning", f"listener lost the database; reconnecting in {delay:.1f}s: "
+                                    f"{str(exc).strip()[:200]}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _cancel(self, request_id: str) -> None:
+        for rid, slot in self.slots.items():
+            if str(rid) == request_id and not slot.cancel.is_set():
+                self.log("info", "cancel requested; stopping the agent", request_id=request_id)
+                slot.cancel.set()
+
+    async def _heartbeat(self) -> None:
+        interval = max(0.2, self.config.queue.lease_seconds / 3)
+        while True:
+            try:
+                ids = list(self.slots)
+                cancels = await self.with_db(
+                    lambda c: queue.renew_leases(c, self.id, ids, settings=self.config.queue), attempts=1)
+                for rid, wanted in cancels.items():
+                    if wanted:
+                        self._cancel(str(rid))
+                state = "draining" if self.draining else ("busy" if self.slots else "idle")
+                current = next(iter(self.slots), None)
+                await self.with_db(lambda c: workers.heartbeat(c, self.id, state=state, current_request_id=current),
+                                   attempts=1)
+                await self._flush_logs()
+                self.last_heartbeat = time.time()
+            except DB_ERRORS:
+                pass
+            await asyncio.sleep(interval)
+
+    async def _flush_logs(self) -> None:
+        if self._log_buffer:
+            batch, self._log_buffer = self._log_buffer, []
+            await self.with_db(lambda c: workers.write_logs(c, self.id, batch), attempts=1)
+
+    async def _reap(self) -> None:
+        interval = max(0.5, self.config.queue.lease_seconds / 2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                report = await self.with_db(lambda c: queue.reap(c), attempts=1)
+                if report.requeued or report.failed:
+                    self.log("info", f"reaper: requeued {len(report.requeued)}, failed {len(report.failed)}",
+                             requeued=[str(i) for i in report.requeued], failed=[str(i) for i in report.failed])
+            except DB_ERRORS:
+                pass
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        loop_fresh = time.monotonic() - self.claim_loop_alive < self.config.poll_interval_s * 3 + 5
+        ok = self.db_ok and (loop_fresh or self.stopping.is_set())
+        return ok, {
+            "status": "ok" if ok else "unhealthy", "worker_id": self.id, "worker_type": self.config.worker_type,
+            "slots": self.config.slots, "slots_busy": len(self.slots), "draining": self.draining,
+            "database": "ok" if self.db_ok else "down", "last_heartbeat": self.last_heartbeat,
+            "running": [str(r) for r in self.slots],
+        }

@@ -1,0 +1,71 @@
+"""Process entry: settings from flags/env, signals, the health server, the worker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from eve import logging as eve_logging
+from eve.daemons.worker.daemon import Worker, WorkerConfig
+from eve.daemons.worker.health import serve
+from eve.errors import EveError
+from eve.settings import QueueSettings
+
+
+async def run(config: WorkerConfig) -> int:
+    worker = Worker(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop)
+    server = None
+    if config.health_port is not None:
+        server = await serve(config.health_host, config.health_port, worker.health)
+        port = server.sockets[0].getsockname()[1]
+        worker.log("info", f"health and metrics on http://{config.health_host}:{port}/health", health_port=port)
+    try:
+        await worker.run()
+    finally:
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+    return 0
+
+
+def parse(argv: list[str] | None = None) -> WorkerConfig:
+    env = os.environ
+    p = argparse.ArgumentParser(prog="eve worker run", description="Run a worker for one worker type.")
+    p.add_argument("--type", dest="worker_type", default=env.get("WORKER_TYPE", "general"))
+    p.add_argument("--slots", type=int, default=int(env.get("EVE_WORKER_SLOTS", "1")))
+    p.add_argument("--health-port", type=int, default=int(env.get("EVE_HEALTH_PORT", "8080")))
+    p.add_argument("--health-host", default=env.get("EVE_HEALTH_HOST", "0.0.0.0"))
+    p.add_argument("--workspace-root", default=env.get("EVE_WORKSPACE_ROOT", "/workspace"))
+    p.add_argument("--grace", type=float, default=float(env.get("EVE_WORKER_GRACE", "30")))
+    p.add_argument("--poll-interval", type=float, default=float(env.get("EVE_POLL_INTERVAL", "5")))
+    p.add_argument("--isolate-home", action="store_true", default=env.get("EVE_ISOLATE_HOME", "") == "1")
+    p.add_argument("--database-url", default=env.get("DATABASE_URL"))
+    a = p.parse_args(argv)
+    if not a.database_url:
+        p.error("no database: set DATABASE_URL or pass --database-url")
+    if a.slots < 1:
+        p.error("--slots must be at least 1")
+    return WorkerConfig(dsn=a.database_url, worker_type=a.worker_type, slots=a.slots,
+                        health_port=a.health_port if a.health_port >= 0 else None, health_host=a.health_host,
+                        workspace_root=Path(a.workspace_root), grace_s=a.grace, poll_interval_s=a.poll_interval,
+                        isolate_home=a.isolate_home, queue=QueueSettings())
+
+
+def cli(argv: list[str] | None = None) -> None:
+    eve_logging.setup(os.environ.get("EVE_LOG_LEVEL", "INFO"))
+    config = parse(argv)
+    try:
+        sys.exit(asyncio.run(run(config)))
+    except EveError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

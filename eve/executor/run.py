@@ -1,0 +1,177 @@
+"""Run one request through its variant and return the Outcome.
+
+`execute()` resolves the variant, prepares the workspace, spawns
+`<variant> --print --output-format stream-json --verbose [--model M] [--allowedTools ...] -- <prompt>`
+in its own process group with the allowlisted environment, and streams stdout/stderr
+line by line into events through `emit` while the agent works. Timeout and cancel kill
+the whole process group (SIGTERM, then SIGKILL after a grace), so tools the agent
+started die with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eve.errors import EveError
+from eve.executor import variant as variants
+from eve.executor.env import build_env
+from eve.executor.stream import StreamParser
+from eve.executor.workspace import prepare, skills_for
+from eve.models import Outcome, Request, WorkerType
+
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+DEFAULT_TIMEOUT_MS = 1_800_000
+MAX_LINE = 8 * 1024 * 1024
+
+
+@dataclass
+class ExecutorSettings:
+    workspace_root: Path
+    kill_grace_s: float = 10.0
+    isolate_home: bool = False
+    worker_env: Mapping[str, str] | None = None
+
+
+def timeout_ms(request: Request, worker_type: WorkerType) -> int:
+    return int(request.config.get("timeout_ms") or worker_type.config.get("timeout_ms") or DEFAULT_TIMEOUT_MS)
+
+
+def command(path: str, request: Request, worker_type: WorkerType) -> list[str]:
+    cmd = [path, "--print", "--output-format", "stream-json", "--verbose"]
+    model = request.config.get("model") or worker_type.config.get("model")
+    if model:
+        cmd += ["--model", str(model)]
+    tools = request.config.get("allowed_tools") or worker_type.config.get("allowed_tools") or []
+    if tools:
+        cmd += ["--allowedTools", ",".join(str(t) for t in tools)]
+    return [*cmd, "--", request.prompt]
+
+
+async def kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the process group, SIGKILL it if anything is left after `grace` seconds."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            await asyncio.wait_for(proc.wait(), wait)
+        except asyncio.TimeoutError:
+            continue
+        # the leader is gone; make sure nothing it started lingers in the group
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
+
+
+async def execute(
+    request: Request,
+    worker_type: WorkerType,
+    settings: ExecutorSettings,
+    emit: Emit,
+    cancel: asyncio.Event,
+) -> Outcome:
+    """Everything between "claimed" and "write the result"; never raises for agent trouble."""
+    started = time.monotonic()
+    worker_env = dict(settings.worker_env if settings.worker_env is not None else os.environ)
+    name = variants.variant_name(request.config, worker_type.config)
+    try:
+        path = variants.resolve(name, worker_type.config, worker_env)
+    except variants.VariantNotFound as exc:
+        return Outcome(status="failed", error=exc.message, error_code="variant_not_found")
+    try:
+        ws = prepare(settings.workspace_root, str(request.id), request.attempts, skills_for(worker_type.config))
+    except EveError as exc:
+        return Outcome(status="failed", error=exc.message, error_code="workspace_error", retryable=True)
+    for skill in ws.skills:
+        await emit("skill_loaded", {"skill": skill})
+    for skill in ws.missing_skills:
+        await emit("stderr", {"line": f"skill {skill!r} is configured but not installed; skipped"})
+    home = str(ws.home) if settings.isolate_home else worker_env.get("HOME", str(ws.home))
+    env, skipped = build_env(worker_env, request_id=str(request.id), org_id=str(request.org_id),
+                             user_id=str(request.user_id), worker_type=request.worker_type, home=home,
+                             context=request.context)
+    for item in skipped:
+        await emit("context_skipped", item)
+    cmd = command(path, request, worker_type)
+    limit_s = timeout_ms(request, worker_type) / 1000
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, cwd=str(ws.path), env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=MAX_LINE,
+        )
+    except OSError as exc:
+        return Outcome(status="failed", error=f"cannot start variant {name} ({path}): {exc}",
+                       error_code="variant_crashed", retryable=True)
+    await emit("spawned", {"variant": name, "path": path, "pid": proc.pid, "workspace": str(ws.path),
+                           "model": request.config.get("model") or worker_type.config.get("model"),
+                           "timeout_ms": int(limit_s * 1000)})
+    parser = StreamParser()
+    stderr_tail: list[str] = []
+
+    async def read_stdout() -> None:
+        assert proc.stdout is not None
+        while True:
+            try:
+                raw = await proc.stdout.readline()
+            except ValueError:  # a line over MAX_LINE: skip it rather than die
+                await emit("stderr", {"line": "(an output line over 8 MiB was dropped)", "stream": "stdout"})
+                continue
+            if not raw:
+                return
+            for kind, data in parser.feed(raw.decode("utf-8", errors="replace")):
+                await emit(kind, data)
+
+    async def read_stderr() -> None:
+        assert proc.stderr is not None
+        while True:
+            raw = await proc.stderr.readline()
+            if not raw:
+                return
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            if line:
+                stderr_tail.append(line)
+                del stderr_tail[:-20]
+                await emit("stderr", {"line": line[:4000]})
+
+    readers = asyncio.gather(read_stdout(), read_stderr())
+    cancel_wait = asyncio.ensure_future(cancel.wait())
+    try:
+        done, _ = await asyncio.wait({readers, cancel_wait}, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+        if readers in done:
+            readers.result()
+            exit_code = await proc.wait()
+            elapsed = int((time.monotonic() - started) * 1000)
+            return parser.outcome(exit_code, stderr_tail="\n".join(stderr_tail), duration_ms=elapsed)
+        reason = "cancelled" if cancel.is_set() else "timeout"
+        await kill_group(proc, settings.kill_grace_s)
+        elapsed = int((time.monotonic() - started) * 1000)
+        if reason == "cancelled":
+            return Outcome(status="cancelled", error="cancelled by request", error_code="cancelled",
+                           duration_ms=elapsed)
+        return Outcome(status="timeout", error=f"no result within {limit_s:g} s; the agent was stopped",
+                       error_code="timeout", duration_ms=elapsed)
+    except BaseException:
+        await kill_group(proc, 1.0)  # worker shutting down or crashing: never leave the agent behind
+        raise
+    finally:
+        cancel_wait.cancel()
+        if not readers.done():
+            readers.cancel()
+            try:
+                await readers
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - readers die with the process
+                pass

@@ -1,0 +1,41 @@
+"""The worker registry (`eve.workers`) and its bounded log (`eve.worker_logs`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from eve.queries import Q
+
+AsyncConn = psycopg.AsyncConnection[Any]
+LOG_KEEP = 1000
+
+
+async def register(conn: AsyncConn, *, worker_id: str, worker_type: str, hostname: str, pid: int, version: str,
+                   slots: int) -> None:
+    await conn.execute(Q.worker_register, {"id": worker_id, "worker_type": worker_type, "hostname": hostname,
+                                           "pid": pid, "version": version, "slots": slots})
+
+
+async def heartbeat(conn: AsyncConn, worker_id: str, *, state: str, current_request_id: UUID | None) -> None:
+    await conn.execute(Q.worker_heartbeat, {"id": worker_id, "state": state,
+                                            "current_request_id": current_request_id})
+
+
+async def stopped(conn: AsyncConn, worker_id: str) -> None:
+    await conn.execute(Q.worker_stopped, {"id": worker_id})
+
+
+async def write_logs(conn: AsyncConn, worker_id: str, entries: Sequence[tuple[str, str, dict[str, Any]]],
+                     *, keep: int = LOG_KEEP) -> None:
+    """Append (level, message, data) rows, then trim this worker's log to the newest `keep`."""
+    if not entries:
+        return
+    await conn.execute(Q.worker_log_insert, {
+        "worker_id": worker_id, "levels": [e[0] for e in entries], "messages": [e[1] for e in entries],
+        "datas": [Jsonb(e[2]) for e in entries]})
+    await conn.execute(Q.worker_log_trim, {"worker_id": worker_id, "keep": keep})

@@ -1,0 +1,31 @@
+-- Named queries of the worker daemon: its registry row and its bounded log.
+
+-- name: worker_register
+INSERT INTO eve.workers (id, worker_type, hostname, pid, version, slots, state, started_at, heartbeat_at)
+VALUES (%(id)s, %(worker_type)s, %(hostname)s, %(pid)s, %(version)s, %(slots)s, 'idle', now(), now())
+ON CONFLICT (id) DO UPDATE
+SET worker_type = EXCLUDED.worker_type, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
+    version = EXCLUDED.version, slots = EXCLUDED.slots, state = 'idle', started_at = now(),
+    heartbeat_at = now(), stopped_at = NULL, current_request_id = NULL;
+
+-- name: worker_heartbeat
+UPDATE eve.workers
+SET heartbeat_at = now(), state = %(state)s, current_request_id = %(current_request_id)s
+WHERE id = %(id)s;
+
+-- name: worker_stopped
+UPDATE eve.workers
+SET state = 'stopped', stopped_at = now(), current_request_id = NULL, heartbeat_at = now()
+WHERE id = %(id)s;
+
+-- name: worker_log_insert
+INSERT INTO eve.worker_logs (worker_id, level, message, data)
+SELECT %(worker_id)s, l.level, l.message, l.data
+FROM unnest(%(levels)s::text[], %(messages)s::text[], %(datas)s::jsonb[]) AS l(level, message, data);
+
+-- name: worker_log_trim
+-- Keep the newest rows per worker only: worker_logs is a tail, not an archive.
+DELETE FROM eve.worker_logs
+WHERE worker_id = %(worker_id)s
+  AND id < (SELECT min(id) FROM (SELECT id FROM eve.worker_logs WHERE worker_id = %(worker_id)s
+                                 ORDER BY id DESC LIMIT %(keep)s) newest);
