@@ -22,7 +22,7 @@ PROVIDER_VARS = ("OPENROUTER_API_KEY", "Z_AI_API_KEY", "ZAI_API_KEY", "MINIMAX_A
 PROVIDER_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_", "OTEL_", "CC_MIRROR_")
 PASSTHROUGH_EXTRA = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING")
 NEVER = frozenset({"DATABASE_URL", "JWT_SECRET", "DB_PASSWORD", "PGPASSWORD", "EVE_TEST_DATABASE_URL"})
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_PART = re.compile(r"^[A-Za-z0-9_]+$")  # appended to EVE_CTX_, so a leading digit is fine
 MAX_CTX_VALUE = 128 * 1024
 
 
@@ -54,7 +54,7 @@ def flatten_context(context: Mapping[str, Any]) -> tuple[dict[str, str], list[di
         if isinstance(value, dict) and value:
             for k, v in value.items():
                 part = _key_part(str(k))
-                if not part or not _ENV_NAME.match(part):
+                if not _ENV_PART.match(part):
                     skipped.append({"key": f"{path}.{k}" if path else str(k), "reason": "not a valid env name"})
                     continue
                 walk(f"{prefix}_{part}", v, f"{path}.{k}" if path else str(k))
