@@ -1,0 +1,13 @@
+"""`python -m eve.daemons.api [--host H] [--port P] [--workers N]` = `eve api serve`."""
+
+import argparse
+import os
+
+from eve.daemons.api.server import serve
+
+parser = argparse.ArgumentParser(prog="python -m eve.daemons.api", description="Serve the eve HTTP API.")
+parser.add_argument("--host", default=os.environ.get("EVE_API_HOST", "127.0.0.1"))
+parser.add_argument("--port", type=int, default=int(os.environ.get("EVE_API_PORT", "3000")))
+parser.add_argument("--workers", type=int, default=1)
+args = parser.parse_args()
+serve(args.host, args.port, args.workers)

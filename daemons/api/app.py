@@ -1,0 +1,100 @@
+"""The Litestar application: pool and SSE hub in the lifespan, auth as a dependency."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from eve import __version__
+from eve.auth import Caller, bearer, verify
+from eve.daemons.api import errors, routes
+from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
+from eve.daemons.api.sse import Hub
+from eve.db import make_pool
+
+access_log = logging.getLogger("eve.api.access")
+
+
+async def provide_caller(request: Request[Any, Any, Any], state: State) -> Caller:
+    caller = verify(state.settings.jwt_secret, bearer(request.headers.get("authorization")))
+    request.scope.setdefault("state", {})["org_id"] = str(caller.org_id)
+    return caller
+
+
+def access_log_middleware(app: ASGIApp) -> ASGIApp:
+    """One JSON line per HTTP request: id, org, route, status, latency. Never headers or bodies."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+        request_id = uuid.uuid4().hex[:16]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            path = scope.get("path", "")
+            if path != "/health":
+                access_log.info("%s %s %s", scope.get("method"), path, status["code"], extra={"data": {
+                    "http_request_id": request_id, "org_id": scope.get("state", {}).get("org_id"),
+                    "method": scope.get("method"), "route": path, "status": status["code"],
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 2)}})
+
+    return middleware
+
+
+def create_app(settings: ApiSettings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = make_pool(settings.database_url, min_size=1, max_size=settings.pool_size, name="eve-api")
+        await pool.open(wait=False)  # the API starts (and answers 503) even while PostgreSQL is down
+        hub = Hub(settings.database_url, pool, queue_size=settings.sse_queue_size)
+        app.state.pool = pool
+        app.state.hub = hub
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await pool.close()
+
+    return Litestar(
+        route_handlers=routes.HANDLERS,
+        dependencies={"caller": Provide(provide_caller)},
+        exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        middleware=[access_log_middleware],
+        request_max_body_size=MAX_BODY_BYTES,
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        openapi_config=OpenAPIConfig(
+            title="eve-horizon API", version=__version__, path="/schema",
+            description="Run AI coding agents as queued jobs. Errors are always {\"error\", \"message\"}.",
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer",
+                                                                             bearer_format="JWT")}),
+            security=[{"bearer": []}],
+        ),
+        logging_config=None,  # eve.logging emits JSON lines; Litestar must not reconfigure it
+        debug=False,
+    )

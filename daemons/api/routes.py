@@ -1,0 +1,334 @@
+"""Route handlers. Thin: parse, call one core function under the caller's identity, map the result."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from eve import __version__, auth, metrics, queue
+from eve.auth import Caller
+from eve.db import as_service, as_user
+from eve.errors import NotFound, ValidationError
+from eve.queries import Q
+from eve.daemons.api.errors import ERROR_RESPONSES
+from eve.daemons.api.serialize import (
+    event_out, queue_out, request_out, result_out, worker_out, worker_type_out,
+)
+from eve.daemons.api.sse import Subscriber, stream
+
+
+# -- bodies ---------------------------------------------------------------------------------
+
+class TokenIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    api_key: str
+
+
+class TokenOut(msgspec.Struct, rename="camel"):
+    token: str
+    expires_at: str
+
+
+class ConfigIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    variant: str | None = None
+    model: str | None = None
+    timeout_ms: int | None = None
+    allowed_tools: list[str] | None = None
+
+
+class RequestIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    worker_type: str
+    prompt: str
+    context: dict[str, Any] | None = None
+    config: ConfigIn | None = None
+    priority: int = 0
+    run_after: datetime | None = None
+    blocked_by: list[str] = msgspec.field(default_factory=list)
+    parent_id: str | None = None
+
+
+Json = dict[str, Any]
+
+
+def _cursor(row: dict[str, Any]) -> str:
+    raw = f"{row['created_at'].isoformat()}|{row['id']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, rid = raw.partition("|")
+        return datetime.fromisoformat(at), UUID(rid)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("cursor is not one this API issued; pass nextCursor from a previous page") from None
+
+
+async def _org_id(conn: Any, slug: str | None) -> UUID | None:
+    if not slug:
+        return None
+    cur = await conn.execute(Q.api_org_by_slug, {"slug": slug})
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"organization {slug!r} not found")
+    return row["id"]
+
+
+# -- auth -------------------------------------------------------------------------------------
+
+@post("/auth/token", status_code=200, tags=["auth"], responses=ERROR_RESPONSES, summary="Exchange an API key for a JWT")
+async def token(data: TokenIn, state: State) -> TokenOut:
+    async with as_service(state.pool) as conn:
+        await conn.execute("SET LOCAL ROLE eve_api")  # the key lookup runs through its definer functions
+        tok, expires = await auth.exchange_api_key(conn, data.api_key, state.settings.jwt_secret,
+                                                   state.settings.token_ttl_s)
+    return TokenOut(token=tok, expires_at=expires.isoformat().replace("+00:00", "Z"))
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+@post("/requests", status_code=201, tags=["requests"], responses=ERROR_RESPONSES, summary="Submit a request")
+async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
+    config = None
+    if data.config is not None:
+        c = data.config
+        config = {k: v for k, v in {"variant": c.variant, "model": c.model, "timeout_ms": c.timeout_ms,
+                                    "allowed_tools": c.allowed_tools}.items() if v is not None}
+    async with as_user(state.pool, caller.user_id) as conn:
+        req = await queue.enqueue(conn, org_id=caller.org_id, user_id=caller.user_id, worker_type=data.worker_type,
+                                  prompt=data.prompt, context=data.context, config=config, priority=data.priority,
+                                  run_after=data.run_after, blocked_by=data.blocked_by, parent_id=data.parent_id,
+                                  settings=state.settings.queue)
+        cur = await conn.execute(Q.api_request_detail, {"id": req.id})
+        row = await cur.fetchone()
+    return request_out(row)
+
+
+@get("/requests", tags=["requests"], responses=ERROR_RESPONSES, summary="List requests, newest first")
+async def list_requests(
+    caller: Caller, state: State,
+    status: str | None = None,
+    worker_type: Annotated[str | None, Parameter(query="workerType")] = None,
+    org: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> Json:
+    cursor_at, cursor_id = _parse_cursor(cursor) if cursor else (None, None)
+    async with as_user(state.pool, caller.user_id) as conn:
+        org_id = await _org_id(conn, org)
+        cur = await conn.execute(Q.api_requests_page, {
+            "status": status, "worker_type": worker_type, "org_id": org_id, "cursor_at": cursor_at,
+            "cursor_id": cursor_id, "limit": limit + 1})
+        rows = await cur.fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [request_out(r, full=False) for r in rows], "nextCursor": _cursor(rows[-1]) if more else None}
+
+
+@get("/requests/{request_id:str}", tags=["requests"], responses=ERROR_RESPONSES, summary="One request")
+async def get_request(request_id: str, caller: Caller, state: State) -> Json:
+    rid = queue.parse_uuid(request_id)
+    async with as_user(state.pool, caller.user_id) as conn:
+        cur = await conn.execute(Q.api_request_detail, {"id": rid})
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"request {rid} not found")
+    return request_out(row)
+
+
+@get("/results/{request_id:str}", tags=["requests"], responses=ERROR_RESPONSES,
+     summary="The result of a request (404 until it exists)")
+async def get_result(request_id: str, caller: Caller, state: State) -> Json:
+    async with as_user(state.pool, caller.user_id) as conn:
+        res = await queue.get_result(conn, request_id)
+    return result_out({"request_id": res.request_id, "status": res.status, "output": res.output,
+                       "summary": res.summary, "duration_ms": res.duration_ms, "tokens_used": res.tokens_used,
+                       "cost_usd": res.cost_usd, "error": res.error, "error_code": res.error_code,
+                       "created_at": res.created_at})
+
+
+@post("/requests/{request_id:str}/cancel", status_code=202, tags=["requests"], responses=ERROR_RESPONSES,
+      summary="Cancel a request (409 if it already finished)")
+async def cancel_request(request_id: str, caller: Caller, state: State) -> Json:
+    async with as_user(state.pool, caller.user_id) as conn:
+        req = await queue.request_cancel(conn, request_id)
+        row = await (await conn.execute(Q.api_request_detail, {"id": req.id})).fetchone()
+    return request_out(row)
+
+
+@post("/requests/{request_id:str}/replay", status_code=201, tags=["requests"], responses=ERROR_RESPONSES,
+      summary="Run a request again as a new request")
+async def replay_request(request_id: str, caller: Caller, state: State) -> Json:
+    async with as_user(state.pool, caller.user_id) as conn:
+        new = await queue.replay(conn, request_id, user_id=caller.user_id)
+        row = await (await conn.execute(Q.api_request_detail, {"id": new.id})).fetchone()
+    return request_out(row)
+
+
+# -- events -------------------------------------------------------------------------------------
+
+async def _visible_orgs(state: State, caller: Caller) -> frozenset[UUID] | None:
+    if caller.operator:
+        return None
+    async with as_user(state.pool, caller.user_id) as conn:
+        cur = await conn.execute(Q.api_visible_org_ids)
+        return frozenset(r["id"] for r in await cur.fetchall())
+
+
+def _sse(frames: Any) -> ServerSentEvent:
+    async def gen() -> Any:
+        async for f in frames:
+            if "comment" in f:
+                yield ServerSentEventMessage(comment=f["comment"])
+            else:
+                yield ServerSentEventMessage(data=msgspec.json.encode(f["data"]).decode(), event=f.get("event"),
+                                             id=f.get("id"))
+    return ServerSentEvent(gen(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _last_event_id(request: Request[Any, Any, Any], after: int) -> int:
+    raw = request.headers.get("last-event-id")
+    if raw:
+        try:
+            return max(after, int(raw))
+        except ValueError:
+            raise ValidationError("Last-Event-ID must be an event id (a whole number)") from None
+    return after
+
+
+@get("/requests/{request_id:str}/events", tags=["events"], responses=ERROR_RESPONSES,
+     summary="A request's events: JSON list, or SSE with Accept: text/event-stream")
+async def request_events(request: Request[Any, Any, Any], request_id: str, caller: Caller, state: State,
+                         after: Annotated[int, Parameter(ge=0)] = 0) -> Response[Any]:
+    rid = queue.parse_uuid(request_id)
+    async with as_user(state.pool, caller.user_id) as conn:
+        await queue.get_request(conn, rid)  # 404 for unknown or another org's
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            cur = await conn.execute(Q.api_events_after, {"after": after, "request_id": rid, "worker_type": None,
+                                                          "org_id": None, "limit": 5000})
+            return Response([event_out(r) for r in await cur.fetchall()])
+
+    async def fetch_after(last: int) -> list[dict[str, Any]]:
+        async with as_user(state.pool, caller.user_id) as c:
+            cur = await c.execute(Q.api_events_after, {"after": last, "request_id": rid, "worker_type": None,
+                                                       "org_id": None, "limit": 500})
+            return await cur.fetchall()
+
+    async def finished() -> bool:
+        async with as_user(state.pool, caller.user_id) as c:
+            return (await queue.get_request(c, rid)).finished
+
+    sub = Subscriber(orgs=await _visible_orgs(state, caller), request_id=rid)
+    return _sse(stream(state.hub, sub, after=_last_event_id(request, after), fetch_after=fetch_after,
+                       is_finished=finished, ping_s=state.settings.sse_ping_s, to_json=event_out))
+
+
+@get("/events/stream", tags=["events"], responses=ERROR_RESPONSES,
+     summary="SSE firehose of every request event the caller may see")
+async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State,
+                   worker_type: Annotated[str | None, Parameter(query="workerType")] = None,
+                   org: str | None = None) -> Response[Any]:
+    async with as_user(state.pool, caller.user_id) as conn:
+        org_id = await _org_id(conn, org)
+    start = _last_event_id(request, 0) or state.hub.last_id
+
+    async def fetch_after(last: int) -> list[dict[str, Any]]:
+        async with as_user(state.pool, caller.user_id) as c:
+            cur = await c.execute(Q.api_events_after, {"after": last, "request_id": None, "worker_type": worker_type,
+                                                       "org_id": org_id, "limit": 500})
+            return await cur.fetchall()
+
+    sub = Subscriber(orgs=await _visible_orgs(state, caller), worker_type=worker_type, org_filter=org_id)
+    return _sse(stream(state.hub, sub, after=start, fetch_after=fetch_after, is_finished=None,
+                       ping_s=state.settings.sse_ping_s, to_json=event_out))
+
+
+# -- platform -------------------------------------------------------------------------------------
+
+@get("/queue", tags=["platform"], responses=ERROR_RESPONSES, summary="Queue depth per worker type")
+async def get_queue(caller: Caller, state: State) -> list[Json]:
+    async with as_service(state.pool) as conn:
+        return [queue_out(d) for d in await queue.queue_depth(conn)]
+
+
+@get("/workers", tags=["platform"], responses=ERROR_RESPONSES, summary="Workers and what they run")
+async def get_workers(caller: Caller, state: State) -> list[Json]:
+    async with as_user(state.pool, caller.user_id) as conn:
+        rows = await (await conn.execute(Q.api_workers)).fetchall()
+    return [worker_out(r, state.settings.queue.lease_seconds) for r in rows]
+
+
+@get("/workers/{worker_id:str}/logs", tags=["platform"], responses=ERROR_RESPONSES, summary="A worker's log tail")
+async def get_worker_logs(worker_id: str, caller: Caller, state: State,
+                          after: Annotated[int, Parameter(ge=0)] = 0,
+                          limit: Annotated[int, Parameter(ge=1, le=1000)] = 500) -> list[Json]:
+    async with as_user(state.pool, caller.user_id) as conn:
+        if await (await conn.execute(Q.api_worker_exists, {"id": worker_id})).fetchone() is None:
+            raise NotFound(f"worker {worker_id!r} not found")
+        rows = await (await conn.execute(Q.api_worker_logs, {"worker_id": worker_id, "after": after,
+                                                             "limit": limit})).fetchall()
+    return [{"id": r["id"], "at": r["at"].isoformat().replace("+00:00", "Z"), "level": r["level"],
+             "message": r["message"], "data": r["data"]} for r in rows]
+
+
+@get("/worker-types", tags=["platform"], responses=ERROR_RESPONSES, summary="Worker types")
+async def get_worker_types(caller: Caller, state: State) -> list[Json]:
+    async with as_user(state.pool, caller.user_id) as conn:
+        return [worker_type_out(wt) for wt in await queue.list_worker_types(conn)]
+
+
+@get("/status", tags=["platform"], responses=ERROR_RESPONSES, summary="What `eve status` prints")
+async def get_status(caller: Caller, state: State) -> Json:
+    async with as_service(state.pool) as conn:
+        depth = await queue.queue_depth(conn)
+        cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
+        per_type = await cur.fetchall()
+    return {"api": "ok", "database": "ok", "version": __version__,
+            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"]}
+                        for r in per_type],
+            "queue": [queue_out(d) for d in depth]}
+
+
+@get("/health", tags=["ops"], summary="Liveness; ?ready=1 also checks the database",
+     responses={503: ERROR_RESPONSES[503]})
+async def health(state: State, ready: bool = False) -> Response[Json]:
+    if not ready:
+        return Response({"status": "ok"})
+    try:
+        async with as_service(state.pool) as conn:
+            await conn.execute("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return Response({"status": "unavailable", "database": "down"}, status_code=503)
+    return Response({"status": "ok", "database": "ok"})
+
+
+_depth_cache: dict[str, float] = {"at": 0.0}
+
+
+@get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=True,
+     responses={503: ERROR_RESPONSES[503]})
+async def get_metrics(state: State) -> Response[bytes]:
+    if time.monotonic() - _depth_cache["at"] > 1.0:
+        try:
+            async with as_service(state.pool) as conn:
+                for d in await queue.queue_depth(conn):
+                    metrics.QUEUE_DEPTH.labels(d.worker_type).set(d.pending)
+            _depth_cache["at"] = time.monotonic()
+        except Exception:  # noqa: BLE001 - serve the last known values when the DB is away
+            pass
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+HANDLERS = [token, create_request, list_requests, get_request, get_result, cancel_request, replay_request,
+            request_events, firehose, get_queue, get_workers, get_worker_logs, get_worker_types, get_status,
+            health, get_metrics]

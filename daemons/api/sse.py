@@ -1,0 +1,200 @@
+"""SSE fan-out: one LISTEN connection per API process, many subscribers.
+
+The hub LISTENs on `eve_events` (payload: event id, request id, org id), fetches the
+named rows once per burst, and puts each into the bounded queue of every subscriber
+allowed to see it: a subscriber carries the set of org ids its caller may read (cached
+when it connects; operators see all) plus its own filters. A subscriber whose queue
+is full is dropped — it never slows the others — and its client resumes with
+Last-Event-ID, served from the table under the caller's identity (RLS). When the LISTEN
+connection breaks (database restart), the hub reconnects with backoff and back-fills
+the events inserted meanwhile from the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from eve.db import as_service, connect
+from eve.errors import DatabaseUnavailable
+from eve.queries import Q
+
+log = logging.getLogger("eve.api.sse")
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    orgs: frozenset[UUID] | None  # None: operator, sees every org
+    request_id: UUID | None = None
+    worker_type: str | None = None
+    org_filter: UUID | None = None
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(1000))
+    dropped: bool = False
+
+    def wants(self, row: dict[str, Any]) -> bool:
+        if self.orgs is not None and row["org_id"] not in self.orgs:
+            return False
+        if self.request_id is not None and row["request_id"] != self.request_id:
+            return False
+        if self.worker_type is not None and row["worker_type"] != self.worker_type:
+            return False
+        return self.org_filter is None or row["org_id"] == self.org_filter
+
+
+class Hub:
+    def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000) -> None:
+        self.dsn = dsn
+        self.pool = pool
+        self.queue_size = queue_size
+        self.subscribers: set[Subscriber] = set()
+        self.last_id = 0
+        self.connected = asyncio.Event()
+        self._ids: asyncio.Queue[int] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._listen(), name="sse-listen"),
+                       asyncio.create_task(self._dispatch(), name="sse-dispatch")]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sub in list(self.subscribers):
+            self._drop(sub)
+
+    def subscribe(self, sub: Subscriber) -> Subscriber:
+        sub.queue = asyncio.Queue(self.queue_size)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def _drop(self, sub: Subscriber) -> None:
+        sub.dropped = True
+        self.subscribers.discard(sub)
+        try:
+            sub.queue.put_nowait({"_dropped": True})
+        except asyncio.QueueFull:
+            sub.queue.get_nowait()
+            sub.queue.put_nowait({"_dropped": True})
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                conn = await connect(self.dsn, autocommit=True)
+                try:
+                    await conn.execute("LISTEN eve_events")
+                    await self._backfill()
+                    self.connected.set()
+                    delay = 0.5
+                    async for note in conn.notifies():
+                        try:
+                            self._ids.put_nowait(int(json.loads(note.payload)["id"]))
+                        except (ValueError, KeyError, TypeError):
+                            continue
+                finally:
+                    self.connected.clear()
+                    await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except DB_ERRORS as exc:
+                log.warning("event listener lost the database; reconnecting in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _backfill(self) -> None:
+        """After (re)connecting: deliver what was inserted while nobody listened."""
+        async with as_service(self.pool) as conn:
+            if self.last_id == 0:
+                cur = await conn.execute(Q.api_last_event_id)
+                row = await cur.fetchone()
+                self.last_id = int(row["id"]) if row else 0
+                return
+            cur = await conn.execute(Q.api_events_after, {"after": self.last_id, "request_id": None,
+                                                          "worker_type": None, "org_id": None, "limit": 10000})
+            self._deliver(await cur.fetchall())
+
+    async def _dispatch(self) -> None:
+        while True:
+            ids = [await self._ids.get()]
+            while not self._ids.empty() and len(ids) < 1000:
+                ids.append(self._ids.get_nowait())
+            if not self.subscribers:
+                self.last_id = max(self.last_id, *ids)
+                continue
+            try:
+                async with as_service(self.pool) as conn:
+                    cur = await conn.execute(Q.api_events_by_ids, {"ids": ids})
+                    rows = await cur.fetchall()
+            except DB_ERRORS as exc:
+                log.warning("could not fetch %d events: %s", len(ids), exc)
+                continue
+            self._deliver(rows)
+
+    def _deliver(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.last_id = max(self.last_id, int(row["id"]))
+            for sub in list(self.subscribers):
+                if sub.wants(row):
+                    try:
+                        sub.queue.put_nowait(row)
+                    except asyncio.QueueFull:
+                        log.info("dropping a slow SSE subscriber (queue full)")
+                        self._drop(sub)
+
+
+Fetch = Callable[[int], Awaitable[list[dict[str, Any]]]]
+Frame = dict[str, Any]
+
+
+async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
+                 is_finished: Callable[[], Awaitable[bool]] | None, ping_s: float,
+                 to_json: Callable[[dict[str, Any]], dict[str, Any]]) -> AsyncIterator[Frame]:
+    """Frames for one client: replay after `after` from the table, then live events.
+
+    Subscribes before replaying so nothing falls in between; live rows at or below the
+    last replayed id are skipped. With `is_finished`, ends with an `end` frame once the
+    request is finished and everything has been sent.
+    """
+    hub.subscribe(sub)
+    last = after
+    try:
+        while True:  # replay in pages
+            rows = await fetch_after(last)
+            for row in rows:
+                last = row["id"]
+                yield {"id": row["id"], "event": "request_event", "data": to_json(row)}
+            if len(rows) < 500:
+                break
+        if is_finished is not None and await is_finished():
+            yield {"event": "end", "data": {"status": "finished"}}
+            return
+        while True:
+            try:
+                row = await asyncio.wait_for(sub.queue.get(), ping_s)
+            except asyncio.TimeoutError:
+                yield {"comment": "ping"}
+                continue
+            if row.get("_dropped"):
+                return
+            if row["id"] <= last:
+                continue
+            last = row["id"]
+            yield {"id": row["id"], "event": "request_event", "data": to_json(row)}
+            if is_finished is not None and row["kind"] in ("result", "error", "cancelled") and await is_finished():
+                yield {"event": "end", "data": {"status": "finished"}}
+                return
+    finally:
+        hub.unsubscribe(sub)
