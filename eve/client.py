@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +48,14 @@ class SseEvent:
 
 
 def _reason(exc: httpx.TransportError) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:  # httpx wraps the OS error; the chain says what really happened
+        if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
     text = str(exc).lower()
-    if isinstance(exc, httpx.ConnectError) and ("refused" in text or "errno 111" in text):
-        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host"
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     return str(exc) or exc.__class__.__name__
@@ -118,7 +123,8 @@ class EveClient:
             return _decode(resp)
         raise AssertionError("unreachable")
 
-    async def _stream(self, path: str, params: dict[str, Any], last_event_id: str | None) -> AsyncIterator[SseEvent]:
+    async def _stream(self, path: str, params: dict[str, Any], last_event_id: str | None,
+                      on_open: Callable[[], None] | None = None) -> AsyncIterator[SseEvent]:
         headers = {"Accept": "text/event-stream", **(await self._auth_header())}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
@@ -128,6 +134,8 @@ class EveClient:
                 if resp.status_code >= 400:
                     await resp.aread()
                     _decode(resp)
+                if on_open is not None:
+                    on_open()  # the server has subscribed us: everything from now on will arrive
                 async for ev in parse_sse(resp.aiter_lines()):
                     yield ev
         except httpx.TransportError as exc:
@@ -192,9 +200,12 @@ class EveClient:
                 return
 
     async def firehose(
-        self, *, worker_type: str | None = None, org: str | None = None, last_event_id: str | None = None
+        self, *, worker_type: str | None = None, org: str | None = None, last_event_id: str | None = None,
+        on_open: Callable[[], None] | None = None,
     ) -> AsyncIterator[SseEvent]:
-        async for ev in self._stream("/events/stream", _params(workerType=worker_type, org=org), last_event_id):
+        """Every event the caller may see, from now (or after `last_event_id`) on, until closed."""
+        async for ev in self._stream("/events/stream", _params(workerType=worker_type, org=org), last_event_id,
+                                     on_open):
             yield ev
 
     async def cancel(self, request_id: str) -> dict[str, Any]:
