@@ -39,8 +39,14 @@ def describe(dsn: str) -> str:
     return f"{info.get('user', '')}@{host}:{port}/{info.get('dbname', '')}"
 
 
-async def connect(dsn: str, *, autocommit: bool = False, timeout: float = 5.0) -> psycopg.AsyncConnection[Any]:
-    """One connection, or DatabaseUnavailable with a one-line reason."""
+async def connect(dsn: str, *, autocommit: bool = True, timeout: float = 5.0) -> psycopg.AsyncConnection[Any]:
+    """One connection, or DatabaseUnavailable with a one-line reason.
+
+    Autocommit by default: every eve function that writes more than one statement opens
+    its own `conn.transaction()`, which on an autocommit connection is a real
+    BEGIN/COMMIT. (On a non-autocommit connection, a stray read first would turn those
+    blocks into savepoints of an implicit transaction that closing the connection rolls back.)
+    """
     try:
         return await psycopg.AsyncConnection.connect(
             dsn, autocommit=autocommit, connect_timeout=max(1, int(timeout)), row_factory=dict_row

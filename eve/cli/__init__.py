@@ -2,7 +2,8 @@
 
 Startup stays light (`eve --help` well under 300 ms): subcommand modules import only
 core `eve`; the web and TUI stacks are loaded by `importlib` inside the commands that
-run them, never at import time.
+run them, never at import time. Expected errors become one line and exit 1; usage
+errors exit 2; `EVE_DEBUG=1` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated
 import typer
 
 from eve import __version__
-from eve.cli import admin, api, db, ui, up, worker
+from eve.cli import admin, api, config_cmd, db, doctor, platform, requests, ui, up, worker
 from eve.cli._common import report_eve_error
 from eve.errors import EveError
 
@@ -24,12 +25,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(db.app, name="db")
-app.add_typer(admin.app, name="admin")
+
+# talking to the API
+app.add_typer(requests.request_app, name="request")
+app.add_typer(requests.result_app, name="result")
+app.command("status")(platform.status)
+app.command("queue")(platform.queue)
+app.add_typer(platform.workers_app, name="workers")
+app.command("tail")(platform.tail)
+app.command("logs")(requests.logs)
+app.command("replay")(requests.replay)
+app.command("cancel")(requests.cancel)
+app.command("ui")(ui.ui)
+app.add_typer(config_cmd.app, name="config")
+app.command("doctor")(doctor.doctor)
+# running the platform
+app.command("up")(up.up)
 app.add_typer(api.app, name="api")
 app.add_typer(worker.app, name="worker")
-app.command("up")(up.up)
-app.command("ui")(ui.ui)
+app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
 
 
 def _version(value: bool) -> None:
@@ -40,10 +55,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
+    api_url: Annotated[str | None, typer.Option("--api-url", help="API base URL (overrides EVE_API_URL and "
+                                                                   "the config file).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """eve-horizon command line."""
+    ctx.obj = {"api_url": api_url}
 
 
 def main() -> None:

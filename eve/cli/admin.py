@@ -7,7 +7,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from eve import admin as ops
 from eve.cli._common import DSN_HELP, require_dsn, run
 
 T = TypeVar("T")
@@ -27,7 +26,7 @@ DsnOpt = Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_U
 
 
 def _with_conn(dsn: str | None, fn: Callable[[Any], Awaitable[T]]) -> T:
-    from eve.db import connect
+    from eve.db import connect  # psycopg loads only when a command runs: `eve --help` stays fast
 
     async def go() -> T:
         conn = await connect(require_dsn(dsn))
@@ -46,6 +45,8 @@ def org_create(
     database_url: DsnOpt = None,
 ) -> None:
     """Create an organisation."""
+    from eve import admin as ops
+
     row = _with_conn(database_url, lambda c: ops.create_org(c, name or slug, slug))
     typer.echo(f"created org {row['slug']} ({row['id']})")
 
@@ -58,6 +59,8 @@ def user_create(
     database_url: DsnOpt = None,
 ) -> None:
     """Create a user."""
+    from eve import admin as ops
+
     row = _with_conn(database_url, lambda c: ops.create_user(c, email, display_name=name, operator=operator))
     typer.echo(f"created user {row['email']} ({row['id']}){' [operator]' if operator else ''}")
 
@@ -70,6 +73,8 @@ def member_add(
     database_url: DsnOpt = None,
 ) -> None:
     """Add a user to an org (or change their role)."""
+    from eve import admin as ops
+
     _with_conn(database_url, lambda c: ops.add_member(c, org, email, role))
     typer.echo(f"{email} is now {role} of {org}")
 
@@ -82,6 +87,8 @@ def apikey_create(
     database_url: DsnOpt = None,
 ) -> None:
     """Create an API key. It is printed once; only its hash is stored."""
+    from eve import admin as ops
+
     key = _with_conn(database_url, lambda c: ops.create_api_key(c, org, email, name))
     typer.echo(f"API key for {email} in {org} (shown once, store it now):")
     typer.echo(key.token)
@@ -93,5 +100,7 @@ def apikey_revoke(
     database_url: DsnOpt = None,
 ) -> None:
     """Revoke an API key: it can no longer mint tokens."""
+    from eve import admin as ops
+
     row = _with_conn(database_url, lambda c: ops.revoke_api_key(c, key))
     typer.echo(f"revoked key {row['prefix']} at {row['revoked_at']:%Y-%m-%d %H:%M:%S %Z}")

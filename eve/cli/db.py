@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from eve import migrate as migrations
 from eve.cli._common import DSN_HELP, console, require_dsn, run
 
 app = typer.Typer(help="Database schema and housekeeping (talks to PostgreSQL directly).", no_args_is_help=True)
@@ -18,6 +17,8 @@ DsnOpt = Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_U
 @app.command()
 def migrate(database_url: DsnOpt = None) -> None:
     """Apply pending migrations (idempotent; safe to run from several hosts at once)."""
+    from eve import migrate as migrations
+
     dsn = require_dsn(database_url)
     applied = run(migrations.migrate(dsn))
     if applied:
@@ -30,6 +31,8 @@ def migrate(database_url: DsnOpt = None) -> None:
 @app.command()
 def status(database_url: DsnOpt = None) -> None:
     """Show applied and pending migrations."""
+    from eve import migrate as migrations
+
     dsn = require_dsn(database_url)
     st = run(migrations.status(dsn))
     names = {m.version: m.name for m in migrations.load_migrations()}

@@ -1,52 +1,153 @@
-"""`eve up`: the platform on one machine, on the embedded PostgreSQL by default."""
+"""`eve up`: the whole platform on one machine — PostgreSQL, migrations, bootstrap, API, workers.
+
+Components are child processes (`python -m eve.daemons.api`, `python -m eve.daemons.worker`)
+so a crash in one shows up as a restart in the status panel rather than taking down the
+rest. Their output is merged with a prefix per component. Stop order on Ctrl+C/SIGTERM:
+workers first (they drain), then the API, then PostgreSQL; everything by PID.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from eve.cli._common import console, run
+from eve.errors import ValidationError
 
 DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "eve"
 
 
+def parse_workers(spec: str) -> dict[str, int]:
+    """'general=2,code-review=1' → {'general': 2, 'code-review': 1}."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, count = part.partition("=")
+        try:
+            n = int(count) if count else 1
+        except ValueError:
+            raise ValidationError(f"--workers {part!r}: the count must be a number, e.g. general=2") from None
+        if not name or n < 0:
+            raise ValidationError(f"--workers {part!r} is not TYPE=COUNT")
+        out[name] = n
+    return out
+
+
+@dataclass
+class Component:
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[str] | None = None
+    restarts: int = 0
+    state: str = "starting"
+    started_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, printer: threading.Lock) -> None:
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1, start_new_session=True)
+        self.started_at = time.monotonic()
+        threading.Thread(target=self._pump, args=(self.proc, printer), daemon=True).start()
+
+    def _pump(self, proc: subprocess.Popen[str], printer: threading.Lock) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with printer:
+                sys.stdout.write(f"{self.name:<14} | {line}")
+                sys.stdout.flush()
+
+    def stop(self, timeout: float) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def _free_port() -> int:
+    from eve.pg import free_port
+
+    return free_port()
+
+
+def _jwt_secret(data_dir: Path) -> str:
+    """One secret per data dir, kept 0600, so tokens survive a restart of `eve up`."""
+    path = data_dir / "jwt.secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip()
+
+
+def _ready(url: str, timeout: float, comp: Component) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if comp.proc is not None and comp.proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def up(
+    workers: Annotated[str, typer.Option("--workers", help="Workers per type: TYPE=COUNT[,TYPE=COUNT]. "
+                                                           "Default: general=1.")] = "general=1",
+    port: Annotated[int, typer.Option("--port", help="API port on 127.0.0.1.")] = 3000,
     data_dir: Annotated[Path, typer.Option("--data-dir", envvar="EVE_DATA_DIR",
-                                           help="Where the embedded PostgreSQL keeps its data.")] = DEFAULT_DATA_DIR,
+                                           help="Embedded PostgreSQL data, JWT secret and workspaces.")] = DEFAULT_DATA_DIR,
     pg_port: Annotated[int, typer.Option("--pg-port", help="Port of the embedded PostgreSQL on 127.0.0.1.")] = 54320,
     database_url: Annotated[str | None, typer.Option(
         "--database-url", envvar="DATABASE_URL",
         help="Use this PostgreSQL instead of the embedded one.", show_envvar=False)] = None,
 ) -> None:
-    """Start the platform: PostgreSQL (embedded unless DATABASE_URL is set), migrated and bootstrapped.
-
-    Prints the DSN and, on first run, an operator API key. Ctrl+C stops everything it started.
+    """Start the whole platform: PostgreSQL (embedded unless DATABASE_URL is set), migrations,
+    first-run bootstrap (org 'default', operator admin@localhost, an API key printed once and
+    saved to the CLI config), the API and the workers. Ctrl+C stops everything it started.
     """
-    from eve import admin, migrate
+    from eve import admin, config, migrate
     from eve.db import connect, describe
     from eve.pg import EmbeddedPostgres
 
-    pg: EmbeddedPostgres | None = None
+    counts = parse_workers(workers)
+    data_dir = data_dir.expanduser().resolve()
+    out = console
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    pg: EmbeddedPostgres | None = None
+    components: list[Component] = []
+    printer = threading.Lock()
     try:
         if database_url:
             dsn = database_url
-            console.print(f"[bold]database[/bold]  {describe(dsn)} (from DATABASE_URL)")
+            out.print(f"database   {describe(dsn)} (DATABASE_URL)")
         else:
             pg = EmbeddedPostgres(data_dir, port=pg_port)
-            with console.status("starting embedded PostgreSQL..."):
-                dsn = pg.start()
-            console.print(f"[bold]database[/bold]  embedded PostgreSQL in {pg.data_dir} (pid {pg.running_pid()})")
+            dsn = pg.start()
+            out.print(f"database   embedded PostgreSQL in {pg.data_dir} (pid {pg.running_pid()}, port {pg.port})")
         applied = run(migrate.migrate(dsn))
-        console.print(f"[bold]schema[/bold]    {len(applied)} migration(s) applied" if applied
-                      else "[bold]schema[/bold]    up to date")
+        out.print(f"schema     {len(applied)} migration(s) applied" if applied else "schema     up to date")
 
         async def boot() -> admin.CreatedKey | None:
             conn = await connect(dsn)
@@ -56,21 +157,65 @@ def up(
                 await conn.close()
 
         key = run(boot())
-        console.print(f"[bold]DSN[/bold]       {dsn}")
-        console.print(f"           export DATABASE_URL='{dsn}'")
+        api_url = f"http://127.0.0.1:{port}"
         if key:
-            console.print(f"[bold]API key[/bold]   {key.token}")
-            console.print("           (operator key for org 'default'; shown once, store it now)")
+            config.write_value("api-key", key.token)
+            config.write_value("api-url", api_url)
+            out.print(f"API key    {key.token}")
+            out.print(f"           (operator key for org 'default'; shown once, saved to {config.config_path()})")
         else:
-            console.print("[bold]API key[/bold]   already bootstrapped; make another with: "
-                          "eve admin apikey create --org default --user admin@localhost")
-        console.print("[green]ready[/green] — Ctrl+C to stop")
+            out.print("API key    already bootstrapped (the CLI config has it; another: "
+                      "eve admin apikey create --org default --user admin@localhost)")
+        env = {**os.environ, "DATABASE_URL": dsn, "JWT_SECRET": _jwt_secret(data_dir), "PYTHONUNBUFFERED": "1",
+               "EVE_API_URL": os.environ.get("EVE_API_URL", api_url)}
+        api = Component("api", [sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port",
+                                str(port)], env)
+        components.append(api)
+        for wtype, n in counts.items():
+            for i in range(n):
+                hp = _free_port()
+                components.append(Component(
+                    f"worker-{wtype}-{i + 1}",
+                    [sys.executable, "-m", "eve.daemons.worker", "--type", wtype, "--health-port", str(hp),
+                     "--health-host", "127.0.0.1", "--workspace-root", str(data_dir / "workspaces")], env))
+        for comp in components:
+            comp.start(printer)
+        if not _ready(f"{api_url}/health?ready=1", 60, api):
+            out.print(f"[red]the API did not become ready on {api_url}[/red] — see its lines above")
+            raise typer.Exit(1)
+        api.state = "ready"
+        out.print(f"ready: API {api_url}  DSN {dsn}")
+        out.print(f"try:   eve status   ·   eve request create --worker-type general --prompt 'Echo hello world' "
+                  "--wait   ·   eve ui   (Ctrl+C stops everything)")
         while not stop.wait(0.5):
+            for comp in components:
+                if comp.proc is not None and comp.proc.poll() is not None and not stop.is_set():
+                    comp.restarts += 1
+                    with printer:
+                        out.print(f"[yellow]{comp.name} exited ({comp.proc.returncode}); restarting "
+                                  f"(restart {comp.restarts})[/yellow]")
+                    if comp.restarts > 5:
+                        out.print(f"[red]{comp.name} keeps failing; stopping[/red]")
+                        stop.set()
+                        break
+                    time.sleep(min(comp.restarts, 5))
+                    comp.start(printer)
             if pg is not None and pg.running_pid() is None:
-                console.print("[red]embedded PostgreSQL exited; see[/red] " + str(pg.log_file))
+                out.print(f"[red]embedded PostgreSQL exited; see {pg.log_file}[/red]")
                 raise typer.Exit(1)
     finally:
+        if components:
+            out.print("stopping: workers (draining), then the API, then PostgreSQL…")
+        for comp in [c for c in components if c.name != "api"]:
+            threading.Thread(target=comp.stop, args=(40,), daemon=True).start()
+        for comp in [c for c in components if c.name != "api"]:
+            if comp.proc is not None:
+                try:
+                    comp.proc.wait(45)
+                except subprocess.TimeoutExpired:
+                    comp.stop(1)
+        for comp in [c for c in components if c.name == "api"]:
+            comp.stop(15)
         if pg is not None:
-            console.print("stopping PostgreSQL...")
             pg.stop()
-            console.print("stopped")
+        out.print("stopped")
