@@ -115,6 +115,7 @@ def up(
                                                            "Default: general=1.")] = "general=1",
     port: Annotated[int, typer.Option("--port", help="API port on 127.0.0.1.")] = 3000,
     data_dir: Annotated[Path, typer.Option("--data-dir", envvar="EVE_DATA_DIR",
+                                           show_default="$XDG_DATA_HOME/eve or ~/.local/share/eve",
                                            help="Embedded PostgreSQL data, JWT secret and workspaces.")] = DEFAULT_DATA_DIR,
     pg_port: Annotated[int, typer.Option("--pg-port", help="Port of the embedded PostgreSQL on 127.0.0.1.")] = 54320,
     database_url: Annotated[str | None, typer.Option(
