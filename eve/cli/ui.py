@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
-from eve.cli._common import die
+import asyncio
+import importlib
+from typing import Annotated
+
+import typer
+
+from eve.cli._client import api_url_flag, parse_timeout_ms
+from eve.errors import AuthError
 
 
-def ui() -> None:
-    """Open the operator console (Textual dashboard) against the API."""
-    die("eve ui is not built yet")
+def ui(
+    ctx: typer.Context,
+    api_url: Annotated[str | None, typer.Option("--api-url", help="API base URL (default: the CLI config).")] = None,
+    refresh: Annotated[str, typer.Option(help="Refresh interval, e.g. 2s (at least 1s).")] = "2s",
+    read_only: Annotated[bool, typer.Option("--read-only", help="Hide and disable replay, cancel and new.")] = False,
+    worker_type: Annotated[str | None, typer.Option("--worker-type", "-t", help="Only this worker type.")] = None,
+    org: Annotated[str | None, typer.Option(help="Only this org (operators).")] = None,
+) -> None:
+    """Open the operator console: queue depth, workers, requests, live tail, drill-down, replay.
+
+    Keys: ? help · : or ctrl+p commands · / filter · enter open · esc back · n new ·
+    w workers · p pause · +/- refresh rate · f follow tail · q quit.
+    """
+    from eve.client import EveClient
+    from eve.config import resolve
+
+    cfg = resolve(api_url or api_url_flag(ctx))
+    if not cfg.api_key:
+        raise AuthError("no API key configured: run `eve config set api-key KEY` or set EVE_API_KEY")
+    seconds = parse_timeout_ms(refresh) / 1000
+    app_module = importlib.import_module("eve.tui.app")
+
+    async def run() -> None:
+        async with EveClient(cfg.api_url, api_key=cfg.api_key) as client:
+            app = app_module.EveApp(client, refresh_s=seconds, read_only=read_only, worker_type=worker_type,
+                                    org=org)
+            await app.run_async()
+
+    asyncio.run(run())
