@@ -1,0 +1,126 @@
+"""`eve ui` against a real API, worker and PostgreSQL: in Pilot, and in a real terminal (tmux)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, RichLog
+
+from eve.client import EveClient
+from eve.tui.app import EveApp
+from eve.tui.screens.request import RequestScreen
+from tests.support.apiserver import start_api
+from tests.support.tenants import make_tenant
+from tests.support.workerproc import start_worker
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def live_stack(db_url, tmp_path, variant_bin, conn):
+    tenant = await make_tenant(conn, "tui")
+    api = start_api(db_url, tmp_path)
+    worker = start_worker(db_url, tmp_path, path_prepend=variant_bin)
+    try:
+        api.wait_ready()
+        worker.wait_healthy()
+        yield api, tenant
+    finally:
+        worker.stop()
+        api.stop()
+
+
+async def wait_until(pilot, predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+async def test_dashboard_follows_a_real_request(live_stack):
+    api, tenant = live_stack
+    async with EveClient(api.url, api_key=tenant.api_key) as client:
+        app = EveApp(client, refresh_s=1.0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.connection == "live", 15, "the first fetch")
+            created = await client.create_request("general", 'Echo "smoke test passed" using the Bash tool')
+            table = app.screen.query_one("#requests", DataTable)
+
+            def status_shown() -> str:
+                try:
+                    return str(table.get_cell(created["id"], table.ordered_columns[1].key))
+                except Exception:  # noqa: BLE001 - not in the table yet
+                    return ""
+
+            await wait_until(pilot, lambda: status_shown() != "", 15, "the request to appear")
+            await wait_until(pilot, lambda: status_shown() == "completed", 60, "the request to complete")
+            tail = app.screen.query_one("#tail", RichLog)
+            await wait_until(pilot, lambda: any(created["id"][:8] in str(line.text) for line in tail.lines), 15,
+                             "its events in the live tail")
+            table.move_cursor(row=table.get_row_index(created["id"]))
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, RequestScreen), 10, "the drill-down")
+            timeline = app.screen.query_one("#timeline", RichLog)
+            await wait_until(pilot, lambda: any("Tool call: Bash" in "".join(s.text for s in line._segments)
+                                                for line in timeline.lines), 15, "the tool call in the timeline")
+            await pilot.press("q")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+async def test_real_terminal_session_in_tmux(live_stack, tmp_path: Path):
+    api, tenant = live_stack
+    session = f"eve-ui-test-{os.getpid()}"
+    env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "TERM": "xterm-256color",
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    async with EveClient(api.url, api_key=tenant.api_key) as client:
+        await client.create_request("data", "[[text: waiting for a data worker]]")
+    cmd = f"{sys.executable} -m eve.cli ui --refresh 1s; echo EXITED-$?; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], env=env, check=True)
+
+    def screen() -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                              text=True).stdout
+
+    def wait_screen(text: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = screen()
+            if text in out:
+                return out
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared on screen:\n{screen()}")
+
+    def wait_gone(text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text in screen():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} is still on screen:\n{screen()}")
+            time.sleep(0.1)
+
+    def keys(*k: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+
+    try:
+        out = wait_screen("● live")
+        assert "Queue" in out and "Workers" in out and "Requests (1)" in out and api.url in out
+        keys("/")
+        wait_screen("filter:")
+        keys("status:pending", "Enter")
+        wait_screen("filter: status:pending")
+        keys("?")
+        out = wait_screen("Keys —")
+        assert "Filter" in out and "Quit" in out
+        keys("Escape")  # tmux holds a lone Escape for its escape-time before passing it on
+        wait_gone("Keys —")
+        keys("q")
+        out = wait_screen("EXITED-0")
+        assert "Queue" not in out  # the terminal is back to the shell, the TUI gone
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
