@@ -23,6 +23,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -70,12 +71,13 @@ class EventBatcher:
     def __init__(self, worker: Worker, request: Request) -> None:
         self.worker = worker
         self.request = request
-        self.buffer: list[tuple[str, dict[str, Any]]] = []
+        self.buffer: list[tuple[str, dict[str, Any], datetime]] = []
         self.flushed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def emit(self, kind: str, data: dict[str, Any]) -> None:
-        self.buffer.append((kind, data))
+        # stamped when it happened, not when the batch reaches the database
+        self.buffer.append((kind, data, datetime.now(timezone.utc)))
         if len(self.buffer) >= 200:
             await self.flush()
         elif self._task is None:

@@ -200,15 +200,25 @@ async def procrastinate_run(admin: str) -> tuple[float, list[float]]:
 
 # -- pgqueuer -------------------------------------------------------------------------------------------
 
+def as_uri(dsn: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    d = conninfo_to_dict(dsn)
+    return f"postgresql://{d['user']}:{d['password']}@{d['host']}:{d['port']}/{d['dbname']}"
+
+
 async def pgqueuer_run(admin: str) -> tuple[float, list[float]]:
+    """pgqueuer on asyncpg, its primary driver (its psycopg driver shares one connection between
+    LISTEN and queries, which adds up to a second of pickup latency)."""
+    import asyncpg
     from pgqueuer import QueueManager
-    from pgqueuer.adapters.drivers.psycopg import PsycopgDriver
+    from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
     from pgqueuer.domain.types import QueueExecutionMode
     from pgqueuer.queries import Queries
 
-    dsn = await create_db(admin, "bench_pgqueuer")
-    setup = await connect(dsn)
-    queries = Queries(PsycopgDriver(setup))
+    dsn = as_uri(await create_db(admin, "bench_pgqueuer"))
+    setup = await asyncpg.connect(dsn)
+    queries = Queries(AsyncpgDriver(setup))
     await queries.install()
     for i in range(0, JOBS, 1000):
         n = min(1000, JOBS - i)
@@ -216,8 +226,8 @@ async def pgqueuer_run(admin: str) -> tuple[float, list[float]]:
     count = 0
     latencies: list[float] = []
 
-    def manager(conn: psycopg.AsyncConnection[Any]) -> QueueManager:
-        qm = QueueManager(Queries(PsycopgDriver(conn)))
+    def manager(conn: Any) -> QueueManager:
+        qm = QueueManager(Queries(AsyncpgDriver(conn)))
 
         @qm.entrypoint("noop")
         async def noop(job: Any) -> None:
@@ -228,7 +238,7 @@ async def pgqueuer_run(admin: str) -> tuple[float, list[float]]:
 
         return qm
 
-    conns = [await connect(dsn) for _ in range(CONSUMERS)]
+    conns = [await asyncpg.connect(dsn) for _ in range(CONSUMERS)]
     start = time.perf_counter()
     await asyncio.gather(*(manager(c).run(mode=QueueExecutionMode.drain, batch_size=10) for c in conns))
     throughput = count / (time.perf_counter() - start)

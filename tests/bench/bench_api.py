@@ -1,0 +1,160 @@
+"""API benchmark on this machine (load generator on loopback, in the same 2 cores).
+
+* POST /requests: throughput and p99 with 32 concurrent clients;
+* GET /queue and GET /requests latency with 1,000,000 requests in the table;
+* SSE fan-out: 200 firehose subscribers, time from insert to receipt, p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg.rows import dict_row
+
+from eve import migrate, queue
+from eve.pg import EmbeddedPostgres
+from tests.support.apiserver import start_api
+from tests.support.tenants import make_tenant
+
+POSTS = int(os.environ.get("EVE_BENCH_POSTS", "3000"))
+CLIENTS = 32
+ROWS = int(os.environ.get("EVE_BENCH_API_ROWS", "1000000"))
+SUBSCRIBERS = int(os.environ.get("EVE_BENCH_SUBSCRIBERS", "200"))
+FANOUT_EVENTS = 20
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def post_load(url: str, headers: dict[str, str]) -> dict[str, float]:
+    latencies: list[float] = []
+    counter = iter(range(POSTS))
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+        async def client() -> None:
+            for _ in counter:
+                t0 = time.perf_counter()
+                r = await http.post("/requests", json={"workerType": "general", "prompt": "bench"})
+                latencies.append(time.perf_counter() - t0)
+                assert r.status_code == 201, r.text
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+        elapsed = time.perf_counter() - start
+    return {"post_rps": POSTS / elapsed, "post_p50_ms": pct(latencies, 50) * 1000,
+            "post_p99_ms": pct(latencies, 99) * 1000}
+
+
+async def read_latency(url: str, headers: dict[str, str], dsn: str, tenant: Any) -> dict[str, float]:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as c:
+        await c.execute("""INSERT INTO eve.orchestration_requests
+                               (org_id, user_id, worker_type, prompt, status, created_at, finished_at, attempts)
+                           SELECT %s, %s, (ARRAY['general','code-review','data'])[1 + g %% 3], 'history',
+                                  (ARRAY['completed','completed','failed'])[1 + g %% 3],
+                                  now() - make_interval(secs => g), now() - make_interval(secs => g), 1
+                           FROM generate_series(1, %s) g""", (tenant.org_id, tenant.user_id, ROWS))
+        await c.execute("VACUUM ANALYZE eve.orchestration_requests")
+    out: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+        for name, path, params in (("queue", "/queue", {}), ("requests", "/requests", {"limit": 50}),
+                                   ("requests_failed", "/requests", {"limit": 50, "status": "failed"})):
+            lat = []
+            for _ in range(100):
+                t0 = time.perf_counter()
+                r = await http.get(path, params=params)
+                lat.append(time.perf_counter() - t0)
+                assert r.status_code == 200, r.text
+            out[f"get_{name}_p50_ms"] = pct(lat, 50) * 1000
+            out[f"get_{name}_p99_ms"] = pct(lat, 99) * 1000
+    return out
+
+
+async def fanout(url: str, headers: dict[str, str], dsn: str, tenant: Any) -> dict[str, float]:
+    received: dict[int, list[float]] = {}
+    opened = 0
+    all_open = asyncio.Event()
+    limits = httpx.Limits(max_connections=SUBSCRIBERS + 10)
+    async with httpx.AsyncClient(base_url=url, headers={**headers, "Accept": "text/event-stream"},
+                                 limits=limits, timeout=httpx.Timeout(60, read=None)) as http:
+        async def subscriber() -> None:
+            nonlocal opened
+            async with http.stream("GET", "/events/stream") as resp:
+                opened += 1
+                if opened == SUBSCRIBERS:
+                    all_open.set()
+                async for line in resp.aiter_lines():
+                    if line.startswith("data: ") and '"bench-marker"' in line:
+                        seq = int(line.split('"seq": ')[1].split("}")[0]) if '"seq": ' in line else -1
+                        received.setdefault(seq, []).append(time.perf_counter())
+
+        subs = [asyncio.create_task(subscriber()) for _ in range(SUBSCRIBERS)]
+        await asyncio.wait_for(all_open.wait(), 60)
+        sent: dict[int, float] = {}
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as c:
+            req = await queue.enqueue(c, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="data",
+                                      prompt="fanout")
+            for seq in range(FANOUT_EVENTS):
+                sent[seq] = time.perf_counter()
+                await queue.append_events(c, req.id, req.org_id, [("bench-marker", {"seq": seq})])
+                deadline = time.perf_counter() + 10
+                while len(received.get(seq, [])) < SUBSCRIBERS and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.001)
+        for s in subs:
+            s.cancel()
+        await asyncio.gather(*subs, return_exceptions=True)
+    delays = [t - sent[seq] for seq, times in received.items() if seq in sent for t in times]
+    delivered = sum(len(v) for k, v in received.items() if k in sent)
+    return {"fanout_p50_ms": pct(delays, 50) * 1000, "fanout_p99_ms": pct(delays, 99) * 1000,
+            "fanout_delivered": delivered, "fanout_expected": SUBSCRIBERS * FANOUT_EVENTS}
+
+
+def run() -> dict[str, Any]:
+    res: dict[str, Any] = {"posts": POSTS, "clients": CLIENTS, "rows": ROWS, "subscribers": SUBSCRIBERS}
+    with tempfile.TemporaryDirectory(prefix="eve-bench-api-") as tmp_s:
+        tmp = Path(tmp_s)
+        pg = EmbeddedPostgres(tmp / "pg", port=0, settings={"max_connections": "300"})
+        dsn = pg.start()
+        api = None
+        try:
+            asyncio.run(migrate.migrate(dsn))
+
+            async def tenant() -> Any:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as c:
+                    return await make_tenant(c, "bench")
+
+            t = asyncio.run(tenant())
+            api = start_api(dsn, tmp, env={"EVE_LOG_LEVEL": "WARNING", "EVE_API_POOL_SIZE": "20"})
+            api.wait_ready()
+            token = httpx.post(f"{api.url}/auth/token", json={"apiKey": t.api_key}).json()["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            print("POST /requests load…", flush=True)
+            res.update(asyncio.run(post_load(api.url, headers)))
+            print("SSE fan-out…", flush=True)
+            res.update(asyncio.run(fanout(api.url, headers, dsn, t)))
+            print(f"reads with {ROWS:,} rows…", flush=True)
+            res.update(asyncio.run(read_latency(api.url, headers, dsn, t)))
+        finally:
+            if api is not None:
+                api.stop()
+            pg.stop(mode="immediate")
+    print("| measure | value | target |\n|---|---|---|")
+    print(f"| POST /requests, {CLIENTS} clients | {res['post_rps']:,.0f} req/s, p50 {res['post_p50_ms']:.1f} ms, "
+          f"p99 {res['post_p99_ms']:.1f} ms | ≥ 1,000 req/s, p99 ≤ 100 ms |")
+    for name in ("queue", "requests", "requests_failed"):
+        print(f"| GET /{name.replace('_failed', '?status=failed')} with {ROWS:,} rows | "
+              f"p50 {res[f'get_{name}_p50_ms']:.1f} ms, p99 {res[f'get_{name}_p99_ms']:.1f} ms | ≤ 20 ms p50 |")
+    print(f"| SSE fan-out to {SUBSCRIBERS} subscribers | p50 {res['fanout_p50_ms']:.1f} ms, p99 "
+          f"{res['fanout_p99_ms']:.1f} ms ({res['fanout_delivered']}/{res['fanout_expected']} delivered) "
+          f"| ≤ 100 ms p99 |")
+    _ = statistics
+    return res
