@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -15,9 +15,6 @@ from eve import config as cfg
 from eve.cli._client import api_url_flag
 from eve.cli.output import console
 from eve.errors import EveError
-
-if TYPE_CHECKING:
-    from eve.client import EveClient
 
 
 def doctor(

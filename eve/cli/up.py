@@ -186,7 +186,7 @@ def up(
             raise typer.Exit(1)
         api.state = "ready"
         out.print(f"ready: API {api_url}  DSN {dsn}")
-        out.print(f"try:   eve status   ·   eve request create --worker-type general --prompt 'Echo hello world' "
+        out.print("try:   eve status   ·   eve request create --worker-type general --prompt 'Echo hello world' "
                   "--wait   ·   eve ui   (Ctrl+C stops everything)")
         while not stop.wait(0.5):
             for comp in components:

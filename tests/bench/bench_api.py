@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -19,10 +18,9 @@ import httpx
 import psycopg
 from psycopg.rows import dict_row
 
-from eve import migrate, queue
-from eve.pg import EmbeddedPostgres
+from eve import queue
+from tests.bench._stack import bench_database
 from tests.support.apiserver import start_api
-from tests.support.tenants import make_tenant
 
 POSTS = int(os.environ.get("EVE_BENCH_POSTS", "3000"))
 CLIENTS = 32
@@ -120,20 +118,10 @@ async def fanout(url: str, headers: dict[str, str], dsn: str, tenant: Any) -> di
 
 def run() -> dict[str, Any]:
     res: dict[str, Any] = {"posts": POSTS, "clients": CLIENTS, "rows": ROWS, "subscribers": SUBSCRIBERS}
-    with tempfile.TemporaryDirectory(prefix="eve-bench-api-") as tmp_s:
-        tmp = Path(tmp_s)
-        pg = EmbeddedPostgres(tmp / "pg", port=0, settings={"max_connections": "300"})
-        dsn = pg.start()
-        api = None
+    with tempfile.TemporaryDirectory(prefix="eve-bench-api-") as tmp_s, \
+            bench_database(Path(tmp_s), max_connections="300") as (dsn, t):
+        api = start_api(dsn, Path(tmp_s), env={"EVE_LOG_LEVEL": "WARNING", "EVE_API_POOL_SIZE": "20"})
         try:
-            asyncio.run(migrate.migrate(dsn))
-
-            async def tenant() -> Any:
-                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as c:
-                    return await make_tenant(c, "bench")
-
-            t = asyncio.run(tenant())
-            api = start_api(dsn, tmp, env={"EVE_LOG_LEVEL": "WARNING", "EVE_API_POOL_SIZE": "20"})
             api.wait_ready()
             token = httpx.post(f"{api.url}/auth/token", json={"apiKey": t.api_key}).json()["token"]
             headers = {"Authorization": f"Bearer {token}"}
@@ -144,9 +132,7 @@ def run() -> dict[str, Any]:
             print(f"reads with {ROWS:,} rows…", flush=True)
             res.update(asyncio.run(read_latency(api.url, headers, dsn, t)))
         finally:
-            if api is not None:
-                api.stop()
-            pg.stop(mode="immediate")
+            api.stop()
     print("| measure | value | target |\n|---|---|---|")
     print(f"| POST /requests, {CLIENTS} clients | {res['post_rps']:,.0f} req/s, p50 {res['post_p50_ms']:.1f} ms, "
           f"p99 {res['post_p99_ms']:.1f} ms | ≥ 1,000 req/s, p99 ≤ 100 ms |")
@@ -156,5 +142,4 @@ def run() -> dict[str, Any]:
     print(f"| SSE fan-out to {SUBSCRIBERS} subscribers | p50 {res['fanout_p50_ms']:.1f} ms, p99 "
           f"{res['fanout_p99_ms']:.1f} ms ({res['fanout_delivered']}/{res['fanout_expected']} delivered) "
           f"| ≤ 100 ms p99 |")
-    _ = statistics
     return res

@@ -6,7 +6,6 @@ idle CPU over 20 s at the default 2 s refresh, as a share of one core; RSS at th
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -16,13 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-
-from eve import migrate
-from eve.pg import EmbeddedPostgres
+from tests.bench._stack import bench_database, rss_mb
 from tests.support.apiserver import start_api
-from tests.support.tenants import make_tenant
 
 IDLE_SECONDS = float(os.environ.get("EVE_BENCH_TUI_IDLE_S", "20"))
 
@@ -30,13 +24,6 @@ IDLE_SECONDS = float(os.environ.get("EVE_BENCH_TUI_IDLE_S", "20"))
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def ui_pid(session: str) -> int:
@@ -56,20 +43,10 @@ def run() -> dict[str, Any]:
         raise RuntimeError("tmux is needed for the TUI benchmark (apt-get install tmux)")
     res: dict[str, Any] = {"idle_seconds": IDLE_SECONDS}
     session = f"eve-bench-ui-{os.getpid()}"
-    with tempfile.TemporaryDirectory(prefix="eve-bench-tui-") as tmp_s:
-        tmp = Path(tmp_s)
-        pg = EmbeddedPostgres(tmp / "pg", port=0)
-        dsn = pg.start()
-        api = None
+    with tempfile.TemporaryDirectory(prefix="eve-bench-tui-") as tmp_s, \
+            bench_database(Path(tmp_s)) as (dsn, t):
+        api = start_api(dsn, Path(tmp_s), env={"EVE_LOG_LEVEL": "WARNING"})
         try:
-            asyncio.run(migrate.migrate(dsn))
-
-            async def tenant() -> Any:
-                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as c:
-                    return await make_tenant(c, "bench")
-
-            t = asyncio.run(tenant())
-            api = start_api(dsn, tmp, env={"EVE_LOG_LEVEL": "WARNING"})
             api.wait_ready()
             env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": t.api_key, "TERM": "xterm-256color"}
             start = time.perf_counter()
@@ -82,16 +59,14 @@ def run() -> dict[str, Any]:
                 time.sleep(0.02)
             res["first_paint_s"] = time.perf_counter() - start
             pid = ui_pid(session)
-            time.sleep(3)
+            time.sleep(3)  # past start-up: measure the steady idle state
             c0, t0 = cpu_seconds(pid), time.perf_counter()
             time.sleep(IDLE_SECONDS)
             res["idle_cpu_percent"] = 100 * (cpu_seconds(pid) - c0) / (time.perf_counter() - t0)
             res["rss_mb"] = rss_mb(pid)
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-            if api is not None:
-                api.stop()
-            pg.stop(mode="immediate")
+            api.stop()
     print("| measure | value | target |\n|---|---|---|")
     print(f"| first paint with live data (incl. interpreter start) | {res['first_paint_s']:.2f} s | ≤ 1 s |")
     print(f"| idle CPU at 2 s refresh | {res['idle_cpu_percent']:.1f} % of a core | ≤ 3 % |")

@@ -22,9 +22,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from eve import migrate, queue
-from eve.pg import EmbeddedPostgres
-from tests.support.tenants import make_tenant
+from eve import queue
+from tests.bench._stack import bench_database, rss_mb
 from tests.support.workerproc import start_worker
 
 N = int(os.environ.get("EVE_BENCH_WORKER_N", "100"))
@@ -102,13 +101,6 @@ async def e2e_latency(dsn: str, tenant: Any, runs: int = 10) -> float:
     return p50(out)
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run() -> dict[str, Any]:
     from tests.e2e.claude_cli import ensure_claude_code, write_variant
     from tests.e2e.fake_anthropic import FakeAnthropic
@@ -121,28 +113,17 @@ def run() -> dict[str, Any]:
         stub.write_text(STUB)
         stub.chmod(0o755)
         write_variant(tmp / "bin", "mclaude", claude=ensure_claude_code(), base_url=fake.url, home=tmp / "home")
-        pg = EmbeddedPostgres(tmp / "pg", port=0)
-        dsn = pg.start()
-        worker = None
-        try:
-            asyncio.run(migrate.migrate(dsn))
-
-            async def tenant() -> Any:
-                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as c:
-                    return await make_tenant(c, "bench")
-
-            t = asyncio.run(tenant())
+        with bench_database(tmp) as (dsn, t):
             worker = start_worker(dsn, tmp, path_prepend=tmp / "bin", env={"EVE_LOG_LEVEL": "WARNING"})
-            worker.wait_healthy()
-            time.sleep(2)  # let start-up settle before reading the idle footprint
-            results["idle_rss_mb"] = rss_mb(worker.pid)
-            results.update(asyncio.run(overhead(dsn, t)))
-            results["stream_events_per_s"] = asyncio.run(stream_throughput(dsn, t))
-            results["e2e_claude_code_s_p50"] = asyncio.run(e2e_latency(dsn, t))
-        finally:
-            if worker is not None:
+            try:
+                worker.wait_healthy()
+                time.sleep(2)  # let start-up settle before reading the idle footprint
+                results["idle_rss_mb"] = rss_mb(worker.pid)
+                results.update(asyncio.run(overhead(dsn, t)))
+                results["stream_events_per_s"] = asyncio.run(stream_throughput(dsn, t))
+                results["e2e_claude_code_s_p50"] = asyncio.run(e2e_latency(dsn, t))
+            finally:
                 worker.stop()
-            pg.stop(mode="immediate")
     print("| measure | value | target |\n|---|---|---|")
     print(f"| claim → spawn, p50 over {N} | {results['claim_to_spawn_ms_p50']:.1f} ms | ≤ 20 ms |")
     print(f"| agent exit → result committed, p50 | {results['exit_to_result_ms_p50']:.1f} ms | ≤ 20 ms |")

@@ -8,14 +8,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, RichLog, Sparkline, Static
 
+from eve.tui.screens.base import EveScreen
 from eve.tui.widgets.format import age, event_text, first_line, money, ms, state_text, status_text
 from eve.tui.widgets.header import StatusHeader
 
 if TYPE_CHECKING:
-    from eve.tui.app import EveApp, Snapshot
+    from eve.tui.app import Snapshot
 
 
 def matches(req: dict[str, Any], query: str) -> bool:
@@ -32,7 +32,7 @@ def matches(req: dict[str, Any], query: str) -> bool:
     return True
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(EveScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
@@ -48,11 +48,6 @@ class DashboardScreen(Screen[None]):
         self.loading_more = False
         self._early_events: list[dict[str, Any]] = []
 
-    _ready = False  # set at the end of on_mount: snapshots before that are applied there
-
-    @property
-    def eve(self) -> EveApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")

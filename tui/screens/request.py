@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 
+from eve.tui.screens.base import EveScreen
 from eve.tui.widgets.format import event_text, money, ms, status_text
 from eve.tui.widgets.header import StatusHeader
 
-if TYPE_CHECKING:
-    from eve.tui.app import EveApp
 
-
-class RequestScreen(Screen[None]):
+class RequestScreen(EveScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("o", "output", "Output JSON"),
@@ -37,11 +34,6 @@ class RequestScreen(Screen[None]):
         self.result: dict[str, Any] | None = None
         self.last_event_id = 0
 
-    _ready = False  # set at the end of on_mount: snapshots before that are applied there
-
-    @property
-    def eve(self) -> EveApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")

@@ -13,21 +13,17 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, RichLog, Static
 
+from eve.tui.screens.base import EveScreen
 from eve.tui.widgets.format import state_text, ts
 from eve.tui.widgets.header import StatusHeader
 
 if TYPE_CHECKING:
-    from eve.tui.app import EveApp, Snapshot
+    from eve.tui.app import Snapshot
 
 
-class WorkersScreen(Screen[None]):
+class WorkersScreen(EveScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("enter", "logs", "Logs", show=False)]
 
-    _ready = False  # set at the end of on_mount: snapshots before that are applied there
-
-    @property
-    def eve(self) -> EveApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
