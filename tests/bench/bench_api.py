@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 import time
@@ -92,7 +93,7 @@ async def fanout(url: str, headers: dict[str, str], dsn: str, tenant: Any) -> di
                     all_open.set()
                 async for line in resp.aiter_lines():
                     if line.startswith("data: ") and '"bench-marker"' in line:
-                        seq = int(line.split('"seq": ')[1].split("}")[0]) if '"seq": ' in line else -1
+                        seq = json.loads(line[6:])["data"]["seq"]
                         received.setdefault(seq, []).append(time.perf_counter())
 
         subs = [asyncio.create_task(subscriber()) for _ in range(SUBSCRIBERS)]
