@@ -16,9 +16,9 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,6 +43,54 @@ def parse_workers(spec: str) -> dict[str, int]:
     return out
 
 
+class Output:
+    """Merged, prefixed component logs; on a terminal, with a live status panel below them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.live: Any = None
+
+    def line(self, text: str) -> None:
+        with self.lock:
+            if self.live is not None:
+                self.live.console.print(text, markup=False, highlight=False, soft_wrap=True)
+            else:
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+
+    def start_panel(self, components: list[Component], pg: Any) -> None:
+        if not sys.stdout.isatty():
+            return
+        from rich.live import Live
+
+        self.live = Live(status_table(components, pg), console=console, refresh_per_second=2,
+                         get_renderable=lambda: status_table(components, pg))
+        self.live.start()
+
+    def stop_panel(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def status_table(components: list[Component], pg: Any) -> Any:
+    from rich.table import Table
+
+    t = Table(title="eve up — Ctrl+C stops everything", title_justify="left", box=None, header_style="bold")
+    for col in ("component", "pid", "state", "restarts", "uptime"):
+        t.add_column(col)
+    if pg is not None:
+        pid = pg.running_pid()
+        t.add_row("postgresql", str(pid or "-"), "[green]running[/]" if pid else "[red]stopped[/]", "0", "")
+    for c in components:
+        alive = c.proc is not None and c.proc.poll() is None
+        state = c.state if alive else f"exited ({c.proc.returncode})" if c.proc else "starting"
+        color = "green" if alive and c.state in ("ready", "running") else "yellow" if alive else "red"
+        t.add_row(c.name, str(c.proc.pid if c.proc else "-"), f"[{color}]{state}[/]", str(c.restarts),
+                  f"{int(time.monotonic() - c.started_at)}s" if alive else "")
+    return t
+
+
 @dataclass
 class Component:
     name: str
@@ -52,20 +100,18 @@ class Component:
     restarts: int = 0
     state: str = "starting"
     started_at: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, printer: threading.Lock) -> None:
+    def start(self, out: Output) -> None:
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1, start_new_session=True)
         self.started_at = time.monotonic()
-        threading.Thread(target=self._pump, args=(self.proc, printer), daemon=True).start()
+        self.state = "running" if self.name != "api" else "starting"
+        threading.Thread(target=self._pump, args=(self.proc, out), daemon=True).start()
 
-    def _pump(self, proc: subprocess.Popen[str], printer: threading.Lock) -> None:
+    def _pump(self, proc: subprocess.Popen[str], out: Output) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            with printer:
-                sys.stdout.write(f"{self.name:<14} | {line}")
-                sys.stdout.flush()
+            out.line(f"{self.name:<14} | {line.rstrip()}")
 
     def stop(self, timeout: float) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -138,7 +184,7 @@ def up(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     pg: EmbeddedPostgres | None = None
     components: list[Component] = []
-    printer = threading.Lock()
+    output = Output()
     try:
         if database_url:
             dsn = database_url
@@ -180,31 +226,31 @@ def up(
                     [sys.executable, "-m", "eve.daemons.worker", "--type", wtype, "--health-port", str(hp),
                      "--health-host", "127.0.0.1", "--workspace-root", str(data_dir / "workspaces")], env))
         for comp in components:
-            comp.start(printer)
+            comp.start(output)
         if not _ready(f"{api_url}/health?ready=1", 60, api):
             out.print(f"[red]the API did not become ready on {api_url}[/red] — see its lines above")
             raise typer.Exit(1)
         api.state = "ready"
         out.print(f"ready: API {api_url}  DSN {dsn}")
+        output.start_panel(components, pg)
         out.print("try:   eve status   ·   eve request create --worker-type general --prompt 'Echo hello world' "
                   "--wait   ·   eve ui   (Ctrl+C stops everything)")
         while not stop.wait(0.5):
             for comp in components:
                 if comp.proc is not None and comp.proc.poll() is not None and not stop.is_set():
                     comp.restarts += 1
-                    with printer:
-                        out.print(f"[yellow]{comp.name} exited ({comp.proc.returncode}); restarting "
-                                  f"(restart {comp.restarts})[/yellow]")
+                    output.line(f"{comp.name} exited ({comp.proc.returncode}); restarting (restart {comp.restarts})")
                     if comp.restarts > 5:
                         out.print(f"[red]{comp.name} keeps failing; stopping[/red]")
                         stop.set()
                         break
                     time.sleep(min(comp.restarts, 5))
-                    comp.start(printer)
+                    comp.start(output)
             if pg is not None and pg.running_pid() is None:
                 out.print(f"[red]embedded PostgreSQL exited; see {pg.log_file}[/red]")
                 raise typer.Exit(1)
     finally:
+        output.stop_panel()
         if components:
             out.print("stopping: workers (draining), then the API, then PostgreSQL…")
         for comp in [c for c in components if c.name != "api"]:
