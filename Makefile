@@ -11,7 +11,7 @@ venv: $(STAMP)
 # (Re)install when pyproject.toml changes; the stamp keeps repeat runs instant.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77" wheel
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
