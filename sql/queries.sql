@@ -79,12 +79,15 @@ RETURNING *;
 -- name: renew_leases
 -- Heartbeat for every slot of a worker at once; returns the ids it still holds and
 -- whether a cancel was asked for, so the worker learns both in one round trip.
-UPDATE eve.orchestration_requests
+-- A join with the id list (not `id = ANY(...)`), so even the generic plan is one
+-- primary-key lookup per id (tests/integration/test_query_plans.py).
+UPDATE eve.orchestration_requests r
 SET heartbeat_at = now(),
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-WHERE id = ANY(%(ids)s::uuid[]) AND claimed_by = %(worker_id)s
-  AND status IN ('claimed', 'processing')
-RETURNING id, cancel_requested_at IS NOT NULL AS cancel_requested;
+FROM unnest(%(ids)s::uuid[]) AS held(id)
+WHERE r.id = held.id AND r.claimed_by = %(worker_id)s
+  AND r.status IN ('claimed', 'processing')
+RETURNING r.id, r.cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: finish_request
 -- The result row, the final status and the closing event in one statement: the update
