@@ -35,6 +35,7 @@ from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
 from eve.models import Outcome, Request, WorkerType
+from eve.daemons.worker.results import ResultWriter
 from eve.settings import QueueSettings
 
 log = logging.getLogger("eve.worker")
@@ -119,6 +120,7 @@ class Worker:
         self.db_ok = False
         self.worker_type: WorkerType | None = None
         self._log_buffer: list[tuple[str, str, dict[str, Any]]] = []
+        self.results = ResultWriter(self.with_db, self.id)
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- database helpers --------------------------------------------------------------
@@ -277,7 +279,7 @@ class Worker:
         """Write the result; held and retried while the database is away, never dropped."""
         try:
             if outcome.status in ("success", "cancelled") or not outcome.retryable:
-                await self.with_db(lambda c: queue.complete(c, req, self.id, outcome))
+                await self.results.complete(req, outcome)  # coalesced with others finishing now
             else:
                 await self.with_db(lambda c: queue.fail(c, req, self.id, outcome, settings=self.config.queue))
         except ResultConflict as exc:

@@ -89,6 +89,19 @@ async def test_one_row_statements_use_the_primary_key(conn, in_flight, name, gen
     assert "idx_requests_lease" not in plan, plan
 
 
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_the_group_finish_finds_its_rows_by_primary_key(conn, in_flight, generic):
+    n = 10
+    params = {"ids": [uuid4() for _ in range(n)], "worker_ids": ["w1"] * n, "final_statuses": ["completed"] * n,
+              "statuses": ["success"] * n, "outputs": [None] * n, "summaries": [None] * n,
+              "durations_ms": [None] * n, "tokens_used": [None] * n, "costs_usd": [None] * n,
+              "errors": [None] * n, "error_codes": [None] * n, "event_kinds": ["result"] * n,
+              "event_datas": ["{}"] * n, "successes": [True] * n}
+    plan = await _plan(conn, Q.finish_many, params, generic)
+    assert PKEY in plan, plan
+    assert "idx_requests_lease" not in plan and "Seq Scan on orchestration_requests" not in plan, plan
+
+
 async def test_the_reaper_still_uses_its_lease_index(conn, in_flight):
     await conn.execute("SET enable_seqscan = off")  # a tiny table: ask whether the index *can* serve it
     plan = await _plan(conn, Q.expired_leases, {"limit": 100}, generic=False)
