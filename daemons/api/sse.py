@@ -63,8 +63,10 @@ class Subscriber:
 
 class Hub:
     def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000,
-                 presence_ttl_s: float = 30.0) -> None:
+                 presence_ttl_s: float = 30.0, on_worker_types_changed: Callable[[], None] | None = None) -> None:
         self.dsn = dsn
+        # this LISTEN connection also hears eve_worker_types, for the API's worker-type cache
+        self.on_worker_types_changed = on_worker_types_changed or (lambda: None)
         self.pool = pool
         self.queue_size = queue_size
         self.listener_id = f"api-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -167,6 +169,8 @@ class Hub:
                 conn = await connect(self.dsn, autocommit=True)
                 try:
                     await conn.execute("LISTEN eve_events")
+                    await conn.execute("LISTEN eve_worker_types")
+                    self.on_worker_types_changed()  # a change may have gone by while not listening
                     self._presence_until = 0.0  # the database may have restarted: announce again
                     if self.subscribers:
                         await self._announce_and_settle()
@@ -174,6 +178,9 @@ class Hub:
                     self.connected.set()
                     delay = 0.5
                     async for note in conn.notifies():
+                        if note.channel == "eve_worker_types":
+                            self.on_worker_types_changed()
+                            continue
                         try:
                             payload = json.loads(note.payload)
                             ids = payload["ids"] if "ids" in payload else [payload["id"]]  # 0003 / 0001
