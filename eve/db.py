@@ -65,21 +65,35 @@ async def connect(dsn: str, *, autocommit: bool = True, timeout: float = 5.0) ->
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe(dsn)}: {reason}") from exc
 
 
-def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "eve") -> AsyncConnectionPool:
+def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "eve",
+              service_only: bool = False) -> AsyncConnectionPool:
     """A pool opened later by the owner (`await pool.open(wait=True)`), rows as dicts.
 
     No check at checkout: `as_user`/`as_service` reconnect when a connection turns out
     broken instead (after a database restart, say).
+
+    `service_only` (the worker's pool: it never acts for a user) makes every connection
+    `service_role` for its whole session, so `as_service` needs no transaction around
+    each statement: one round trip instead of three. Every eve function that writes more
+    than one statement opens its own transaction, so nothing relies on the outer one.
     """
-    return AsyncConnectionPool(
+    async def as_service_session(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute("SET ROLE service_role")
+
+    return (ServicePool if service_only else AsyncConnectionPool)(
         dsn,
         min_size=min_size,
         max_size=max_size,
         open=False,
         name=name,
         kwargs={"row_factory": dict_row, "autocommit": True},  # transactions are explicit: _transaction
+        configure=as_service_session if service_only else None,
         reconnect_timeout=float("inf"),
     )
+
+
+class ServicePool(AsyncConnectionPool):
+    """A pool whose connections are `service_role` for the whole session (make_pool(service_only=True))."""
 
 
 async def set_identity(conn: psycopg.AsyncConnection[Any], *, user_id: UUID | str | None) -> None:
@@ -139,6 +153,13 @@ async def as_user(pool: AsyncConnectionPool, user_id: UUID | str) -> AsyncIterat
 
 @asynccontextmanager
 async def as_service(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A transaction as the service role."""
+    """A transaction as the service role; on a `service_only` pool, an autocommit connection
+    that already is the service role (multi-statement eve functions open their own)."""
+    if isinstance(pool, ServicePool):
+        # a dead connection fails the first statement, the pool drops it on return, and the
+        # caller's retry (the worker's with_db) gets a fresh one
+        async with pool.connection() as conn:
+            yield conn
+        return
     async with _transaction(pool, _BEGIN_AS_SERVICE) as conn:
         yield conn

@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -346,28 +345,25 @@ async def complete_many(
     ids = [req.id for req, _ in items]
     if len(set(ids)) != len(ids):
         raise ValidationError("complete_many got the same request twice")
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "ids", "worker_ids", "final_statuses", "statuses", "outputs", "summaries", "durations_ms", "tokens_used",
-        "costs_usd", "errors", "error_codes", "event_kinds", "event_datas", "successes")}
+    items_json: list[dict[str, Any]] = []
     for req, outcome in items:
         if outcome.status not in FINAL_STATUS:
             raise ValidationError(f"unknown result status {outcome.status!r}")
         kind, data = _result_event(outcome)
-        for key, value in (
-            ("ids", req.id), ("worker_ids", worker_id), ("final_statuses", FINAL_STATUS[outcome.status]),
-            ("statuses", outcome.status), ("outputs", Jsonb(outcome.output) if outcome.output is not None else None),
-            ("summaries", outcome.summary), ("durations_ms", outcome.duration_ms),
-            ("tokens_used", outcome.tokens_used),
-            ("costs_usd", Decimal(str(outcome.cost_usd)) if outcome.cost_usd is not None else None),
-            ("errors", outcome.error), ("error_codes", outcome.error_code), ("event_kinds", kind),
-            ("event_datas", Jsonb(data)), ("successes", outcome.status == "success"),
-        ):
-            cols[key].append(value)
-    if all(cols["successes"]):
-        rows = await (await conn.execute(Q.finish_many, cols)).fetchall()
+        items_json.append({
+            "id": str(req.id), "worker_id": worker_id, "final_status": FINAL_STATUS[outcome.status],
+            "status": outcome.status, "output": outcome.output, "summary": outcome.summary,
+            "duration_ms": outcome.duration_ms, "tokens_used": outcome.tokens_used,
+            "cost_usd": str(outcome.cost_usd) if outcome.cost_usd is not None else None,  # exact, as numeric
+            "error": outcome.error, "error_code": outcome.error_code, "event_kind": kind, "event_data": data,
+            "success": outcome.status == "success",
+        })
+    params = {"items": Jsonb(items_json), "n": len(items_json)}
+    if all(item["success"] for item in items_json):
+        rows = await (await conn.execute(Q.finish_many, params)).fetchall()
     else:
         async with conn.transaction():
-            rows = await (await conn.execute(Q.finish_many, cols)).fetchall()
+            rows = await (await conn.execute(Q.finish_many, params)).fetchall()
             for row in rows:
                 if row["has_dependents"]:
                     await conn.execute(Q.fail_dependents, {"id": row["request_id"]})
