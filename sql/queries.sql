@@ -303,7 +303,9 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT count(*) AS in_flight
     FROM eve.orchestration_requests r
-    WHERE r.worker_type = t.id AND r.status IN ('claimed', 'processing')
+    -- every in-flight row holds a lease: the lease condition lets the reaper's partial
+    -- index (lease_expires_at IS NOT NULL, migration 0003) serve this count
+    WHERE r.worker_type = t.id AND r.status IN ('claimed', 'processing') AND r.lease_expires_at IS NOT NULL
 ) f ON true
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE r.status = 'completed') AS completed,

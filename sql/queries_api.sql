@@ -37,7 +37,8 @@ SELECT id FROM eve.organizations;
 -- name: api_workers
 SELECT w.*, extract(epoch FROM now() - w.heartbeat_at) AS heartbeat_age_s,
        (SELECT count(*) FROM eve.orchestration_requests r
-        WHERE r.claimed_by = w.id AND r.status IN ('claimed', 'processing')) AS slots_busy
+        WHERE r.claimed_by = w.id AND r.status IN ('claimed', 'processing')
+          AND r.lease_expires_at IS NOT NULL) AS slots_busy  -- served by idx_requests_lease
 FROM eve.workers w
 WHERE w.state <> 'stopped' OR w.stopped_at > now() - interval '1 hour'
 ORDER BY w.worker_type, w.id;
