@@ -31,29 +31,26 @@ WHERE r.id = %(id)s;
 -- name: api_org_by_slug
 SELECT id, slug FROM eve.organizations WHERE slug = %(slug)s;
 
--- name: api_visible_org_ids
-SELECT id FROM eve.organizations;
-
 -- name: api_workers
-SELECT w.*, extract(epoch FROM now() - w.heartbeat_at) AS heartbeat_age_s,
-       (SELECT count(*) FROM eve.orchestration_requests r
-        WHERE r.claimed_by = w.id AND r.status IN ('claimed', 'processing')) AS slots_busy
-FROM eve.workers w
+-- Through eve.workers_visible (0004): another org's running request id reads as NULL.
+SELECT w.*, extract(epoch FROM now() - w.heartbeat_at) AS heartbeat_age_s
+FROM eve.workers_visible w
 WHERE w.state <> 'stopped' OR w.stopped_at > now() - interval '1 hour'
 ORDER BY w.worker_type, w.id;
 
 -- name: api_worker_exists
-SELECT 1 FROM eve.workers WHERE id = %(id)s;
+SELECT 1 FROM eve.workers_visible WHERE id = %(id)s;
 
 -- name: api_worker_logs
+-- Row-level security (0004) returns rows to operators only.
 SELECT id, at, level, message, data FROM eve.worker_logs
 WHERE worker_id = %(worker_id)s AND id > %(after)s
 ORDER BY id
 LIMIT %(limit)s;
 
 -- name: api_events_by_ids
--- The SSE hub fetches the rows a burst of notifications named (as the service role; it
--- then delivers each only to subscribers whose org memberships allow it).
+-- The SSE hub fetches the rows a burst of notifications named, once per connected caller
+-- and under that caller's identity: row-level security decides who gets which.
 SELECT e.id, e.request_id, e.org_id, e.at, e.kind, e.data, r.worker_type
 FROM eve.request_events e
 JOIN eve.orchestration_requests r ON r.id = e.request_id

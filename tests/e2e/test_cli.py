@@ -148,8 +148,16 @@ def test_workers_and_worker_logs(configured):
     rows = json.loads(eve(configured, "workers", "--json").stdout)
     assert [w["workerType"] for w in rows] == ["general"] and rows[0]["state"] in ("idle", "busy")
     assert rows[0]["id"] in eve(configured, "workers").stdout
-    logs = eve(configured, "workers", "logs", rows[0]["id"])
-    assert logs.returncode == 0 and "started" in logs.stdout
+    denied = eve(configured, "workers", "logs", rows[0]["id"])  # cli-org's user is a member
+    assert denied.returncode == 1 and "operators" in denied.stderr and "Traceback" not in denied.stderr
+
+    async def operator_key() -> str:
+        async with await psycopg.AsyncConnection.connect(configured["dsn"], autocommit=True,
+                                                         row_factory=dict_row) as c:
+            return (await make_tenant(c, "cli-staff", operator=True)).api_key
+
+    logs = eve(configured, "workers", "logs", rows[0]["id"], env={"EVE_API_KEY": asyncio.run(operator_key())})
+    assert logs.returncode == 0 and "started" in logs.stdout, logs.stderr
 
 
 def test_tail_sees_an_event_created_after_it_starts(configured):
