@@ -48,9 +48,10 @@ WHERE worker_id = %(worker_id)s AND id > %(after)s
 ORDER BY id
 LIMIT %(limit)s;
 
--- name: api_events_by_ids
+-- name: api_visible_events_by_ids
 -- The SSE hub fetches the rows a burst of notifications named, once per connected caller
 -- and under that caller's identity: row-level security decides who gets which.
+-- (Never through a SECURITY DEFINER function or the service role: that would undo it.)
 SELECT e.id, e.request_id, e.org_id, e.at, e.kind, e.data, r.worker_type
 FROM eve.request_events e
 JOIN eve.orchestration_requests r ON r.id = e.request_id

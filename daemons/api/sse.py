@@ -143,7 +143,7 @@ class Hub:
             for user_id, subs in by_user.items():
                 try:
                     async with as_user(self.pool, user_id) as conn:
-                        cur = await conn.execute(Q.api_events_by_ids, {"ids": ids})
+                        cur = await conn.execute(Q.api_visible_events_by_ids, {"ids": ids})
                         rows = await cur.fetchall()
                 except DB_ERRORS as exc:
                     log.warning("could not fetch %d events: %s", len(ids), exc)
