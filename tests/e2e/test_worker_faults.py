@@ -151,7 +151,9 @@ def own_cluster(tmp_path: Path):
 async def test_database_restart_while_idle_and_while_running(own_cluster, tmp_path, variant_bin):
     pg, dsn = own_cluster
     warm = await submit(dsn, "[[text: warm-up]]")  # creates the tenant
-    w = start_worker(dsn, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "30"}, name="resilient")
+    # The worker notices an outage when a pooled connection fails, or only when the pool gives up
+    # waiting for one (30 s): the lease is well above that, so the held result is still its own.
+    w = start_worker(dsn, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "150"}, name="resilient")
     try:
         w.wait_healthy()
         wait_for(lambda: one(dsn, "SELECT 1 FROM eve.orchestration_results WHERE request_id = %s", warm.id), 60,
@@ -160,7 +162,7 @@ async def test_database_restart_while_idle_and_while_running(own_cluster, tmp_pa
         assert one(dsn, "SELECT count(*) AS n FROM eve.orchestration_requests "
                         "WHERE status IN ('pending', 'claimed', 'processing')") == {"n": 0}
         pg.stop(mode="fast")
-        wait_for(lambda: w.health()[0] == 503, 30, "health to report the database down")
+        wait_for(lambda: w.health()[0] == 503, 90, "health to report the database down")
         assert w.health()[1]["running"] == [] and w.proc.poll() is None
         pg.start()
         wait_for(lambda: w.health()[0] == 200, 30, "health to report the database back")
@@ -177,7 +179,7 @@ async def test_database_restart_while_idle_and_while_running(own_cluster, tmp_pa
         mark = len(w.output())  # lines from here on belong to this outage
         pg.stop(mode="fast")
         wait_for(lambda: not _agents_alive(w.workspace_root), 90, "the agent to finish while the database is down")
-        wait_for(lambda: "database unavailable" in w.output()[mark:], 60, "the worker to retry the result")
+        wait_for(lambda: "database unavailable" in w.output()[mark:], 90, "the worker to retry the result")
         status, body = w.health()
         assert status == 503 and body["running"] == [str(req.id)] and w.proc.poll() is None
         pg.start()
