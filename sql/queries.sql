@@ -202,6 +202,14 @@ ORDER BY lease_expires_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
+-- name: worker_claims
+-- What a worker id still holds: at start, its previous incarnation's claims (that
+-- process and, with the sandbox, its agents are dead), to requeue at once.
+SELECT id, org_id, attempts, max_attempts, claimed_by
+FROM eve.orchestration_requests
+WHERE claimed_by = %(worker_id)s AND status IN ('claimed', 'processing')
+FOR UPDATE;
+
 -- name: reap_requeue
 UPDATE eve.orchestration_requests
 SET status = 'pending', claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL,
