@@ -79,7 +79,9 @@ SELECT coalesce(max(id), 0) AS id FROM eve.request_events;
 SELECT t.id AS worker_type,
        count(w.id) FILTER (WHERE w.state <> 'stopped'
                            AND w.heartbeat_at > now() - make_interval(secs => %(lease_seconds)s)) AS alive,
-       count(w.id) FILTER (WHERE w.state <> 'stopped') AS expected
+       count(w.id) FILTER (WHERE w.state <> 'stopped') AS expected,
+       count(w.id) FILTER (WHERE w.state <> 'stopped' AND w.sandbox = 'none') AS unsandboxed,
+       count(w.id) FILTER (WHERE w.state <> 'stopped' AND w.disk_low) AS disk_low
 FROM eve.worker_types t
 LEFT JOIN eve.workers w ON w.worker_type = t.id
 GROUP BY t.id

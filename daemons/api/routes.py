@@ -295,7 +295,8 @@ async def get_status(caller: Caller, state: State) -> Json:
         cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
         per_type = await cur.fetchall()
     return {"api": "ok", "database": "ok", "version": __version__,
-            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"]}
+            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"],
+                         "unsandboxed": r["unsandboxed"], "diskLow": r["disk_low"]}
                         for r in per_type],
             "queue": [queue_out(d) for d in depth]}
 
