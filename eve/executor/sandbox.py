@@ -25,6 +25,7 @@ argv out, unit-tested on its own; the spawn stays one call in `eve.executor.run`
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import shutil
@@ -201,6 +202,19 @@ def variant_files(wrapper: str, home: str) -> VariantFiles:
         seen.add(path)
         out.read_only.append(path)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _variant_files_cached(wrapper: str, home: str, mtime: float) -> VariantFiles:
+    """variant_files() once per wrapper version: spawns stay cheap (claim → spawn is benchmarked)."""
+    return variant_files(wrapper, home)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
 
 
 def exposable(path: str, *, home: str, protected: Iterable[str]) -> bool:
@@ -459,7 +473,7 @@ class Runtime:
         if self.mode == "none":
             return Spawn(list(argv), env, str(workspace), str(workspace), None)
         uid = self.slot_uid(slot)
-        files = variant_files(variant_path, worker_home)
+        files = _variant_files_cached(variant_path, worker_home, _mtime(variant_path))
         if self.mode == "uid":
             assert uid is not None
             env["HOME"] = str(home_source)
