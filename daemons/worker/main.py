@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from eve import logging as eve_logging
 from eve.daemons.worker.daemon import Worker, WorkerConfig
 from eve.daemons.worker.health import serve
+from eve.db import listen_enabled
 from eve.errors import EveError
 from eve.settings import QueueSettings
 
@@ -44,18 +47,38 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
     p.add_argument("--health-host", default=env.get("EVE_HEALTH_HOST", "0.0.0.0"))
     p.add_argument("--workspace-root", default=env.get("EVE_WORKSPACE_ROOT", "/workspace"))
     p.add_argument("--grace", type=float, default=float(env.get("EVE_WORKER_GRACE", "30")))
-    p.add_argument("--poll-interval", type=float, default=float(env.get("EVE_POLL_INTERVAL", "5")))
+    p.add_argument("--poll-interval", type=float, default=None,
+                   help="Seconds between polls (default 5, or 1 without LISTEN).")
     p.add_argument("--isolate-home", action="store_true", default=env.get("EVE_ISOLATE_HOME", "") == "1")
     p.add_argument("--database-url", default=env.get("DATABASE_URL"))
+    p.add_argument("--id", dest="worker_id", default=env.get("EVE_WORKER_ID") or None,
+                   help="Stable worker id (default: worker-HOST-PID).")
+    p.add_argument("--sandbox", default=env.get("EVE_SANDBOX", "auto"), choices=("auto", "bwrap", "uid", "none"))
+    p.add_argument("--sandbox-hide", action="append",
+                   default=[x for x in env.get("EVE_SANDBOX_HIDE", "").split(":") if x])
+    p.add_argument("--sandbox-uid-base", type=int, default=int(env.get("EVE_SANDBOX_UID_BASE", "61000")))
+    p.add_argument("--no-listen", action="store_true", default=not listen_enabled(),
+                   help="Poll only, no LISTEN (PgBouncer in transaction pooling); same as EVE_LISTEN=off.")
     a = p.parse_args(argv)
     if not a.database_url:
         p.error("no database: set DATABASE_URL or pass --database-url")
     if a.slots < 1:
         p.error("--slots must be at least 1")
-    return WorkerConfig(dsn=a.database_url, worker_type=a.worker_type, slots=a.slots,
-                        health_port=a.health_port if a.health_port >= 0 else None, health_host=a.health_host,
-                        workspace_root=Path(a.workspace_root), grace_s=a.grace, poll_interval_s=a.poll_interval,
-                        isolate_home=a.isolate_home, queue=QueueSettings())
+    if a.no_listen:
+        os.environ["EVE_LISTEN"] = "off"  # process-wide: eve.db then keeps no session state either
+    poll = a.poll_interval if a.poll_interval is not None else float(
+        env.get("EVE_POLL_INTERVAL") or (5 if listen_enabled() else 1))
+    values: dict[str, Any] = dict(
+        dsn=a.database_url, worker_type=a.worker_type, slots=a.slots,
+        health_port=a.health_port if a.health_port >= 0 else None, health_host=a.health_host,
+        workspace_root=Path(a.workspace_root), grace_s=a.grace, poll_interval_s=poll,
+        isolate_home=a.isolate_home, queue=QueueSettings(), listen=listen_enabled(), sandbox=a.sandbox,
+        sandbox_hide=[Path(x) for x in a.sandbox_hide], sandbox_uid_base=a.sandbox_uid_base)
+    if a.worker_id:
+        values["worker_id"] = a.worker_id
+    # Options the daemon of this build does not know yet (sandbox, …) are accepted and left out.
+    known = {f.name for f in dataclasses.fields(WorkerConfig)}
+    return WorkerConfig(**{k: v for k, v in values.items() if k in known})
 
 
 def cli(argv: list[str] | None = None) -> None:

@@ -22,8 +22,24 @@ def run(
     grace: Annotated[float, typer.Option(envvar="EVE_WORKER_GRACE",
                                          help="Seconds running requests get to finish on SIGTERM before "
                                               "they are stopped and requeued.")] = 30.0,
-    poll_interval: Annotated[float, typer.Option(envvar="EVE_POLL_INTERVAL",
-                                                 help="Poll fallback (s) besides LISTEN/NOTIFY wake-ups.")] = 5.0,
+    poll_interval: Annotated[float | None, typer.Option(envvar="EVE_POLL_INTERVAL", show_default="5, or 1 with "
+                                                        "--no-listen",
+                                                        help="Poll fallback (s) besides LISTEN/NOTIFY "
+                                                             "wake-ups.")] = None,
+    listen: Annotated[bool, typer.Option("--listen/--no-listen",
+                                         help="--no-listen: poll only, no LISTEN/NOTIFY and no session state, for "
+                                              "PgBouncer in transaction pooling (same as EVE_LISTEN=off).")] = True,
+    worker_id: Annotated[str | None, typer.Option("--id", envvar="EVE_WORKER_ID",
+                                                  help="Stable worker id, e.g. general-1 (default: "
+                                                       "worker-HOST-PID).")] = None,
+    sandbox: Annotated[str, typer.Option(envvar="EVE_SANDBOX",
+                                         help="Agent isolation: auto, bwrap, uid or none.")] = "auto",
+    sandbox_hide: Annotated[list[Path] | None, typer.Option(
+        "--sandbox-hide", help="A path agents must not see (repeatable; env EVE_SANDBOX_HIDE, colon-separated), "
+                               "e.g. the data dir.")] = None,
+    sandbox_uid_base: Annotated[int | None, typer.Option(envvar="EVE_SANDBOX_UID_BASE",
+                                                         help="First uid of this worker's agents in uid "
+                                                              "mode.")] = None,
     isolate_home: Annotated[bool, typer.Option(envvar="EVE_ISOLATE_HOME",
                                                help="Give each agent its own HOME inside its workspace.")] = False,
     database_url: Annotated[str | None, typer.Option(envvar="DATABASE_URL", show_envvar=False,
@@ -36,7 +52,17 @@ def run(
     so no separate reaper process is needed.
     """
     args = ["--type", worker_type, "--slots", str(slots), "--health-port", str(health_port),
-            "--workspace-root", str(workspace_root), "--grace", str(grace), "--poll-interval", str(poll_interval)]
+            "--workspace-root", str(workspace_root), "--grace", str(grace), "--sandbox", sandbox]
+    if poll_interval is not None:
+        args += ["--poll-interval", str(poll_interval)]
+    if not listen:
+        args.append("--no-listen")
+    if worker_id:
+        args += ["--id", worker_id]
+    for path in sandbox_hide or []:
+        args += ["--sandbox-hide", str(path)]
+    if sandbox_uid_base is not None:
+        args += ["--sandbox-uid-base", str(sandbox_uid_base)]
     if isolate_home:
         args.append("--isolate-home")
     if database_url:
