@@ -490,8 +490,10 @@ async def _recover(conn: AsyncConn, row: dict[str, Any], report: ReapReport, *, 
 # ---------------------------------------------------------------------------
 
 
-async def queue_depth(conn: AsyncConn) -> list[QueueDepth]:
-    cur = await conn.execute(Q.queue_depth)
+async def queue_depth(conn: AsyncConn, *, platform_wide: bool = False) -> list[QueueDepth]:
+    """Per worker type. `platform_wide`: as eve_api, through the definer function the API
+    uses for every org's counts (its role cannot bypass RLS); else as service_role."""
+    cur = await conn.execute(Q.api_queue_depth if platform_wide else Q.queue_depth)
     return [QueueDepth.from_row(r) for r in await cur.fetchall()]
 
 

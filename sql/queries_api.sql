@@ -52,13 +52,14 @@ ORDER BY id
 LIMIT %(limit)s;
 
 -- name: api_events_by_ids
--- The SSE hub fetches the rows a burst of notifications named (as the service role; it
--- then delivers each only to subscribers whose org memberships allow it).
-SELECT e.id, e.request_id, e.org_id, e.at, e.kind, e.data, r.worker_type
-FROM eve.request_events e
-JOIN eve.orchestration_requests r ON r.id = e.request_id
-WHERE e.id = ANY(%(ids)s::bigint[])
-ORDER BY e.id;
+-- The SSE hub fetches the rows a burst of notifications named, for every org (through a
+-- definer function: the API's role is eve_api only); it then delivers each only to the
+-- subscribers whose org memberships allow it.
+SELECT * FROM eve.api_events_by_ids(%(ids)s::bigint[]);
+
+-- name: api_hub_events_after
+-- The hub's back-fill after a reconnect: every org's events after the last one it saw.
+SELECT * FROM eve.api_events_after(%(after)s, %(limit)s);
 
 -- name: api_events_after
 -- Backfill for one subscriber, under its own identity (RLS): resume and catch-up.
@@ -73,7 +74,11 @@ ORDER BY e.id
 LIMIT %(limit)s;
 
 -- name: api_last_event_id
-SELECT coalesce(max(id), 0) AS id FROM eve.request_events;
+SELECT eve.api_last_event_id() AS id;
+
+-- name: api_queue_depth
+-- The whole platform's queue depth (see queue_depth), for /queue, /status and /metrics.
+SELECT * FROM eve.api_queue_depth();
 
 -- name: api_workers_per_type
 SELECT t.id AS worker_type,

@@ -7,7 +7,8 @@ when it connects; operators see all) plus its own filters. A subscriber whose qu
 is full is dropped — it never slows the others — and its client resumes with
 Last-Event-ID, served from the table under the caller's identity (RLS). When the LISTEN
 connection breaks (database restart), the hub reconnects with backoff and back-fills
-the events inserted meanwhile from the table.
+the events inserted meanwhile from the table. In poll-only mode (EVE_LISTEN=off, for
+PgBouncer in transaction pooling) the hub reads new rows every half second instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from eve.db import as_service, connect
+from eve.db import as_api, connect, listen_enabled
 from eve.errors import DatabaseUnavailable
 from eve.queries import Q
 
@@ -51,19 +52,38 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000) -> None:
+    def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000, poll_s: float = 0.5) -> None:
         self.dsn = dsn
+        self.poll_s = poll_s
         self.pool = pool
         self.queue_size = queue_size
         self.subscribers: set[Subscriber] = set()
         self.last_id = 0
+        self._primed = False  # last_id was read from the table once
         self.connected = asyncio.Event()
         self._ids: asyncio.Queue[int] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._listen(), name="sse-listen"),
+        feed = self._listen() if listen_enabled() else self._poll()
+        self._tasks = [asyncio.create_task(feed, name="sse-feed"),
                        asyncio.create_task(self._dispatch(), name="sse-dispatch")]
+
+    async def _poll(self) -> None:
+        """Poll-only mode (EVE_LISTEN=off, PgBouncer): read new rows every `poll_s` instead."""
+        delay = self.poll_s
+        while True:
+            try:
+                await self._backfill()
+                self.connected.set()
+                delay = self.poll_s
+            except asyncio.CancelledError:
+                raise
+            except DB_ERRORS as exc:
+                self.connected.clear()
+                log.warning("event poller lost the database; retrying in %.1fs: %s", delay, exc)
+                delay = min(delay * 2, 10.0)
+            await asyncio.sleep(delay)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -116,15 +136,19 @@ class Hub:
 
     async def _backfill(self) -> None:
         """After (re)connecting: deliver what was inserted while nobody listened."""
-        async with as_service(self.pool) as conn:
-            if self.last_id == 0:
+        async with as_api(self.pool) as conn:
+            if not self._primed:
                 cur = await conn.execute(Q.api_last_event_id)
                 row = await cur.fetchone()
                 self.last_id = int(row["id"]) if row else 0
+                self._primed = True
                 return
-            cur = await conn.execute(Q.api_events_after, {"after": self.last_id, "request_id": None,
-                                                          "worker_type": None, "org_id": None, "limit": 10000})
-            self._deliver(await cur.fetchall())
+            while True:
+                cur = await conn.execute(Q.api_hub_events_after, {"after": self.last_id, "limit": 10000})
+                rows = await cur.fetchall()
+                self._deliver(rows)
+                if len(rows) < 10000:
+                    return
 
     async def _dispatch(self) -> None:
         while True:
@@ -135,7 +159,7 @@ class Hub:
                 self.last_id = max(self.last_id, *ids)
                 continue
             try:
-                async with as_service(self.pool) as conn:
+                async with as_api(self.pool) as conn:
                     cur = await conn.execute(Q.api_events_by_ids, {"ids": ids})
                     rows = await cur.fetchall()
             except DB_ERRORS as exc:

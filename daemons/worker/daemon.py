@@ -55,6 +55,7 @@ class WorkerConfig:
     grace_s: float = 30.0
     poll_interval_s: float = 5.0
     isolate_home: bool = False
+    listen: bool = True  # False: poll only (PgBouncer transaction pooling); cancels arrive with the heartbeat
     queue: QueueSettings = field(default_factory=QueueSettings)
     worker_id: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}")
     sandbox: str = "auto"  # auto | bwrap | uid | none (eve.executor.sandbox)
@@ -341,6 +342,8 @@ class Worker:
     # -- background loops ---------------------------------------------------------------------
 
     async def _listen(self) -> None:
+        if not self.config.listen:
+            return
         delay = 0.5
         while True:
             try:

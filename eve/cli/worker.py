@@ -22,8 +22,13 @@ def run(
     grace: Annotated[float, typer.Option(envvar="EVE_WORKER_GRACE",
                                          help="Seconds running requests get to finish on SIGTERM before "
                                               "they are stopped and requeued.")] = 30.0,
-    poll_interval: Annotated[float, typer.Option(envvar="EVE_POLL_INTERVAL",
-                                                 help="Poll fallback (s) besides LISTEN/NOTIFY wake-ups.")] = 5.0,
+    poll_interval: Annotated[float | None, typer.Option(envvar="EVE_POLL_INTERVAL", show_default="5, or 1 with "
+                                                        "--no-listen",
+                                                        help="Poll fallback (s) besides LISTEN/NOTIFY "
+                                                             "wake-ups.")] = None,
+    listen: Annotated[bool, typer.Option("--listen/--no-listen",
+                                         help="--no-listen: poll only, no LISTEN/NOTIFY and no session state, for "
+                                              "PgBouncer in transaction pooling (same as EVE_LISTEN=off).")] = True,
     isolate_home: Annotated[bool, typer.Option(envvar="EVE_ISOLATE_HOME",
                                                help="Give each agent its own HOME inside its workspace.")] = False,
     database_url: Annotated[str | None, typer.Option(envvar="DATABASE_URL", show_envvar=False,
@@ -38,9 +43,9 @@ def run(
              "bwrap, uid, or none (no containment; development only). See docs/security.md.")] = "auto",
     sandbox_hide: Annotated[list[str] | None, typer.Option(
         help="A path agents must never see (data dir, secrets); repeatable. Env: EVE_SANDBOX_HIDE=a:b.")] = None,
-    sandbox_uid_base: Annotated[int, typer.Option(
-        envvar="EVE_SANDBOX_UID_BASE",
-        help="Root workers run slot i's agent as uid BASE+i; give workers on one host distinct bases.")] = 61000,
+    sandbox_uid_base: Annotated[int | None, typer.Option(
+        envvar="EVE_SANDBOX_UID_BASE", show_default="61000",
+        help="Root workers run slot i's agent as uid BASE+i; give workers on one host distinct bases.")] = None,
     keep_workspaces: Annotated[bool, typer.Option(envvar="EVE_KEEP_WORKSPACES",
                                                   help="Keep every workspace (development).")] = False,
     keep_failed_hours: Annotated[float, typer.Option(
@@ -57,18 +62,23 @@ def run(
     are requeued. Workers also run the lease reaper (one at a time across all workers),
     so no separate reaper process is needed.
     """
-    args = ["--type", worker_type, "--slots", str(slots), "--health-port", str(health_port),
-            "--workspace-root", str(workspace_root), "--grace", str(grace), "--poll-interval", str(poll_interval)]
-    if isolate_home:
-        args.append("--isolate-home")
     if sandbox not in ("auto", "bwrap", "uid", "none"):
         raise typer.BadParameter("must be one of auto, bwrap, uid, none", param_hint="--sandbox")
-    args += ["--sandbox", sandbox, "--sandbox-uid-base", str(sandbox_uid_base),
-             "--keep-failed-hours", str(keep_failed_hours), "--min-free-disk-mb", str(min_free_disk_mb)]
-    for path in (sandbox_hide or []):
-        args += ["--sandbox-hide", path]
+    args = ["--type", worker_type, "--slots", str(slots), "--health-port", str(health_port),
+            "--workspace-root", str(workspace_root), "--grace", str(grace), "--sandbox", sandbox,
+            "--keep-failed-hours", str(keep_failed_hours), "--min-free-disk-mb", str(min_free_disk_mb)]
+    if poll_interval is not None:
+        args += ["--poll-interval", str(poll_interval)]
+    if not listen:
+        args.append("--no-listen")
     if worker_id:
         args += ["--id", worker_id]
+    for path in sandbox_hide or []:
+        args += ["--sandbox-hide", str(path)]
+    if sandbox_uid_base is not None:
+        args += ["--sandbox-uid-base", str(sandbox_uid_base)]
+    if isolate_home:
+        args.append("--isolate-home")
     if keep_workspaces:
         args.append("--keep-workspaces")
     if database_url:
