@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -321,6 +322,50 @@ async def complete(conn: AsyncConn, request: Request, worker_id: str | None, out
     if row is None:
         raise ResultConflict(f"request {request.id} already has a result or is not held by {worker_id}")
     return Result.from_row(row)
+
+
+async def complete_many(
+    conn: AsyncConn, worker_id: str | None, items: Sequence[tuple[Request, Outcome]]
+) -> dict[UUID, Result]:
+    """complete() for many requests in one statement (finish_many); the results written, by id.
+
+    Same guarantees as complete(), per request: written only while `worker_id` still holds
+    it, at most one result ever, its closing event, dependents unblocked on success and
+    failed on failure (in the same transaction). A request missing from the answer got no
+    result from this call: the caller treats it as complete()'s ResultConflict. One round
+    trip when every outcome is a success, as with complete().
+    """
+    if not items:
+        return {}
+    ids = [req.id for req, _ in items]
+    if len(set(ids)) != len(ids):
+        raise ValidationError("complete_many got the same request twice")
+    cols: dict[str, list[Any]] = {k: [] for k in (
+        "ids", "worker_ids", "final_statuses", "statuses", "outputs", "summaries", "durations_ms", "tokens_used",
+        "costs_usd", "errors", "error_codes", "event_kinds", "event_datas", "successes")}
+    for req, outcome in items:
+        if outcome.status not in FINAL_STATUS:
+            raise ValidationError(f"unknown result status {outcome.status!r}")
+        kind, data = _result_event(outcome)
+        for key, value in (
+            ("ids", req.id), ("worker_ids", worker_id), ("final_statuses", FINAL_STATUS[outcome.status]),
+            ("statuses", outcome.status), ("outputs", Jsonb(outcome.output) if outcome.output is not None else None),
+            ("summaries", outcome.summary), ("durations_ms", outcome.duration_ms),
+            ("tokens_used", outcome.tokens_used),
+            ("costs_usd", Decimal(str(outcome.cost_usd)) if outcome.cost_usd is not None else None),
+            ("errors", outcome.error), ("error_codes", outcome.error_code), ("event_kinds", kind),
+            ("event_datas", Jsonb(data)), ("successes", outcome.status == "success"),
+        ):
+            cols[key].append(value)
+    if all(cols["successes"]):
+        rows = await (await conn.execute(Q.finish_many, cols)).fetchall()
+    else:
+        async with conn.transaction():
+            rows = await (await conn.execute(Q.finish_many, cols)).fetchall()
+            for row in rows:
+                if row["has_dependents"]:
+                    await conn.execute(Q.fail_dependents, {"id": row["request_id"]})
+    return {row["request_id"]: Result.from_row(row) for row in rows}
 
 
 def backoff_seconds(attempt: int, settings: QueueSettings) -> float:

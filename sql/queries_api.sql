@@ -91,3 +91,23 @@ FROM eve.worker_types t
 LEFT JOIN eve.workers w ON w.worker_type = t.id
 GROUP BY t.id
 ORDER BY t.id;
+
+-- name: api_event_listener_announce
+-- This API process has live SSE subscribers: request eve_events notifications until
+-- expires_at (refreshed while it has any). Long-expired rows of dead processes go too.
+WITH gone AS (
+    DELETE FROM eve.event_listeners WHERE expires_at < now() - interval '1 hour'
+)
+INSERT INTO eve.event_listeners (id, expires_at)
+VALUES (%(id)s, now() + make_interval(secs => %(ttl_seconds)s))
+ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+
+-- name: api_event_listener_withdraw
+DELETE FROM eve.event_listeners WHERE id = %(id)s;
+
+-- name: api_snapshot_xmax
+-- Transactions with an id below this had started when the announcement committed.
+SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax;
+
+-- name: api_snapshot_xmin
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin;

@@ -240,6 +240,7 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
                    org: str | None = None) -> Response[Any]:
     async with as_user(state.pool, caller.user_id) as conn:
         org_id = await _org_id(conn, org)
+    await state.hub.ensure_presence()  # also brings hub.last_id up to date if nobody was listening
     start = _last_event_id(request, 0) or state.hub.last_id
 
     async def fetch_after(last: int) -> list[dict[str, Any]]:

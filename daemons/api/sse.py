@@ -9,6 +9,13 @@ Last-Event-ID, served from the table under the caller's identity (RLS). When the
 connection breaks (database restart), the hub reconnects with backoff and back-fills
 the events inserted meanwhile from the table. In poll-only mode (EVE_LISTEN=off, for
 PgBouncer in transaction pooling) the hub reads new rows every half second instead.
+
+PostgreSQL sends `eve_events` only while some API process has announced live
+subscribers in `eve.event_listeners` (migration 0003): a notifying commit is serialised
+cluster-wide, and nobody should pay that for events no one watches. The first
+subscriber announces, waits until every transaction that started before the
+announcement has ended (those may not have notified), and only then replays from the
+table; while subscribers remain the announcement is refreshed, without them it lapses.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,11 +63,16 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000, poll_s: float = 0.5) -> None:
+    def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000, poll_s: float = 0.5,
+                 presence_ttl_s: float = 30.0) -> None:
         self.dsn = dsn
         self.poll_s = poll_s
         self.pool = pool
         self.queue_size = queue_size
+        self.listener_id = f"api-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.presence_ttl_s = presence_ttl_s
+        self._presence_until = 0.0  # monotonic time until which our announcement surely holds
+        self._presence_lock = asyncio.Lock()
         self.subscribers: set[Subscriber] = set()
         self.last_id = 0
         self._primed = False  # last_id was read from the table once
@@ -65,9 +81,12 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        feed = self._listen() if listen_enabled() else self._poll()
-        self._tasks = [asyncio.create_task(feed, name="sse-feed"),
-                       asyncio.create_task(self._dispatch(), name="sse-dispatch")]
+        if listen_enabled():
+            self._tasks = [asyncio.create_task(self._listen(), name="sse-listen"),
+                           asyncio.create_task(self._keep_presence(), name="sse-presence")]
+        else:
+            self._tasks = [asyncio.create_task(self._poll(), name="sse-poll")]
+        self._tasks.append(asyncio.create_task(self._dispatch(), name="sse-dispatch"))
 
     async def _poll(self) -> None:
         """Poll-only mode (EVE_LISTEN=off, PgBouncer): read new rows every `poll_s` instead."""
@@ -91,6 +110,60 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for sub in list(self.subscribers):
             self._drop(sub)
+        if self._presence_until:
+            try:
+                async with as_service(self.pool) as conn:
+                    await conn.execute(Q.api_event_listener_withdraw, {"id": self.listener_id})
+            except DB_ERRORS:
+                pass  # it expires on its own
+
+    # -- presence: PostgreSQL notifies eve_events only while someone announced subscribers --
+
+    async def ensure_presence(self) -> None:
+        """Before a subscriber replays from the table: make sure new events will be notified.
+
+        Cheap when the announcement is fresh; otherwise announces, waits for older
+        transactions, and moves `last_id` up to what the table holds (events of the time
+        nobody listened were never notified, and a new firehose starts after them).
+        """
+        if time.monotonic() < self._presence_until:
+            return
+        async with self._presence_lock:
+            if time.monotonic() < self._presence_until:
+                return
+            await self._announce_and_settle()
+            async with as_service(self.pool) as conn:
+                row = await (await conn.execute(Q.api_last_event_id)).fetchone()
+            self.last_id = max(self.last_id, int(row["id"]) if row else 0)
+
+    async def _announce(self) -> None:
+        started = time.monotonic()
+        async with as_service(self.pool) as conn:
+            await conn.execute(Q.api_event_listener_announce,
+                               {"id": self.listener_id, "ttl_seconds": self.presence_ttl_s})
+        self._presence_until = started + self.presence_ttl_s * 2 / 3
+
+    async def _announce_and_settle(self, max_wait_s: float = 2.0) -> None:
+        """Announce, then wait (bounded) until transactions older than the announcement ended:
+        they may have inserted events without notifying, and must be visible to a replay."""
+        await self._announce()
+        async with as_service(self.pool) as conn:
+            xmax = (await (await conn.execute(Q.api_snapshot_xmax)).fetchone())["xmax"]
+            deadline = time.monotonic() + max_wait_s
+            while time.monotonic() < deadline:
+                if (await (await conn.execute(Q.api_snapshot_xmin)).fetchone())["xmin"] >= xmax:
+                    return
+                await asyncio.sleep(0.005)
+        log.warning("a transaction older than the SSE announcement is still open; replaying anyway")
+
+    async def _keep_presence(self) -> None:
+        while True:
+            await asyncio.sleep(self.presence_ttl_s / 3)
+            if self.subscribers:
+                try:
+                    await self._announce()
+                except DB_ERRORS as exc:
+                    log.warning("could not refresh the SSE announcement: %s", exc)
 
     def subscribe(self, sub: Subscriber) -> Subscriber:
         sub.queue = asyncio.Queue(self.queue_size)
@@ -116,12 +189,18 @@ class Hub:
                 conn = await connect(self.dsn, autocommit=True)
                 try:
                     await conn.execute("LISTEN eve_events")
+                    self._presence_until = 0.0  # the database may have restarted: announce again
+                    if self.subscribers:
+                        await self._announce_and_settle()
                     await self._backfill()
                     self.connected.set()
                     delay = 0.5
                     async for note in conn.notifies():
                         try:
-                            self._ids.put_nowait(int(json.loads(note.payload)["id"]))
+                            payload = json.loads(note.payload)
+                            ids = payload["ids"] if "ids" in payload else [payload["id"]]  # 0003 / 0001
+                            for i in ids:
+                                self._ids.put_nowait(int(i))
                         except (ValueError, KeyError, TypeError):
                             continue
                 finally:
@@ -195,6 +274,7 @@ async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
     hub.subscribe(sub)
     last = after
     try:
+        await hub.ensure_presence()
         while True:  # replay in pages
             rows = await fetch_after(last)
             for row in rows:

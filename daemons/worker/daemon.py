@@ -37,6 +37,7 @@ from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
 from eve.executor.sandbox import DEFAULT_UID_BASE, Runtime, kill_uid_processes
 from eve.models import Outcome, Request, WorkerType
+from eve.daemons.worker.results import ResultWriter
 from eve.settings import QueueSettings
 
 log = logging.getLogger("eve.worker")
@@ -133,6 +134,7 @@ class Worker:
         self.runtime: Runtime | None = None
         self.disk_low = False
         self._log_buffer: list[tuple[str, str, dict[str, Any]]] = []
+        self.results = ResultWriter(self.with_db, self.id)
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- database helpers --------------------------------------------------------------
@@ -320,7 +322,7 @@ class Worker:
         """Write the result; held and retried while the database is away, never dropped."""
         try:
             if outcome.status in ("success", "cancelled") or not outcome.retryable:
-                await self.with_db(lambda c: queue.complete(c, req, self.id, outcome))
+                await self.results.complete(req, outcome)  # coalesced with others finishing now
             else:
                 await self.with_db(lambda c: queue.fail(c, req, self.id, outcome, settings=self.config.queue))
         except ResultConflict as exc:

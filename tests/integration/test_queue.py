@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
@@ -14,6 +15,7 @@ from psycopg.rows import dict_row
 from eve import queue
 from eve.errors import Conflict, InvalidWorkerType, NotFound, PayloadTooLarge, ResultConflict, ValidationError
 from eve.models import Outcome
+from eve.queries import Q
 from eve.settings import QueueSettings
 from tests.support.tenants import Tenant, make_tenant
 
@@ -413,11 +415,13 @@ async def test_insert_notifies_workers_with_the_worker_type(db_url, conn, tenant
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as listener:
         await listener.execute("LISTEN eve_requests")
         await listener.execute("LISTEN eve_events")
+        # eve_events is sent only while an SSE hub has announced subscribers (migration 0003)
+        await conn.execute(Q.api_event_listener_announce, {"id": "test", "ttl_seconds": 60})
         req = await _enqueue(conn, tenant, worker_type="code-review")
-        await queue.append_events(conn, req.id, req.org_id, [("text", {"text": "x"})])
+        [event_id] = await queue.append_events(conn, req.id, req.org_id, [("text", {"text": "x"})])
         got = [(n.channel, n.payload) async for n in listener.notifies(timeout=5, stop_after=2)]
     assert got[0] == ("eve_requests", "code-review")
-    assert got[1][0] == "eve_events" and str(req.id) in got[1][1]
+    assert got[1][0] == "eve_events" and json.loads(got[1][1]) == {"ids": [event_id]}
 
 
 async def test_prune_deletes_old_finished_requests(conn, tenant):
