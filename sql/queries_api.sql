@@ -31,35 +31,32 @@ WHERE r.id = %(id)s;
 -- name: api_org_by_slug
 SELECT id, slug FROM eve.organizations WHERE slug = %(slug)s;
 
--- name: api_visible_org_ids
-SELECT id FROM eve.organizations;
-
 -- name: api_workers
-SELECT w.*, extract(epoch FROM now() - w.heartbeat_at) AS heartbeat_age_s,
-       (SELECT count(*) FROM eve.orchestration_requests r
-        WHERE r.claimed_by = w.id AND r.status IN ('claimed', 'processing')) AS slots_busy
-FROM eve.workers w
+-- Through eve.workers_visible (0004): another org's running request id reads as NULL.
+SELECT w.*, extract(epoch FROM now() - w.heartbeat_at) AS heartbeat_age_s
+FROM eve.workers_visible w
 WHERE w.state <> 'stopped' OR w.stopped_at > now() - interval '1 hour'
 ORDER BY w.worker_type, w.id;
 
 -- name: api_worker_exists
-SELECT 1 FROM eve.workers WHERE id = %(id)s;
+SELECT 1 FROM eve.workers_visible WHERE id = %(id)s;
 
 -- name: api_worker_logs
+-- Row-level security (0004) returns rows to operators only.
 SELECT id, at, level, message, data FROM eve.worker_logs
 WHERE worker_id = %(worker_id)s AND id > %(after)s
 ORDER BY id
 LIMIT %(limit)s;
 
--- name: api_events_by_ids
--- The SSE hub fetches the rows a burst of notifications named, for every org (through a
--- definer function: the API's role is eve_api only); it then delivers each only to the
--- subscribers whose org memberships allow it.
-SELECT * FROM eve.api_events_by_ids(%(ids)s::bigint[]);
-
--- name: api_hub_events_after
--- The hub's back-fill after a reconnect: every org's events after the last one it saw.
-SELECT * FROM eve.api_events_after(%(after)s, %(limit)s);
+-- name: api_visible_events_by_ids
+-- The SSE hub fetches the rows a burst of notifications named, once per connected caller
+-- and under that caller's identity: row-level security decides who gets which.
+-- (Never through a SECURITY DEFINER function or the service role: that would undo it.)
+SELECT e.id, e.request_id, e.org_id, e.at, e.kind, e.data, r.worker_type
+FROM eve.request_events e
+JOIN eve.orchestration_requests r ON r.id = e.request_id
+WHERE e.id = ANY(%(ids)s::bigint[])
+ORDER BY e.id;
 
 -- name: api_events_after
 -- Backfill for one subscriber, under its own identity (RLS): resume and catch-up.

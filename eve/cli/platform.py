@@ -65,7 +65,10 @@ STATE_STYLE = {"idle": "green", "busy": "cyan", "draining": "yellow", "stopped":
 
 @workers_app.callback()
 def workers(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
-    """List workers: type, state, current request, slots, heartbeat age, sandbox mode (none in red)."""
+    """List workers: type, state, current request, slots, heartbeat age, sandbox mode (none in red).
+
+    The current request shows only when it is one of your orgs' (operators: all).
+    """
     if ctx.invoked_subcommand is not None:
         return
     rows = with_client(ctx, lambda c: c.workers())
@@ -94,7 +97,7 @@ def worker_logs(
     follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep polling for new lines.")] = False,
     as_json: bool = JsonOpt,
 ) -> None:
-    """A worker's own log lines (start, stop, claims, database trouble)."""
+    """A worker's own log lines (start, stop, claims, database trouble). Operators only."""
     out = console()
 
     async def go(c: EveClient) -> list[dict[str, Any]]:

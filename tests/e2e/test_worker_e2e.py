@@ -32,7 +32,9 @@ async def tenant(conn):
 
 @pytest.fixture
 def worker(db_url, tmp_path, variant_bin):
-    w = start_worker(db_url, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "3"}, args=["--grace", "5"])
+    # JWT_SECRET is set so that the environment test's "not passed on" means something
+    w = start_worker(db_url, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "3", "JWT_SECRET": "j" * 40},
+                     args=["--grace", "5"])
     try:
         w.wait_healthy()
         yield w
@@ -102,7 +104,10 @@ async def test_agent_environment_is_allowlisted(db_url, conn, tenant, worker, mo
     assert "EVE_WORKER_TYPE=general" in lines
     assert "EVE_CTX_REPO_FULL_NAME=acme/api" in lines and "EVE_CTX_PR_NUMBER=42" in lines
     assert 'EVE_CTX_LABELS=["a", "b"]' in lines and "EVE_CTX_PATH=/evil" in lines
+    worker_env = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+    assert {b"DATABASE_URL", b"JWT_SECRET"} <= {e.split(b"=", 1)[0] for e in worker_env}  # the worker has them
     assert not any(line.startswith(("DATABASE_URL=", "JWT_SECRET=", "EVE_TEST_DATABASE_URL=")) for line in lines)
+    assert "j" * 40 not in env_dump
     assert not any(line == "PATH=/evil" for line in lines)
     skipped = [e["data"] for e in events_of(db_url, req.id) if e["kind"] == "context_skipped"]
     assert skipped == [{"key": "bad key!", "reason": "not a valid env name"}]
