@@ -6,7 +6,7 @@
 SELECT r.id, r.created_at, r.org_id, r.user_id, r.worker_type, r.status, left(r.prompt, 200) AS prompt,
        r.config, r.priority, r.attempts, r.max_attempts, r.claimed_by, r.claimed_at, r.run_after,
        r.started_at, r.finished_at, r.lease_expires_at, r.cancel_requested_at, r.replay_of, r.parent_id,
-       r.blocked_by, r.last_error,
+       r.blocked_by, r.last_error, r.schedule_id,
        res.status AS result_status, res.summary AS result_summary, res.duration_ms AS result_duration_ms,
        res.tokens_used AS result_tokens_used, res.cost_usd AS result_cost_usd, res.error AS result_error,
        res.error_code AS result_error_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -17,9 +18,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from eve import __version__
+from eve import __version__, scheduler
 from eve.auth import Caller, bearer, verify
-from eve.daemons.api import errors, routes
+from eve.daemons.api import errors, routes, schedules
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
 from eve.db import make_pool
@@ -73,14 +74,18 @@ def create_app(settings: ApiSettings) -> Litestar:
         app.state.pool = pool
         app.state.hub = hub
         await hub.start()
+        cron = scheduler.start(pool, settings.database_url, name="api")  # one tick, one winner across processes
         try:
             yield
         finally:
+            if cron is not None:
+                cron.cancel()
+                await asyncio.gather(cron, return_exceptions=True)
             await hub.stop()
             await pool.close()
 
     return Litestar(
-        route_handlers=routes.HANDLERS,
+        route_handlers=[*routes.HANDLERS, *schedules.HANDLERS],
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -31,7 +31,7 @@ from uuid import UUID
 
 import psycopg
 
-from eve import __version__, metrics, queue, workers
+from eve import __version__, metrics, queue, scheduler, workers
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
@@ -197,6 +197,8 @@ class Worker:
         self._tasks = [asyncio.create_task(t, name=n) for n, t in (
             ("listener", self._listen()), ("heartbeat", self._heartbeat()), ("reaper", self._reap()),
             ("fence", self._fence_watch()))]
+        if (cron := scheduler.start(self.pool, cfg.dsn, name=self.id)) is not None:
+            self._tasks.append(cron)  # cron schedules: every worker tries each tick, one wins
         try:
             await self._claim_loop()
             await self._drain()
