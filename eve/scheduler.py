@@ -1,4 +1,4 @@
-"""The scheduler loop: runs inside every worker and API process; no leader, no extra service.
+"""The scheduler loop: runs inside every worker process; no leader, no extra service.
 
 Each process sleeps until the earliest `next_fire_at` of any enabled schedule, then
 fires what is due (`eve.schedules.fire_due`). All processes wake for the same tick and
