@@ -261,6 +261,7 @@ class Hub:
 
 
 Fetch = Callable[[int], Awaitable[list[dict[str, Any]]]]
+TERMINAL = ("result", "error", "cancelled")  # event kinds after which a request may be finished
 Frame = dict[str, Any]
 
 
@@ -305,10 +306,12 @@ async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
                 catch_up = True
                 continue
             if row["id"] <= last:
+                if is_finished is not None and row["kind"] in TERMINAL:
+                    catch_up = True  # replayed already; the next pass sees the request finished and ends
                 continue
             last = row["id"]
             yield {"id": row["id"], "event": "request_event", "data": to_json(row)}
-            if is_finished is not None and row["kind"] in ("result", "error", "cancelled") and await is_finished():
+            if is_finished is not None and row["kind"] in TERMINAL and await is_finished():
                 yield {"event": "end", "data": {"status": "finished"}}
                 return
     finally:
