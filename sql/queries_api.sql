@@ -6,7 +6,7 @@
 SELECT r.id, r.created_at, r.org_id, r.user_id, r.worker_type, r.status, left(r.prompt, 200) AS prompt,
        r.config, r.priority, r.attempts, r.max_attempts, r.claimed_by, r.claimed_at, r.run_after,
        r.started_at, r.finished_at, r.lease_expires_at, r.cancel_requested_at, r.replay_of, r.parent_id,
-       r.blocked_by, r.last_error,
+       r.blocked_by, r.last_error, r.schedule_id,
        res.status AS result_status, res.summary AS result_summary, res.duration_ms AS result_duration_ms,
        res.tokens_used AS result_tokens_used, res.cost_usd AS result_cost_usd, res.error AS result_error,
        res.error_code AS result_error_code
@@ -71,14 +71,40 @@ ORDER BY e.id
 LIMIT %(limit)s;
 
 -- name: api_last_event_id
-SELECT coalesce(max(id), 0) AS id FROM eve.request_events;
+SELECT eve.api_last_event_id() AS id;
+
+-- name: api_queue_depth
+-- The whole platform's queue depth (see queue_depth), for /queue, /status and /metrics.
+SELECT * FROM eve.api_queue_depth();
 
 -- name: api_workers_per_type
 SELECT t.id AS worker_type,
        count(w.id) FILTER (WHERE w.state <> 'stopped'
                            AND w.heartbeat_at > now() - make_interval(secs => %(lease_seconds)s)) AS alive,
-       count(w.id) FILTER (WHERE w.state <> 'stopped') AS expected
+       count(w.id) FILTER (WHERE w.state <> 'stopped') AS expected,
+       count(w.id) FILTER (WHERE w.state <> 'stopped' AND w.sandbox = 'none') AS unsandboxed,
+       count(w.id) FILTER (WHERE w.state <> 'stopped' AND w.disk_low) AS disk_low
 FROM eve.worker_types t
-LEFT JOIN eve.workers w ON w.worker_type = t.id
+LEFT JOIN eve.workers_visible w ON w.worker_type = t.id
 GROUP BY t.id
 ORDER BY t.id;
+
+-- name: api_event_listener_announce
+-- This API process has live SSE subscribers: request eve_events notifications until
+-- expires_at (refreshed while it has any). Long-expired rows of dead processes go too.
+WITH gone AS (
+    DELETE FROM eve.event_listeners WHERE expires_at < now() - interval '1 hour'
+)
+INSERT INTO eve.event_listeners (id, expires_at)
+VALUES (%(id)s, now() + make_interval(secs => %(ttl_seconds)s))
+ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+
+-- name: api_event_listener_withdraw
+DELETE FROM eve.event_listeners WHERE id = %(id)s;
+
+-- name: api_snapshot_xmax
+-- Transactions with an id below this had started when the announcement committed.
+SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax;
+
+-- name: api_snapshot_xmin
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin;

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from eve import __version__, auth, metrics, queue
 from eve.auth import Caller
-from eve.db import as_service, as_user
+from eve.db import as_api, as_user
 from eve.errors import Forbidden, NotFound, ValidationError
 from eve.queries import Q
 from eve.daemons.api.errors import ERROR_RESPONSES
@@ -89,8 +89,7 @@ async def _org_id(conn: Any, slug: str | None) -> UUID | None:
 @post("/auth/token", status_code=200, tags=["auth"], responses=ERROR_RESPONSES, security=[],
       summary="Exchange an API key for a JWT")
 async def token(data: TokenIn, state: State) -> TokenOut:
-    async with as_service(state.pool) as conn:
-        await conn.execute("SET LOCAL ROLE eve_api")  # the key lookup runs through its definer functions
+    async with as_api(state.pool) as conn:  # the key lookup runs through its definer functions
         tok, expires = await auth.exchange_api_key(conn, data.api_key, state.settings.jwt_secret,
                                                    state.settings.token_ttl_s)
     return TokenOut(token=tok, expires_at=expires.isoformat().replace("+00:00", "Z"))
@@ -233,6 +232,7 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
                    org: str | None = None) -> Response[Any]:
     async with as_user(state.pool, caller.user_id) as conn:
         org_id = await _org_id(conn, org)
+    await state.hub.ensure_presence()  # also brings hub.last_id up to date if nobody was listening
     start = _last_event_id(request, 0) or state.hub.last_id
 
     async def fetch_after(last: int) -> list[dict[str, Any]]:
@@ -289,11 +289,11 @@ async def get_worker_types(caller: Caller, state: State) -> list[Json]:
 async def get_status(caller: Caller, state: State) -> Json:
     async with as_user(state.pool, caller.user_id) as conn:
         depth = await queue.queue_depth(conn)  # the caller's orgs only, like GET /queue
-    async with as_service(state.pool) as conn:
         cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
         per_type = await cur.fetchall()
     return {"api": "ok", "database": "ok", "version": __version__,
-            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"]}
+            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"],
+                         "unsandboxed": r["unsandboxed"], "diskLow": r["disk_low"]}
                         for r in per_type],
             "queue": [queue_out(d) for d in depth]}
 
@@ -304,7 +304,7 @@ async def health(state: State, ready: bool = False) -> Response[Json]:
     if not ready:
         return Response({"status": "ok"})
     try:
-        async with as_service(state.pool) as conn:
+        async with as_api(state.pool) as conn:
             await conn.execute("SELECT 1")
     except Exception:  # noqa: BLE001 - any failure means not ready
         return Response({"status": "unavailable", "database": "down"}, status_code=503)
@@ -319,8 +319,8 @@ _depth_cache: dict[str, float] = {"at": 0.0}
 async def get_metrics(state: State) -> Response[bytes]:
     if time.monotonic() - _depth_cache["at"] > 1.0:
         try:
-            async with as_service(state.pool) as conn:
-                for d in await queue.queue_depth(conn):
+            async with as_api(state.pool) as conn:
+                for d in await queue.queue_depth(conn, platform_wide=True):
                     metrics.QUEUE_DEPTH.labels(d.worker_type).set(d.pending)
             _depth_cache["at"] = time.monotonic()
         except Exception:  # noqa: BLE001 - serve the last known values when the DB is away

@@ -10,6 +10,15 @@ full is dropped — it never slows the others — and its client resumes with
 Last-Event-ID, served from the table under the caller's identity. When the LISTEN
 connection breaks (database restart), the hub reconnects with backoff and tells every
 stream to catch up from the table, again under its caller's identity.
+In poll-only mode (EVE_LISTEN=off, for PgBouncer in transaction pooling) the hub looks
+for new rows every half second instead and tells the streams to catch up.
+
+PostgreSQL sends `eve_events` only while some API process has announced live
+subscribers in `eve.event_listeners` (migration 0003): a notifying commit is serialised
+cluster-wide, and nobody should pay that for events no one watches. The first
+subscriber announces, waits until every transaction that started before the
+announcement has ended (those may not have notified), and only then replays from the
+table; while subscribers remain the announcement is refreshed, without them it lapses.
 """
 
 from __future__ import annotations
@@ -17,6 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +38,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from eve.db import as_service, as_user, connect
+from eve.db import as_api, as_user, connect, listen_enabled
 from eve.errors import DatabaseUnavailable
 from eve.queries import Q
 
@@ -52,19 +65,46 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000) -> None:
+    def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000, poll_s: float = 0.5,
+                 presence_ttl_s: float = 30.0) -> None:
         self.dsn = dsn
+        self.poll_s = poll_s
         self.pool = pool
         self.queue_size = queue_size
+        self.listener_id = f"api-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.presence_ttl_s = presence_ttl_s
+        self._presence_until = 0.0  # monotonic time until which our announcement surely holds
+        self._presence_lock = asyncio.Lock()
         self.subscribers: set[Subscriber] = set()
         self.last_id = 0
+        self._primed = False  # last_id was read from the table once
         self.connected = asyncio.Event()
         self._ids: asyncio.Queue[int] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._listen(), name="sse-listen"),
-                       asyncio.create_task(self._dispatch(), name="sse-dispatch")]
+        if listen_enabled():
+            self._tasks = [asyncio.create_task(self._listen(), name="sse-listen"),
+                           asyncio.create_task(self._keep_presence(), name="sse-presence")]
+        else:
+            self._tasks = [asyncio.create_task(self._poll(), name="sse-poll")]
+        self._tasks.append(asyncio.create_task(self._dispatch(), name="sse-dispatch"))
+
+    async def _poll(self) -> None:
+        """Poll-only mode (EVE_LISTEN=off, PgBouncer): read new rows every `poll_s` instead."""
+        delay = self.poll_s
+        while True:
+            try:
+                await self._backfill()
+                self.connected.set()
+                delay = self.poll_s
+            except asyncio.CancelledError:
+                raise
+            except DB_ERRORS as exc:
+                self.connected.clear()
+                log.warning("event poller lost the database; retrying in %.1fs: %s", delay, exc)
+                delay = min(delay * 2, 10.0)
+            await asyncio.sleep(delay)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -72,6 +112,60 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for sub in list(self.subscribers):
             self._drop(sub)
+        if self._presence_until:
+            try:
+                async with as_api(self.pool) as conn:
+                    await conn.execute(Q.api_event_listener_withdraw, {"id": self.listener_id})
+            except DB_ERRORS:
+                pass  # it expires on its own
+
+    # -- presence: PostgreSQL notifies eve_events only while someone announced subscribers --
+
+    async def ensure_presence(self) -> None:
+        """Before a subscriber replays from the table: make sure new events will be notified.
+
+        Cheap when the announcement is fresh; otherwise announces, waits for older
+        transactions, and moves `last_id` up to what the table holds (events of the time
+        nobody listened were never notified, and a new firehose starts after them).
+        """
+        if time.monotonic() < self._presence_until:
+            return
+        async with self._presence_lock:
+            if time.monotonic() < self._presence_until:
+                return
+            await self._announce_and_settle()
+            async with as_api(self.pool) as conn:
+                row = await (await conn.execute(Q.api_last_event_id)).fetchone()
+            self.last_id = max(self.last_id, int(row["id"]) if row else 0)
+
+    async def _announce(self) -> None:
+        started = time.monotonic()
+        async with as_api(self.pool) as conn:
+            await conn.execute(Q.api_event_listener_announce,
+                               {"id": self.listener_id, "ttl_seconds": self.presence_ttl_s})
+        self._presence_until = started + self.presence_ttl_s * 2 / 3
+
+    async def _announce_and_settle(self, max_wait_s: float = 2.0) -> None:
+        """Announce, then wait (bounded) until transactions older than the announcement ended:
+        they may have inserted events without notifying, and must be visible to a replay."""
+        await self._announce()
+        async with as_api(self.pool) as conn:
+            xmax = (await (await conn.execute(Q.api_snapshot_xmax)).fetchone())["xmax"]
+            deadline = time.monotonic() + max_wait_s
+            while time.monotonic() < deadline:
+                if (await (await conn.execute(Q.api_snapshot_xmin)).fetchone())["xmin"] >= xmax:
+                    return
+                await asyncio.sleep(0.005)
+        log.warning("a transaction older than the SSE announcement is still open; replaying anyway")
+
+    async def _keep_presence(self) -> None:
+        while True:
+            await asyncio.sleep(self.presence_ttl_s / 3)
+            if self.subscribers:
+                try:
+                    await self._announce()
+                except DB_ERRORS as exc:
+                    log.warning("could not refresh the SSE announcement: %s", exc)
 
     def subscribe(self, sub: Subscriber) -> Subscriber:
         sub.queue = asyncio.Queue(self.queue_size)
@@ -104,12 +198,18 @@ class Hub:
                 conn = await connect(self.dsn, autocommit=True)
                 try:
                     await conn.execute("LISTEN eve_events")
+                    self._presence_until = 0.0  # the database may have restarted: announce again
+                    if self.subscribers:
+                        await self._announce_and_settle()
                     await self._backfill()
                     self.connected.set()
                     delay = 0.5
                     async for note in conn.notifies():
                         try:
-                            self._ids.put_nowait(int(json.loads(note.payload)["id"]))
+                            payload = json.loads(note.payload)
+                            ids = payload["ids"] if "ids" in payload else [payload["id"]]  # 0003 / 0001
+                            for i in ids:
+                                self._ids.put_nowait(int(i))
                         except (ValueError, KeyError, TypeError):
                             continue
                 finally:
@@ -123,11 +223,15 @@ class Hub:
                 delay = min(delay * 2, 10.0)
 
     async def _backfill(self) -> None:
-        """After (re)connecting: each stream re-reads what it missed, under its caller's identity."""
-        async with as_service(self.pool) as conn:  # only the newest id, no event content
-            cur = await conn.execute(Q.api_last_event_id)
-            row = await cur.fetchone()
-        self.last_id = max(self.last_id, int(row["id"]) if row else 0)
+        """After (re)connecting, and on every poll in poll-only mode: each stream re-reads
+        what it missed from the table, under its caller's identity (RLS)."""
+        async with as_api(self.pool) as conn:  # only the newest id (a definer function), no event content
+            row = await (await conn.execute(Q.api_last_event_id)).fetchone()
+        newest = int(row["id"]) if row and row["id"] is not None else 0
+        if self._primed and newest <= self.last_id:
+            return  # nothing new
+        self._primed = True
+        self.last_id = max(self.last_id, newest)
         for sub in list(self.subscribers):
             self._put(sub, {"_catchup": True})
 
@@ -157,6 +261,7 @@ class Hub:
 
 
 Fetch = Callable[[int], Awaitable[list[dict[str, Any]]]]
+TERMINAL = ("result", "error", "cancelled")  # event kinds after which a request may be finished
 Frame = dict[str, Any]
 
 
@@ -172,9 +277,13 @@ async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
     hub.subscribe(sub)
     last = after
     try:
+        await hub.ensure_presence()
         catch_up = True
         while True:
             if catch_up:  # from the table, under the caller's identity, in pages
+                # asked before reading: a request finished by then has all its events in the
+                # table (the result event commits with the result), so the replay holds them all
+                finished = is_finished is not None and await is_finished()
                 while True:
                     rows = await fetch_after(last)
                     for row in rows:
@@ -182,7 +291,7 @@ async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
                         yield {"id": row["id"], "event": "request_event", "data": to_json(row)}
                     if len(rows) < 500:
                         break
-                if is_finished is not None and await is_finished():
+                if finished:
                     yield {"event": "end", "data": {"status": "finished"}}
                     return
                 catch_up = False
@@ -197,10 +306,12 @@ async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
                 catch_up = True
                 continue
             if row["id"] <= last:
+                if is_finished is not None and row["kind"] in TERMINAL:
+                    catch_up = True  # replayed already; the next pass sees the request finished and ends
                 continue
             last = row["id"]
             yield {"id": row["id"], "event": "request_event", "data": to_json(row)}
-            if is_finished is not None and row["kind"] in ("result", "error", "cancelled") and await is_finished():
+            if is_finished is not None and row["kind"] in TERMINAL and await is_finished():
                 yield {"event": "end", "data": {"status": "finished"}}
                 return
     finally:

@@ -13,6 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from eve import queue
+from tests.support.agents import agent_pids
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
 from tests.support.workerproc import WorkerProcess, start_worker
@@ -59,17 +60,8 @@ def events_of(db_url: str, request_id) -> list[dict[str, Any]]:
 
 
 def no_processes_in(workspace: Path) -> bool:
-    """True when no process runs with its cwd inside the workspace (the agent and its tools are gone)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if cwd.startswith(str(workspace)):
-            return False
-    return True
+    """True when no agent process of a request under this workspace root is left (agent and tools gone)."""
+    return not agent_pids(workspace.parent, [workspace.name])
 
 
 async def test_smoke_prompt_runs_bash_and_succeeds(db_url, conn, tenant, worker: WorkerProcess):
@@ -89,8 +81,10 @@ async def test_smoke_prompt_runs_bash_and_succeeds(db_url, conn, tenant, worker:
     assert "smoke test passed" in tool_result["data"]["content"]
     skills = {e["data"]["skill"] for e in events if e["kind"] == "skill_loaded"}
     assert skills == {"general", "orchestration"}
-    ws = worker.workspace_root / str(req.id)
-    assert (ws / ".claude" / "skills" / "general" / "SKILL.md").read_text().startswith("---")
+    spawned = next(e for e in events if e["kind"] == "spawned")
+    assert spawned["data"]["workspace"] == f"/workspace/{req.id}" and spawned["data"]["sandbox"] == "bwrap"
+    # a successful request's workspace is deleted with its result
+    wait_for(lambda: not (worker.workspace_root / str(req.id)).exists(), 10, "the workspace to be removed")
     with sync_conn(db_url) as c:
         row = c.execute("SELECT status, attempts, claimed_by FROM eve.orchestration_requests WHERE id = %s",
                         (req.id,)).fetchone()
