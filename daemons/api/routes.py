@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -104,14 +105,13 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
         c = data.config
         config = {k: v for k, v in {"variant": c.variant, "model": c.model, "timeout_ms": c.timeout_ms,
                                     "allowed_tools": c.allowed_tools}.items() if v is not None}
+    # BEGIN + identity, INSERT ... RETURNING, COMMIT: three round trips (worker types are cached)
     async with as_user(state.pool, caller.user_id) as conn:
         req = await queue.enqueue(conn, org_id=caller.org_id, user_id=caller.user_id, worker_type=data.worker_type,
                                   prompt=data.prompt, context=data.context, config=config, priority=data.priority,
                                   run_after=data.run_after, blocked_by=data.blocked_by, parent_id=data.parent_id,
-                                  settings=state.settings.queue)
-        cur = await conn.execute(Q.api_request_detail, {"id": req.id})
-        row = await cur.fetchone()
-    return request_out(row)
+                                  settings=state.settings.queue, worker_types=state.worker_types)
+    return request_out(dataclasses.asdict(req))  # a new request has no result to join
 
 
 @get("/requests", tags=["requests"], responses=ERROR_RESPONSES, summary="List requests, newest first")

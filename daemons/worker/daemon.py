@@ -122,7 +122,8 @@ class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.id = config.worker_id
-        self.pool = make_pool(config.dsn, min_size=2, max_size=max(4, config.slots + 3), name=self.id)
+        self.pool = make_pool(config.dsn, min_size=2, max_size=max(4, config.slots + 3), name=self.id,
+                              service_only=True)
         self.slots: dict[UUID, Slot] = {}
         self.wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
