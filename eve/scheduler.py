@@ -52,6 +52,8 @@ class Scheduler:
         self.wakeup = asyncio.Event()
         self.listening = False
         self.fired = 0  # ticks this process won (for logs and tests)
+        self.steps = 0
+        self.asleep = False
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen(), name="scheduler-listener")
@@ -68,16 +70,22 @@ class Scheduler:
                     sleep_s, delay = delay, min(delay * 2, 10.0)
                 except RETRYABLE:
                     sleep_s = 0.05
+                except Exception:  # a bug must not end scheduling for this process: log it, back off
+                    log.exception("scheduler step failed; retrying in %.1fs", delay)
+                    sleep_s, delay = delay, min(delay * 2, 10.0)
+                self.asleep = True
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), sleep_s)
                 except asyncio.TimeoutError:
                     pass
+                self.asleep = False
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
     async def step(self) -> float:
         """Fire what is due now; return how long to sleep before the next due tick."""
+        self.steps += 1
         now = self.clock()
         async with as_service(self.pool) as conn:
             results = await schedules.fire_due(conn, now=now)
