@@ -88,9 +88,20 @@ class Scheduler:
         self.steps += 1
         now = self.clock()
         async with as_service(self.pool) as conn:
-            results = await schedules.fire_due(conn, now=now)
-        for r in results:
-            if r.outcome != "lost":
+            rows = await schedules.due(conn, now=now)
+        failed = False
+        for row in rows:
+            try:
+                # its own transaction: the fire commits (and releases its row) at once
+                async with as_service(self.pool) as conn:
+                    r = await schedules.fire_one(conn, row, now=now)
+            except (*DB_ERRORS, *RETRYABLE):
+                raise
+            except Exception:  # one broken schedule must not hold back the others
+                log.exception("schedule %s could not be fired", row["id"])
+                failed = True
+                continue
+            if r is not None and r.outcome != "lost":
                 self.fired += 1
                 log.info("schedule %s: tick %s %s%s", r.schedule_id, r.fire_at.isoformat(), r.outcome,
                          f" (request {r.request_id})" if r.request_id else "",
@@ -98,6 +109,10 @@ class Scheduler:
         async with as_service(self.pool) as conn:
             nxt = await schedules.next_due(conn)
         cap = self.max_sleep_s if self.listening else self.unlistened_sleep_s
+        if failed:
+            cap = min(cap, 5.0)  # a schedule that failed stays due: look again soon, but not in a hot loop
+            if nxt is not None and nxt <= self.clock():
+                return cap
         if nxt is None:
             return cap
         # a few ms late rather than early: an early wake finds nothing due and sleeps again
