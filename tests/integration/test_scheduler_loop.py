@@ -67,3 +67,18 @@ async def test_a_new_schedule_wakes_a_sleeping_loop(pool, db_url, conn):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_broken_schedule_does_not_hold_back_the_others(pool, db_url, conn):
+    tenant = await make_tenant(conn, "broken-org")
+    for name in ("a-broken", "b-fine"):
+        spec = ScheduleSpec(name=name, cron_expression="* * * * *", worker_type="general", prompt="p")
+        await schedules.create(conn, spec, org_id=tenant.org_id, user_id=tenant.user_id, now=NOW)
+    # a template the fire statement cannot turn into a request (written behind the API's back)
+    await conn.execute("""UPDATE eve.schedules SET request_template = request_template || '{"priority": "x"}'
+                          WHERE name = 'a-broken'""")
+    sched = Scheduler(pool, db_url, clock=lambda: NOW + timedelta(seconds=41), max_sleep_s=300)
+    assert await sched.step() == 5.0  # the broken one stays due: look again in 5 s, not in a hot loop
+    cur = await conn.execute("SELECT s.name FROM eve.orchestration_requests r JOIN eve.schedules s "
+                             "ON s.id = r.schedule_id")
+    assert [r["name"] for r in await cur.fetchall()] == ["b-fine"]
