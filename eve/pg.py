@@ -248,6 +248,35 @@ class EmbeddedPostgres:
             start_new_session=True, close_fds=True,
         )
 
+    def recover(self, *, timeout: float = 60) -> str:
+        """Start again after the postmaster died (kill -9, OOM killer); returns the DSN.
+
+        PostgreSQL's crash recovery replays the WAL, so nothing committed is lost. Backends
+        of the dead postmaster may hold its shared memory for a moment (the new postmaster
+        then refuses to start), so starting is retried until `timeout`. The old guard is
+        retired first: left alone, it would stop the new cluster once its pipe closes.
+        """
+        self._stop_guard()
+        self._started = False
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.start(timeout=max(5.0, deadline - time.monotonic()))
+            except EmbeddedPostgresError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _stop_guard(self) -> None:
+        if self._guard_proc is not None:
+            if self._guard_proc.stdin:
+                self._guard_proc.stdin.close()
+            try:
+                self._guard_proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._guard_proc.kill()
+            self._guard_proc = None
+
     def stop(self, *, mode: str = "fast", timeout: float = 30) -> None:
         """Stop the cluster (idempotent) and the guard."""
         if self.running_pid() is not None:
@@ -260,14 +289,7 @@ class EmbeddedPostgres:
                     os.kill(pid, signal.SIGQUIT)  # immediate shutdown
                     _wait_gone(pid, 10)
         self._started = False
-        if self._guard_proc is not None:
-            if self._guard_proc.stdin:
-                self._guard_proc.stdin.close()
-            try:
-                self._guard_proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._guard_proc.kill()
-            self._guard_proc = None
+        self._stop_guard()
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

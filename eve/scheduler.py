@@ -1,4 +1,4 @@
-"""The scheduler loop: runs inside every worker and API process; no leader, no extra service.
+"""The scheduler loop: runs inside every worker process; no leader, no extra service.
 
 Each process sleeps until the earliest `next_fire_at` of any enabled schedule, then
 fires what is due (`eve.schedules.fire_due`). All processes wake for the same tick and
@@ -7,7 +7,7 @@ A schedule created, changed, paused or resumed anywhere sends `NOTIFY eve_schedu
 which wakes every sleeper to re-read the next due time. While the LISTEN connection is
 down the loop re-checks every few seconds instead, so nothing waits on a lost notify.
 
-`EVE_SCHEDULER=0` turns the loop off in a process (e.g. a read-only API replica).
+`EVE_SCHEDULER=0` turns the loop off in a worker.
 """
 
 from __future__ import annotations

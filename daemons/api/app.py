@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -18,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from eve import __version__, scheduler
+from eve import __version__
 from eve.auth import Caller, bearer, verify
 from eve.daemons.api import errors, routes, schedules
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
@@ -74,13 +73,11 @@ def create_app(settings: ApiSettings) -> Litestar:
         app.state.pool = pool
         app.state.hub = hub
         await hub.start()
-        cron = scheduler.start(pool, settings.database_url, name="api")  # one tick, one winner across processes
+        # No scheduler loop here: the API's database role is eve_api only (least privilege),
+        # and firing a schedule writes as the service role. Every worker runs the loop.
         try:
             yield
         finally:
-            if cron is not None:
-                cron.cancel()
-                await asyncio.gather(cron, return_exceptions=True)
             await hub.stop()
             await pool.close()
 

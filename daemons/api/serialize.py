@@ -91,7 +91,8 @@ def worker_out(row: dict[str, Any], lease_s: float) -> dict[str, Any]:
             "version": row["version"], "state": state,
             "currentRequestId": str(row["current_request_id"]) if row["current_request_id"] else None,
             "slots": row["slots"], "slotsBusy": int(row["slots_busy"] or 0), "startedAt": ts(row["started_at"]),
-            "heartbeatAt": ts(row["heartbeat_at"]), "heartbeatAgeS": round(age, 3)}
+            "heartbeatAt": ts(row["heartbeat_at"]), "heartbeatAgeS": round(age, 3),
+            "sandbox": row.get("sandbox") or "none", "diskLow": bool(row.get("disk_low"))}
 
 
 def worker_type_out(wt: Any) -> dict[str, Any]:

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from eve.client import EveClient
 
 schedule_app = typer.Typer(
-    help="Cron schedules: recurring requests, fired exactly once per tick by whichever worker or API "
-         "process gets there first.", no_args_is_help=True)
+    help="Cron schedules: recurring requests, fired exactly once per tick by whichever worker "
+         "gets there first.", no_args_is_help=True)
 
 RefArg = Annotated[str, typer.Argument(help="Schedule name (in your org) or id.")]
 
