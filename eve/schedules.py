@@ -161,9 +161,9 @@ def decide(expr: str, tz: str | ZoneInfo, next_fire_at: datetime, now: datetime,
     Only the window [max(next_fire_at, now - max_delay), now] is walked, so a schedule
     that was down for a month costs a handful of iterations, not one per missed tick.
     """
-    following = next_after(expr, tz, now)
     if next_fire_at > now:
         return Decision(None, False, next_fire_at)
+    following = next_after(expr, tz, now)
     start = max(next_fire_at, now - timedelta(seconds=max_delay_s + LATENESS_GRACE_S))
     latest: datetime | None = None
     if start == next_fire_at:
