@@ -26,6 +26,7 @@ from textual.screen import Screen
 from eve.tui.screens.dashboard import DashboardScreen
 from eve.tui.screens.modals import HelpScreen
 from eve.tui.screens.request import RequestScreen
+from eve.tui.screens.schedules import SchedulesScreen
 from eve.tui.screens.workers import WorkersScreen
 
 HISTORY_SECONDS = 600
@@ -50,6 +51,9 @@ class Client(Protocol):
     async def create_request(self, worker_type: str, prompt: str, **kw: Any) -> dict[str, Any]: ...
     async def cancel(self, request_id: str) -> dict[str, Any]: ...
     async def replay(self, request_id: str) -> dict[str, Any]: ...
+    async def list_schedules(self, **kw: Any) -> list[dict[str, Any]]: ...
+    async def update_schedule(self, schedule: str, **changes: Any) -> dict[str, Any]: ...
+    async def run_schedule(self, schedule: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -74,6 +78,7 @@ class EveCommands(Provider):
         commands: list[tuple[str, Callable[[], Any], str]] = [
             ("dashboard", app.action_dashboard, "Queue, workers, requests, live tail"),
             ("workers", app.action_workers, "All workers; Enter tails a worker's log"),
+            ("schedules", app.action_schedules, "Cron schedules: next fire, last result; pause, resume, run now"),
             ("replay last failed", app.action_replay_last_failed, "Replay the newest failed request"),
             ("pause / resume refresh", app.action_toggle_pause, "Stop or restart fetching"),
         ]
@@ -106,6 +111,7 @@ class EveApp(App[None]):
         Binding("plus", "faster", "Faster", key_display="+", show=False),
         Binding("minus", "slower", "Slower", key_display="-", show=False),
         Binding("w", "workers", "Workers"),
+        Binding("s", "schedules", "Schedules", show=False),  # in ? help and the palette
     ]
 
     def __init__(self, client: Client, *, refresh_s: float = 2.0, read_only: bool = False,
@@ -264,6 +270,10 @@ class EveApp(App[None]):
         if not isinstance(self.screen, WorkersScreen):
             self.push_screen(WorkersScreen())
             self._broadcast()
+
+    def action_schedules(self) -> None:
+        if not isinstance(self.screen, SchedulesScreen):
+            self.push_screen(SchedulesScreen())
 
     def action_dashboard(self) -> None:
         while len(self.screen_stack) > 2:

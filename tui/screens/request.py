@@ -114,6 +114,8 @@ class RequestScreen(EveScreen):
                 ("context", Text(json.dumps(r.get("context") or {})[:300]))]
         if r.get("replayOf"):
             rows.append(("replay of", Text(r["replayOf"])))
+        if r.get("scheduleId"):
+            rows.append(("schedule", Text(r["scheduleId"])))
         for key, value in rows:
             meta.append(f"{key:>10}  ", style="bold")
             meta.append_text(value)
