@@ -281,7 +281,10 @@ def up(
             dsn = database_url
             out.print(f"database   {describe(dsn)} (DATABASE_URL)")
         else:
-            pg = EmbeddedPostgres(data_dir, port=pg_port)
+            # after a crash, sync the data dir with one syncfs() rather than an fsync per file:
+            # seconds less before WAL replay starts (Linux only)
+            pg = EmbeddedPostgres(data_dir, port=pg_port, settings={"recovery_init_sync_method": "syncfs"}
+                                  if sys.platform == "linux" else None)
             dsn = pg.start()
             out.print(f"database   embedded PostgreSQL in {pg.data_dir} (pid {pg.running_pid()}, port {pg.port})")
         applied = run(migrate.migrate(dsn))
