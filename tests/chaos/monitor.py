@@ -4,9 +4,9 @@ A thread that, every `interval`:
 
 * reads new `spawned` events (request id, agent pid, time) from `request_events`
   (tolerating a database that is being killed and restarted);
-* samples /proc: an agent is alive while its spawned pid, or any process in its session
-  (agents run in their own session), exists; processes whose working directory is a
-  request's workspace are attributed to that request even before their event arrives;
+* samples /proc: an agent is alive while its spawned pid or any descendant exists;
+  processes working in a request's workspace are attributed to that request's agent
+  even before its event arrives, or after their parent died (orphans);
 * counts live agents per request and records every moment that count exceeds one.
 
 So "never two live agents for one request" is checked against the processes themselves,
@@ -43,22 +43,20 @@ class Agent:
 
 
 def _procs() -> dict[int, tuple[int, str]]:
-    """pid → (session id, cwd) of every live (non-zombie) process we can read."""
+    """pid → (parent pid, cwd) of every live (non-zombie) process we can read."""
     out: dict[int, tuple[int, str]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
             if fields[0] == "Z":
                 continue
-            sid = int(fields[3])
             try:
                 cwd = os.readlink(f"/proc/{name}/cwd")
             except OSError:
                 cwd = ""
-            out[int(name)] = (sid, cwd)
+            out[int(name)] = (int(fields[1]), cwd)
         except (OSError, IndexError, ValueError):
             continue
     return out
@@ -117,18 +115,7 @@ class AgentMonitor(threading.Thread):
             if now >= self._next_db:
                 self._read_events()
                 self._next_db = now + 0.2
-            procs = _procs()
-            live_keys: set[int] = set()
-            for pid, (sid, cwd) in procs.items():
-                if sid in self.agents:
-                    live_keys.add(sid)
-                elif pid in self.agents:
-                    live_keys.add(pid)
-                elif cwd.startswith(self.workspaces):
-                    rid = cwd[len(self.workspaces):].split("/", 1)[0]
-                    if rid and sid not in self.agents:
-                        self.agents[sid] = Agent(request_id=rid, key=sid)
-                    live_keys.add(sid)
+            live_keys = self._live_keys(_procs())
             per_request: dict[str, list[int]] = {}
             for key in live_keys:
                 agent = self.agents[key]
@@ -139,12 +126,43 @@ class AgentMonitor(threading.Thread):
                 if len(keys) > 1:
                     self.violations.append((now, rid, sorted(keys)))
 
+    def _workspace_of(self, cwd: str) -> str | None:
+        if not cwd.startswith(self.workspaces):
+            return None
+        return cwd[len(self.workspaces):].split("/", 1)[0] or None
+
+    def _live_keys(self, procs: dict[int, tuple[int, str]]) -> set[int]:
+        """The agents (keys) with at least one live process.
+
+        A process belongs to the nearest ancestor that is a known agent (its spawned pid);
+        failing that (its `spawned` event not read yet, or an orphan whose parent died),
+        to its topmost ancestor working in the same request's workspace — the agent's own
+        process. Agents' tools may start their own sessions, so sessions prove nothing.
+        """
+        keys: set[int] = set()
+        for pid, (_, cwd) in procs.items():
+            key, top, node, seen = None, None, pid, 0
+            rid = self._workspace_of(cwd)
+            while node in procs and seen < 64:
+                if node in self.agents:
+                    key = node
+                    break
+                parent_cwd = procs[node][1]
+                if rid is not None and self._workspace_of(parent_cwd) == rid:
+                    top = node
+                node, seen = procs[node][0], seen + 1
+            if key is None and top is not None:
+                key = top
+                if key not in self.agents:
+                    self.agents[key] = Agent(request_id=rid, key=key)  # type: ignore[arg-type]
+            if key is not None:
+                keys.add(key)
+        return keys
+
     def live(self) -> list[Agent]:
         """Agents with a process alive right now."""
         with self.lock:
-            procs = _procs()
-            sids = {sid for sid, _ in procs.values()}
-            return [a for a in self.agents.values() if a.key in procs or a.key in sids]
+            return [self.agents[k] for k in self._live_keys(_procs())]
 
     def attempts(self) -> dict[str, list[Agent]]:
         with self.lock:

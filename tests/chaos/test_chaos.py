@@ -255,6 +255,14 @@ def test_chaos(tmp_path: Path, variant_bin: Path):
         wait_for(lambda: not monitor.live(), 60, "every agent process to be gone")
         monitor.tick()
         overlaps = monitor.overlaps()
+        if overlaps:
+            rid = overlaps[0][0]
+            print(f"\nevents of {rid} (overlapping attempts):")
+            for kind, at, data in platform.query(
+                    "SELECT kind, extract(epoch FROM at)::float8, left(data::text, 160) FROM eve.request_events "
+                    "WHERE request_id = %s AND kind NOT IN ('stderr', 'assistant', 'tool_use', 'tool_result') "
+                    "ORDER BY id", (rid,)):
+                print(f"  {at:.2f} {kind:<12} {data}")
         if (monitor.violations or overlaps) and not SANDBOXED:
             pytest.xfail(f"two live agents for one request ({len(overlaps)} overlapping attempts, e.g. "
                          f"{_describe(overlaps[:2])}): this build's worker has no agent sandbox, so a worker killed "
