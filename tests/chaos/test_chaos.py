@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-
 from eve.daemons.worker.daemon import WorkerConfig
+
 from eve.pg import SUPERUSER
 from tests.chaos.monitor import AgentMonitor
 from tests.support.upproc import UpProcess, start_up, wait_children

@@ -18,14 +18,21 @@ import httpx
 import pytest
 
 from eve.roles import API_LOGIN, WORKER_LOGIN, secret_file
-from tests.support.upproc import alive, cmdline, environ, measure, start_up, wait_children
+from tests.support.upproc import (
+    alive,
+    cmdline,
+    environ,
+    measure,
+    start_up,
+    wait_children,
+)
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SMOKE = 'Echo "smoke test passed" using the Bash tool'
 
 
-def _smoke(up) -> None:  # noqa: ANN001
+def _smoke(up) -> None:
     r = up.eve("request", "create", "-t", "general", "--prompt", SMOKE, "--wait")
     assert r.returncode == 0 and "smoke test passed" in r.stdout, r.stdout + r.stderr + up.output()[-3000:]
 

@@ -14,8 +14,8 @@ from uuid import UUID
 
 import httpx
 import psycopg
-from psycopg.rows import dict_row
 import pytest
+from psycopg.rows import dict_row
 
 from eve import queue, roles
 from eve.db import API_ROLE, SERVICE_ROLE, as_service, make_pool

@@ -124,7 +124,7 @@ def start_up(tmp: Path, variant_bin: Path | None, *args: str, env: dict[str, str
     return up
 
 
-def measure(fn, timeout: float, what: str) -> float:  # noqa: ANN001 - a predicate
+def measure(fn, timeout: float, what: str) -> float:
     """Seconds until fn() is truthy (a wait with a deadline that also reports how long it took)."""
     began = time.monotonic()
     wait_for(fn, timeout, what)
