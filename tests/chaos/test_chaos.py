@@ -209,6 +209,7 @@ def _api_key(up: UpProcess) -> str:
     return next(x for x in up.lines if x.startswith("API key ")).split()[-1]
 
 
+@pytest.mark.timeout(600 + ROUNDS * (RECOVERY_DEADLINE_S + 30))
 def test_chaos(tmp_path: Path, variant_bin: Path):
     rng = random.Random(SEED)
     print(f"\nchaos: {ROUNDS} rounds, seed {SEED} (EVE_CHAOS_SEED={SEED} replays the choices), lease {LEASE_S:g}s")
