@@ -367,7 +367,7 @@ def up(
                 began = time.monotonic()
                 output.pg_restarts += 1
                 try:
-                    pg.recover(timeout=60)
+                    pg.recover(timeout=60, on_retry=lambda why: output.line(f"postgresql     | not up yet: {why}"))
                 except Exception as exc:  # noqa: BLE001 - any failure to come back is fatal, said plainly
                     out.print(f"[red]embedded PostgreSQL did not come back: {exc}. Its log: {pg.log_file}[/red]")
                     raise typer.Exit(1) from None
