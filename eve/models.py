@@ -59,6 +59,7 @@ class Request(_Row):
     parent_id: UUID | None = None
     blocked_by: list[UUID] = field(default_factory=list)
     reply_to: dict[str, Any] | None = None
+    schedule_id: UUID | None = None
 
     @property
     def finished(self) -> bool:

@@ -16,8 +16,6 @@ operators connect over TCP on 127.0.0.1 with a password.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import os
 import secrets
 import signal
@@ -25,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -323,6 +324,50 @@ async def complete(conn: AsyncConn, request: Request, worker_id: str | None, out
     return Result.from_row(row)
 
 
+async def complete_many(
+    conn: AsyncConn, worker_id: str | None, items: Sequence[tuple[Request, Outcome]]
+) -> dict[UUID, Result]:
+    """complete() for many requests in one statement (finish_many); the results written, by id.
+
+    Same guarantees as complete(), per request: written only while `worker_id` still holds
+    it, at most one result ever, its closing event, dependents unblocked on success and
+    failed on failure (in the same transaction). A request missing from the answer got no
+    result from this call: the caller treats it as complete()'s ResultConflict. One round
+    trip when every outcome is a success, as with complete().
+    """
+    if not items:
+        return {}
+    ids = [req.id for req, _ in items]
+    if len(set(ids)) != len(ids):
+        raise ValidationError("complete_many got the same request twice")
+    cols: dict[str, list[Any]] = {k: [] for k in (
+        "ids", "worker_ids", "final_statuses", "statuses", "outputs", "summaries", "durations_ms", "tokens_used",
+        "costs_usd", "errors", "error_codes", "event_kinds", "event_datas", "successes")}
+    for req, outcome in items:
+        if outcome.status not in FINAL_STATUS:
+            raise ValidationError(f"unknown result status {outcome.status!r}")
+        kind, data = _result_event(outcome)
+        for key, value in (
+            ("ids", req.id), ("worker_ids", worker_id), ("final_statuses", FINAL_STATUS[outcome.status]),
+            ("statuses", outcome.status), ("outputs", Jsonb(outcome.output) if outcome.output is not None else None),
+            ("summaries", outcome.summary), ("durations_ms", outcome.duration_ms),
+            ("tokens_used", outcome.tokens_used),
+            ("costs_usd", Decimal(str(outcome.cost_usd)) if outcome.cost_usd is not None else None),
+            ("errors", outcome.error), ("error_codes", outcome.error_code), ("event_kinds", kind),
+            ("event_datas", Jsonb(data)), ("successes", outcome.status == "success"),
+        ):
+            cols[key].append(value)
+    if all(cols["successes"]):
+        rows = await (await conn.execute(Q.finish_many, cols)).fetchall()
+    else:
+        async with conn.transaction():
+            rows = await (await conn.execute(Q.finish_many, cols)).fetchall()
+            for row in rows:
+                if row["has_dependents"]:
+                    await conn.execute(Q.fail_dependents, {"id": row["request_id"]})
+    return {row["request_id"]: Result.from_row(row) for row in rows}
+
+
 def backoff_seconds(attempt: int, settings: QueueSettings) -> float:
     """Exponential: base, 2×base, 4×base, ... capped."""
     return min(settings.retry_base_seconds * (2 ** max(attempt - 1, 0)), settings.retry_max_seconds)
@@ -448,20 +493,41 @@ async def reap(conn: AsyncConn, *, limit: int = 100) -> ReapReport:
         report.ran = True
         cur = await conn.execute(Q.expired_leases, {"limit": limit})
         for row in await cur.fetchall():
-            lost = f"lease expired while held by {row['claimed_by']} (attempt {row['attempts']})"
-            if row["attempts"] < row["max_attempts"]:
-                await conn.execute(Q.reap_requeue, {"id": row["id"], "error": lost})
-                await append_events(conn, row["id"], row["org_id"],
-                                    [("requeued", {"reason": "worker_lost", "worker_id": row["claimed_by"],
-                                                   "attempt": row["attempts"]})])
-                report.requeued.append(row["id"])
-            else:
-                req = await get_request(conn, row["id"])
-                await complete(conn, req, row["claimed_by"], Outcome(
-                    status="failed", error=f"{lost}; gave up after {row['max_attempts']} attempts",
-                    error_code="worker_lost"))
-                report.failed.append(row["id"])
+            await _recover(conn, row, report, reason="worker_lost",
+                           lost=f"lease expired while held by {row['claimed_by']} (attempt {row['attempts']})")
     return report
+
+
+async def release_claims(conn: AsyncConn, worker_id: str) -> ReapReport:
+    """At a worker's start: requeue what its previous incarnation (same id) still holds.
+
+    That process is gone, and with the sandbox its agents died with it, so there is no
+    reason to wait for the lease: the requests run again at once. As with the reaper, a
+    request out of attempts fails with `worker_lost`.
+    """
+    report = ReapReport(ran=True, requeued=[], failed=[])
+    async with conn.transaction():
+        cur = await conn.execute(Q.worker_claims, {"worker_id": worker_id})
+        for row in await cur.fetchall():
+            await _recover(conn, row, report, reason="worker_restarted",
+                           lost=f"worker {worker_id} restarted while holding it (attempt {row['attempts']})")
+    return report
+
+
+async def _recover(conn: AsyncConn, row: dict[str, Any], report: ReapReport, *, reason: str, lost: str) -> None:
+    """A request whose worker is gone: back to pending, or failed `worker_lost` after max_attempts."""
+    if row["attempts"] < row["max_attempts"]:
+        await conn.execute(Q.reap_requeue, {"id": row["id"], "error": lost})
+        await append_events(conn, row["id"], row["org_id"],
+                            [("requeued", {"reason": reason, "worker_id": row["claimed_by"],
+                                           "attempt": row["attempts"]})])
+        report.requeued.append(row["id"])
+    else:
+        req = await get_request(conn, row["id"])
+        await complete(conn, req, row["claimed_by"], Outcome(
+            status="failed", error=f"{lost}; gave up after {row['max_attempts']} attempts",
+            error_code="worker_lost"))
+        report.failed.append(row["id"])
 
 
 # ---------------------------------------------------------------------------

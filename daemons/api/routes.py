@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from eve import __version__, auth, metrics, queue
 from eve.auth import Caller
 from eve.db import as_api, as_user
-from eve.errors import NotFound, ValidationError
+from eve.errors import Forbidden, NotFound, ValidationError
 from eve.queries import Q
 from eve.daemons.api.errors import ERROR_RESPONSES
 from eve.daemons.api.serialize import (
@@ -177,14 +177,6 @@ async def replay_request(request_id: str, caller: Caller, state: State) -> Json:
 
 # -- events -------------------------------------------------------------------------------------
 
-async def _visible_orgs(state: State, caller: Caller) -> frozenset[UUID] | None:
-    if caller.operator:
-        return None
-    async with as_user(state.pool, caller.user_id) as conn:
-        cur = await conn.execute(Q.api_visible_org_ids)
-        return frozenset(r["id"] for r in await cur.fetchall())
-
-
 def _sse(frames: Any) -> ServerSentEvent:
     async def gen() -> Any:
         async for f in frames:
@@ -228,7 +220,7 @@ async def request_events(request: Request[Any, Any, Any], request_id: str, calle
         async with as_user(state.pool, caller.user_id) as c:
             return (await queue.get_request(c, rid)).finished
 
-    sub = Subscriber(orgs=await _visible_orgs(state, caller), request_id=rid)
+    sub = Subscriber(user_id=caller.user_id, request_id=rid)
     return _sse(stream(state.hub, sub, after=_last_event_id(request, after), fetch_after=fetch_after,
                        is_finished=finished, ping_s=state.settings.sse_ping_s, to_json=event_out))
 
@@ -240,6 +232,7 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
                    org: str | None = None) -> Response[Any]:
     async with as_user(state.pool, caller.user_id) as conn:
         org_id = await _org_id(conn, org)
+    await state.hub.ensure_presence()  # also brings hub.last_id up to date if nobody was listening
     start = _last_event_id(request, 0) or state.hub.last_id
 
     async def fetch_after(last: int) -> list[dict[str, Any]]:
@@ -248,30 +241,35 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
                                                        "org_id": org_id, "limit": 500})
             return await cur.fetchall()
 
-    sub = Subscriber(orgs=await _visible_orgs(state, caller), worker_type=worker_type, org_filter=org_id)
+    sub = Subscriber(user_id=caller.user_id, worker_type=worker_type, org_filter=org_id)
     return _sse(stream(state.hub, sub, after=start, fetch_after=fetch_after, is_finished=None,
                        ping_s=state.settings.sse_ping_s, to_json=event_out))
 
 
 # -- platform -------------------------------------------------------------------------------------
 
-@get("/queue", tags=["platform"], responses=ERROR_RESPONSES, summary="Queue depth per worker type")
+@get("/queue", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="Queue depth per worker type (the caller's orgs; operators: all)")
 async def get_queue(caller: Caller, state: State) -> list[Json]:
-    async with as_api(state.pool) as conn:
-        return [queue_out(d) for d in await queue.queue_depth(conn, platform_wide=True)]
+    async with as_user(state.pool, caller.user_id) as conn:
+        return [queue_out(d) for d in await queue.queue_depth(conn)]
 
 
-@get("/workers", tags=["platform"], responses=ERROR_RESPONSES, summary="Workers and what they run")
+@get("/workers", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="Workers and what they run (another org's request id is null)")
 async def get_workers(caller: Caller, state: State) -> list[Json]:
     async with as_user(state.pool, caller.user_id) as conn:
         rows = await (await conn.execute(Q.api_workers)).fetchall()
     return [worker_out(r, state.settings.queue.lease_seconds) for r in rows]
 
 
-@get("/workers/{worker_id:str}/logs", tags=["platform"], responses=ERROR_RESPONSES, summary="A worker's log tail")
+@get("/workers/{worker_id:str}/logs", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="A worker's log tail (operators only: lines name every org's requests)")
 async def get_worker_logs(worker_id: str, caller: Caller, state: State,
                           after: Annotated[int, Parameter(ge=0)] = 0,
                           limit: Annotated[int, Parameter(ge=1, le=1000)] = 500) -> list[Json]:
+    if not caller.operator:  # row-level security returns no rows to members anyway; say why
+        raise Forbidden("worker logs are for operators: their lines name requests of every org")
     async with as_user(state.pool, caller.user_id) as conn:
         if await (await conn.execute(Q.api_worker_exists, {"id": worker_id})).fetchone() is None:
             raise NotFound(f"worker {worker_id!r} not found")
@@ -289,12 +287,13 @@ async def get_worker_types(caller: Caller, state: State) -> list[Json]:
 
 @get("/status", tags=["platform"], responses=ERROR_RESPONSES, summary="What `eve status` prints")
 async def get_status(caller: Caller, state: State) -> Json:
-    async with as_api(state.pool) as conn:
-        depth = await queue.queue_depth(conn, platform_wide=True)
+    async with as_user(state.pool, caller.user_id) as conn:
+        depth = await queue.queue_depth(conn)  # the caller's orgs only, like GET /queue
         cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
         per_type = await cur.fetchall()
     return {"api": "ok", "database": "ok", "version": __version__,
-            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"]}
+            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"],
+                         "unsandboxed": r["unsandboxed"], "diskLow": r["disk_low"]}
                         for r in per_type],
             "queue": [queue_out(d) for d in depth]}
 

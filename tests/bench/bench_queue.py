@@ -22,6 +22,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from eve import migrate, queue
+from eve.daemons.worker.results import ResultWriter
+from eve.db import as_service, make_pool
 from eve.models import Outcome
 from eve.pg import EmbeddedPostgres
 from tests.support.pgharness import with_dbname
@@ -68,19 +70,30 @@ async def eve_fill(dsn: str, tenant: Any, n: int) -> None:
 
 
 async def eve_throughput(dsn: str, tenant: Any, batch: int) -> float:
+    """Each consumer runs the worker's path: a pool, service-role transactions (with_db),
+    claims of up to `batch`, and results through the worker's ResultWriter (group finish)."""
     await eve_fill(dsn, tenant, JOBS)
     done = 0
 
     async def consumer(i: int) -> None:
         nonlocal done
-        async with await connect(dsn) as c:
+        pool = make_pool(dsn, min_size=2, max_size=max(4, batch + 3), name=f"bench-{i}")
+        await pool.open(wait=True)
+
+        async def with_db(fn: Any) -> Any:
+            async with as_service(pool) as c:
+                return await fn(c)
+
+        writer = ResultWriter(with_db, f"bench-{i}")
+        try:
             while True:
-                got = await queue.claim(c, "general", f"bench-{i}", limit=batch)
+                got = await with_db(lambda c: queue.claim(c, "general", f"bench-{i}", limit=batch))
                 if not got:
                     return
-                for req in got:
-                    await queue.complete(c, req, f"bench-{i}", Outcome(status="success"))
+                await asyncio.gather(*(writer.complete(req, Outcome(status="success")) for req in got))
                 done += len(got)
+        finally:
+            await pool.close()
 
     start = time.perf_counter()
     await asyncio.gather(*(consumer(i) for i in range(CONSUMERS)))

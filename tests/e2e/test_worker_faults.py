@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from eve import migrate, queue
 from eve.pg import EmbeddedPostgres
 from tests.support.pgharness import FAST_SETTINGS
+from tests.support.agents import agent_pids, kill_agents
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
 from tests.support.workerproc import WorkerProcess, start_worker
@@ -39,13 +40,8 @@ def wait_event(dsn: str, request_id: Any, kind: str, timeout: float = 30) -> Non
 
 
 def kill_agents_in(workspace: Path) -> None:
-    """Stop agents a SIGKILLed worker left behind (their cwd is inside its workspace)."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.readlink(f"/proc/{pid}/cwd").startswith(str(workspace)):
-                os.kill(int(pid), signal.SIGKILL)
-        except OSError:
-            pass
+    """Stop agents a SIGKILLed worker left behind (if the sandbox did not already)."""
+    kill_agents(workspace)
 
 
 async def submit(dsn: str, prompt: str, **kw: Any):
@@ -120,13 +116,7 @@ async def test_sigterm_past_the_grace_period_requeues_without_counting_the_attem
 
 
 def _agents_alive(workspace: Path) -> bool:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.readlink(f"/proc/{pid}/cwd").startswith(str(workspace)):
-                return True
-        except OSError:
-            pass
-    return False
+    return bool(agent_pids(workspace))
 
 
 @pytest.fixture
