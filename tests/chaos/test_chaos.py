@@ -231,7 +231,10 @@ def test_chaos(tmp_path: Path, variant_bin: Path):
         times: dict[str, list[tuple[float, str]]] = {}
         for i in range(ROUNDS):
             action = rng.choice(ACTIONS)
-            seconds, what = _round(platform, action, rng)
+            try:
+                seconds, what = _round(platform, action, rng)
+            except AssertionError as exc:
+                raise AssertionError(f"round {i + 1} ({action}): {exc}\n{up.diagnosis()}") from None
             times.setdefault(action, []).append((seconds, what))
             print(f"round {i + 1:>3}/{ROUNDS}: {action:<20} → {what} after {seconds:.2f}s")
         submitter.halt.set()
