@@ -85,7 +85,7 @@ SELECT t.id AS worker_type,
        count(w.id) FILTER (WHERE w.state <> 'stopped' AND w.sandbox = 'none') AS unsandboxed,
        count(w.id) FILTER (WHERE w.state <> 'stopped' AND w.disk_low) AS disk_low
 FROM eve.worker_types t
-LEFT JOIN eve.workers w ON w.worker_type = t.id
+LEFT JOIN eve.workers_visible w ON w.worker_type = t.id
 GROUP BY t.id
 ORDER BY t.id;
 

@@ -261,6 +261,7 @@ class Hub:
 
 
 Fetch = Callable[[int], Awaitable[list[dict[str, Any]]]]
+TERMINAL = ("result", "error", "cancelled")  # event kinds after which a request may be finished
 Frame = dict[str, Any]
 
 
@@ -280,6 +281,9 @@ async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
         catch_up = True
         while True:
             if catch_up:  # from the table, under the caller's identity, in pages
+                # asked before reading: a request finished by then has all its events in the
+                # table (the result event commits with the result), so the replay holds them all
+                finished = is_finished is not None and await is_finished()
                 while True:
                     rows = await fetch_after(last)
                     for row in rows:
@@ -287,7 +291,7 @@ async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
                         yield {"id": row["id"], "event": "request_event", "data": to_json(row)}
                     if len(rows) < 500:
                         break
-                if is_finished is not None and await is_finished():
+                if finished:
                     yield {"event": "end", "data": {"status": "finished"}}
                     return
                 catch_up = False
@@ -302,10 +306,12 @@ async def stream(hub: Hub, sub: Subscriber, *, after: int, fetch_after: Fetch,
                 catch_up = True
                 continue
             if row["id"] <= last:
+                if is_finished is not None and row["kind"] in TERMINAL:
+                    catch_up = True  # replayed already; the next pass sees the request finished and ends
                 continue
             last = row["id"]
             yield {"id": row["id"], "event": "request_event", "data": to_json(row)}
-            if is_finished is not None and row["kind"] in ("result", "error", "cancelled") and await is_finished():
+            if is_finished is not None and row["kind"] in TERMINAL and await is_finished():
                 yield {"event": "end", "data": {"status": "finished"}}
                 return
     finally:

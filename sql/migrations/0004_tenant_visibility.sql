@@ -17,7 +17,7 @@ CREATE VIEW eve.workers_visible WITH (security_barrier = true) AS
 SELECT w.id, w.worker_type, w.hostname, w.pid, w.version, w.slots, w.state,
        CASE WHEN r.org_id IS NOT NULL AND eve.can_see_org(r.org_id) THEN w.current_request_id END
            AS current_request_id,
-       w.started_at, w.heartbeat_at, w.stopped_at,
+       w.started_at, w.heartbeat_at, w.stopped_at, w.sandbox, w.disk_low,
        (SELECT count(*) FROM eve.orchestration_requests b
         WHERE b.claimed_by = w.id AND b.status IN ('claimed', 'processing')) AS slots_busy
 FROM eve.workers w

@@ -83,3 +83,28 @@ async def test_a_worker_that_lost_its_claim_stops_its_agent_and_writes_nothing(d
     finally:
         w.stop()
         kill_agents(request_ids=[req.id] if "req" in locals() else [])
+
+
+async def test_below_the_disk_floor_a_worker_stops_claiming_and_says_why(db_url, conn, tenant, tmp_path, variant_bin):
+    floor = 10**9  # MB: more than any disk here has free
+    w = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="full", env={"EVE_LEASE_SECONDS": "3"},
+                     args=["--min-free-disk-mb", str(floor)])
+    try:
+        w.wait_healthy()
+        req = await submit(conn, tenant, "hi")
+        wait_for(lambda: w.health()[1].get("disk_low") is True, 10, "the worker to notice")
+        with sync_conn(db_url) as c:
+            wait_for(lambda: c.execute("SELECT disk_low FROM eve.workers WHERE pid = %s", (w.pid,)).fetchone()
+                     ["disk_low"], 10, "disk_low in the registry")
+            assert "disk_low" in w.output()
+            # the claim loop checks the floor before every claim: the request is still nobody's
+            row = c.execute("SELECT status FROM eve.orchestration_requests WHERE id = %s", (req.id,)).fetchone()
+        assert row["status"] == "pending"
+    finally:
+        w.stop()
+    ok = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="roomy")
+    try:
+        res = result_of(db_url, req.id, timeout=60)
+        assert res["status"] == "success"
+    finally:
+        ok.stop()

@@ -21,13 +21,15 @@ from eve import auth
 from eve.errors import AuthError, ConfigError
 
 SECRET = "s" * 32
-NOW = datetime.now(timezone.utc)
+def now() -> datetime:
+    """Read at each use: a module-level timestamp goes stale when this file runs late in a long session."""
+    return datetime.now(timezone.utc)
 
 
 def claims(**over: object) -> dict[str, object]:
     base: dict[str, object] = {
         "sub": str(uuid.uuid4()), "org": str(uuid.uuid4()), "role": "member", "op": False,
-        "iat": int(NOW.timestamp()), "exp": int((NOW + timedelta(minutes=5)).timestamp()), "jti": uuid.uuid4().hex}
+        "iat": int(now().timestamp()), "exp": int((now() + timedelta(minutes=5)).timestamp()), "jti": uuid.uuid4().hex}
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -72,10 +74,10 @@ def test_alg_none_is_refused(alg):
 
 
 def test_expired_and_future_dated_tokens_are_refused():
-    past = claims(exp=int((NOW - timedelta(seconds=5)).timestamp()))
+    past = claims(exp=int((now() - timedelta(seconds=5)).timestamp()))
     with pytest.raises(AuthError):
         auth.verify(SECRET, jwt.encode(past, SECRET, "HS256"))
-    future = claims(iat=int((NOW + timedelta(hours=1)).timestamp()))
+    future = claims(iat=int((now() + timedelta(hours=1)).timestamp()))
     with pytest.raises(AuthError):
         auth.verify(SECRET, jwt.encode(future, SECRET, "HS256"))
 
