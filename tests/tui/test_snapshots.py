@@ -1,50 +1,74 @@
-"""What the console shows, as SVG snapshots (fixed terminal size, clock and data).
+"""What the console shows, as SVG snapshots (fixed terminal size, clock and data), every
+screen at 120x40 and at 80x24.
 
 Update after an intended change with `pytest tests/tui --snapshot-update`, then look at
-the report before committing.
+the SVGs before committing.
 """
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tui.conftest import make_app
 from tests.tui.fakes import FakeClient, default_requests, make_events
+
+SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
 
 
 def live_app():
     return make_app(FakeClient(firehose_events=make_events(default_requests()[0]["id"])), live=True)
 
 
-def test_dashboard(snap_compare):
-    assert snap_compare(live_app(), terminal_size=(120, 40))
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard(snap_compare, size):
+    assert snap_compare(live_app(), terminal_size=size)
 
 
-def test_dashboard_small_terminal(snap_compare):
-    assert snap_compare(live_app(), terminal_size=(80, 24))
+@pytest.mark.parametrize("size", SIZES)
+def test_drill_down_running_request(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["enter"])
 
 
-def test_drill_down_running_request(snap_compare):
-    assert snap_compare(make_app(), terminal_size=(120, 40), press=["enter"])
+@pytest.mark.parametrize("size", SIZES)
+def test_drill_down_failed_request(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["down", "enter"])
 
 
-def test_drill_down_failed_request(snap_compare):
-    assert snap_compare(make_app(), terminal_size=(120, 40), press=["down", "enter"])
+@pytest.mark.parametrize("size", SIZES)
+def test_workers_screen(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["w"])
 
 
-def test_workers_screen(snap_compare):
-    assert snap_compare(make_app(), terminal_size=(120, 40), press=["w"])
+@pytest.mark.parametrize("size", SIZES)
+def test_worker_log(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["w", "enter"])
 
 
-def test_help_screen(snap_compare):
-    assert snap_compare(make_app(), terminal_size=(120, 40), press=["question_mark"])
+@pytest.mark.parametrize("size", SIZES)
+def test_help_screen(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["question_mark"])
 
 
-def test_confirm_modal(snap_compare):
-    assert snap_compare(make_app(), terminal_size=(120, 40), press=["down", "enter", "r"])
+@pytest.mark.parametrize("size", SIZES)
+def test_confirm_modal(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["down", "enter", "r"])
 
 
-def test_new_request_form(snap_compare):
-    assert snap_compare(make_app(), terminal_size=(120, 40), press=["n"])
+@pytest.mark.parametrize("size", SIZES)
+def test_new_request_form(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["n"])
 
 
-def test_api_down_header(snap_compare):
-    assert snap_compare(make_app(FakeClient(down=True)), terminal_size=(120, 40))
+@pytest.mark.parametrize("size", SIZES)
+def test_edit_and_replay(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["down", "enter", "e"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_search_results(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, press=["slash", *"status:failed", "enter"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_api_down_header(snap_compare, size):
+    assert snap_compare(make_app(FakeClient(down=True)), terminal_size=size)
