@@ -24,14 +24,30 @@ def test_dashboard(snap_compare, size):
     assert snap_compare(live_app(), terminal_size=size)
 
 
+def _open(*keys: str, then: tuple[str, ...] = ()):
+    """Open a request and shoot once it and its timeline are loaded (they load in the background)."""
+    async def run(pilot) -> None:
+        from eve.tui.screens.request import RequestScreen
+
+        await pilot.press(*keys)
+        for _ in range(250):
+            screen = pilot.app.screen
+            if isinstance(screen, RequestScreen) and screen.request is not None and screen.last_event_id:
+                break
+            await pilot.pause(0.02)
+        await pilot.press(*then)
+        await pilot.pause()
+    return run
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_drill_down_running_request(snap_compare, size):
-    assert snap_compare(make_app(), terminal_size=size, press=["enter"])
+    assert snap_compare(make_app(), terminal_size=size, run_before=_open("enter"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_drill_down_failed_request(snap_compare, size):
-    assert snap_compare(make_app(), terminal_size=size, press=["down", "enter"])
+    assert snap_compare(make_app(), terminal_size=size, run_before=_open("down", "enter"))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -51,17 +67,38 @@ def test_help_screen(snap_compare, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_confirm_modal(snap_compare, size):
-    assert snap_compare(make_app(), terminal_size=size, press=["down", "enter", "r"])
+    assert snap_compare(make_app(), terminal_size=size, run_before=_open("down", "enter", then=("r",)))
+
+
+async def _form_loaded(pilot) -> None:
+    """The form fills its worker types in the background: shoot once they are there."""
+    from textual.widgets import Select, TextArea
+
+    await pilot.press("n")
+    for _ in range(250):
+        selects = pilot.app.screen.query(Select)
+        if selects and selects.first().value == "general":
+            break
+        await pilot.pause(0.02)
+    pilot.app.screen.query_one(TextArea).cursor_blink = False  # a blinking cursor makes the shot random
+    await pilot.pause()
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_new_request_form(snap_compare, size):
-    assert snap_compare(make_app(), terminal_size=size, press=["n"])
+    assert snap_compare(make_app(), terminal_size=size, run_before=_form_loaded)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_edit_and_replay(snap_compare, size):
-    assert snap_compare(make_app(), terminal_size=size, press=["down", "enter", "e"])
+    async def run(pilot) -> None:
+        from textual.widgets import TextArea
+
+        await _open("down", "enter", then=("e",))(pilot)
+        pilot.app.screen.query_one(TextArea).cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run)
 
 
 @pytest.mark.parametrize("size", SIZES)
