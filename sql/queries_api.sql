@@ -4,7 +4,10 @@
 -- name: api_requests_page
 -- The search behind GET /requests and the console: newest first, keyset pagination on
 -- (created_at, id); status (any of), type, org, created since/until, and text (in the
--- prompt, or the start of the id). q_like and id_prefix are escaped LIKE patterns.
+-- prompt, or the start of the id). q_like is an escaped LIKE pattern; id_lo..id_hi is the
+-- range of ids that start with q, when q looks like one (the primary key serves it). Text in
+-- prompts is matched by reading them: under row-level security PostgreSQL may not use an
+-- index for ILIKE (not a leakproof operator), so a trigram index would not help here.
 SELECT r.id, r.created_at, r.org_id, o.slug AS org_slug, r.user_id, r.worker_type, r.status,
        left(r.prompt, 200) AS prompt,
        r.config, r.priority, r.attempts, r.max_attempts, r.claimed_by, r.claimed_at, r.run_after,
@@ -21,7 +24,8 @@ WHERE (%(statuses)s::text[] IS NULL OR r.status = ANY(%(statuses)s::text[]))
   AND (%(org_id)s::uuid IS NULL OR r.org_id = %(org_id)s::uuid)
   AND (%(since)s::timestamptz IS NULL OR r.created_at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR r.created_at < %(until)s::timestamptz)
-  AND (%(q_like)s::text IS NULL OR r.prompt ILIKE %(q_like)s::text OR r.id::text LIKE %(id_prefix)s::text)
+  AND (%(q_like)s::text IS NULL OR r.prompt ILIKE %(q_like)s::text
+       OR (%(id_lo)s::uuid IS NOT NULL AND r.id BETWEEN %(id_lo)s::uuid AND %(id_hi)s::uuid))
   AND (%(cursor_at)s::timestamptz IS NULL OR (r.created_at, r.id) < (%(cursor_at)s::timestamptz, %(cursor_id)s::uuid))
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT %(limit)s;
@@ -44,7 +48,8 @@ WHERE (%(statuses)s::text[] IS NULL OR r.status = ANY(%(statuses)s::text[]))
   AND (%(org_id)s::uuid IS NULL OR r.org_id = %(org_id)s::uuid)
   AND (%(since)s::timestamptz IS NULL OR r.created_at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR r.created_at < %(until)s::timestamptz)
-  AND (%(q_like)s::text IS NULL OR r.prompt ILIKE %(q_like)s::text OR r.id::text LIKE %(id_prefix)s::text)
+  AND (%(q_like)s::text IS NULL OR r.prompt ILIKE %(q_like)s::text
+       OR (%(id_lo)s::uuid IS NOT NULL AND r.id BETWEEN %(id_lo)s::uuid AND %(id_hi)s::uuid))
   AND (%(cursor_at)s::timestamptz IS NULL OR (r.created_at, r.id) > (%(cursor_at)s::timestamptz, %(cursor_id)s::uuid))
 ORDER BY r.created_at, r.id
 LIMIT %(limit)s;
@@ -58,7 +63,8 @@ WHERE (%(statuses)s::text[] IS NULL OR r.status = ANY(%(statuses)s::text[]))
   AND (%(org_id)s::uuid IS NULL OR r.org_id = %(org_id)s::uuid)
   AND (%(since)s::timestamptz IS NULL OR r.created_at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR r.created_at < %(until)s::timestamptz)
-  AND (%(q_like)s::text IS NULL OR r.prompt ILIKE %(q_like)s::text OR r.id::text LIKE %(id_prefix)s::text);
+  AND (%(q_like)s::text IS NULL OR r.prompt ILIKE %(q_like)s::text
+       OR (%(id_lo)s::uuid IS NOT NULL AND r.id BETWEEN %(id_lo)s::uuid AND %(id_hi)s::uuid));
 
 -- name: api_request_detail
 SELECT r.*, o.slug AS org_slug,

@@ -71,6 +71,14 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _id_range(text: str | None) -> dict[str, str | None]:
+    """The ids that start with `text` as a uuid range (the primary key serves it), if it can start one."""
+    hexits = (text or "").lower().replace("-", "")
+    if not hexits or len(hexits) > 32 or any(ch not in "0123456789abcdef" for ch in hexits):
+        return {"id_lo": None, "id_hi": None}
+    return {"id_lo": str(UUID(hexits.ljust(32, "0"))), "id_hi": str(UUID(hexits.ljust(32, "f")))}
+
+
 def _statuses(status: str | None) -> list[str] | None:
     if not status:
         return None
@@ -164,8 +172,7 @@ async def list_requests(
     cursor_at, cursor_id = _parse_cursor(cursor) if cursor else (None, None)
     text = (q or "").strip() or None
     search = {"statuses": _statuses(status), "worker_type": worker_type, "since": since, "until": until,
-              "q_like": f"%{_like(text)}%" if text else None,
-              "id_prefix": f"{_like(text.lower())}%" if text else None}
+              "q_like": f"%{_like(text)}%" if text else None, **_id_range(text)}
     async with as_user(state.pool, caller.user_id) as conn:
         search["org_id"] = await _org_id(conn, org)
         page_query = Q.api_requests_page_oldest if sort == "oldest" else Q.api_requests_page
