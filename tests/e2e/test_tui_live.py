@@ -178,7 +178,10 @@ async def test_operator_walk_at_80x24(db_url, tmp_path: Path, variant_bin, conn)
         keys("r")
         wait_screen("as a new request?")
         keys("y")
-        out = wait_screen("replay of")
+        deadline = time.monotonic() + 20  # the replay opens: another request's id in the title
+        while done["id"] in screen() or "Request " not in screen():
+            assert time.monotonic() < deadline, f"the replay never opened:\n{screen()}"
+            time.sleep(0.1)
         keys("Escape")
         wait_screen("Requests")
         keys("w")

@@ -335,3 +335,21 @@ async def test_column_sort_reorders_loaded_rows():
         statuses = [str(t.get_cell_at((i, 2))) for i in range(t.row_count)]
         assert statuses == sorted(statuses, reverse=False) or statuses == sorted(statuses, reverse=True)
         assert statuses != [r["status"] for r in client.requests]
+
+
+async def test_a_cell_that_grows_widens_its_column():
+    """Found by the tmux walk: a worker going from `busy` to `stopped` showed `stopp`."""
+    client = FakeClient()
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app)
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WorkersScreen), "the workers")
+        rows = await client.workers()
+        for w in rows:
+            w["state"] = "draining"
+        client.worker_rows = rows
+        await refreshed(pilot, app)
+        grid = app.screen.query_one("#worker-grid", DataTable)
+        state = next(c for c in grid.columns.values() if str(c.label) == "state")
+        assert state.content_width >= len("draining")

@@ -67,16 +67,18 @@ class StableTable(DataTable[Any]):
             if key not in wanted:
                 self.remove_row(key)
         columns = list(self.columns)
+        changed = False
         for key, cells in rows:
             if key in self.rows:
                 current = self.get_row(key)
                 for col, (old, new) in enumerate(zip(current, cells)):
                     if str(old) != str(new) or getattr(old, "style", None) != getattr(new, "style", None):
-                        self.update_cell(key, columns[col], new)
+                        self.update_cell(key, columns[col], new, update_width=True)
+                        changed = True
             else:
                 self.add_row(*cells, key=key)
         new_keys = [key for key, _ in rows]
-        if new_keys != self.row_keys():
+        if changed or new_keys != self.row_keys():
             self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(new_keys)})
             self._update_count += 1
             self.refresh()
