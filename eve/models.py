@@ -105,6 +105,7 @@ class QueueDepth(_Row):
     running: int
     completed_last_hour: int
     failed_last_hour: int
+    cancelled_last_hour: int = 0  # apart from failed: a cancel is an operator's choice, not a fault
 
 
 @dataclass(slots=True)

@@ -447,8 +447,9 @@ async def request_cancel(conn: AsyncConn, request_id: UUID | str) -> Request:
     return await get_request(conn, rid)
 
 
-async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str) -> Request:
-    """A new request with the same worker type, prompt, context and config; `replay_of` set."""
+async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str,
+                 prompt: str | None = None) -> Request:
+    """A new request with the same worker type, prompt (or an edited one), context and config; `replay_of` set."""
     original = await get_request(conn, request_id)
     async with conn.transaction():
         new = await enqueue(
@@ -456,7 +457,7 @@ async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str
             org_id=original.org_id,
             user_id=user_id,
             worker_type=original.worker_type,
-            prompt=original.prompt,
+            prompt=prompt if prompt is not None else original.prompt,
             context=original.context,
             config=original.config,
             priority=original.priority,
