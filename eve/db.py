@@ -4,6 +4,8 @@ Two identities matter (see sql/migrations/0001_initial.sql):
 
 * `service_role` for workers, the reaper and admin commands: RLS does not apply.
 * `eve_api` with `eve.user_id` set for one transaction: RLS decides what exists.
+  The API only ever takes this one (its login role under `eve up` is a member of
+  eve_api only); what it reads across orgs goes through definer functions.
 
 Both are NOLOGIN group roles; connections are made with whatever login the DSN names
 and switch roles for one transaction only (`set_config('role', ..., true)`, which is
@@ -20,6 +22,7 @@ fresh one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +37,22 @@ from eve.errors import DatabaseUnavailable
 
 API_ROLE = "eve_api"
 SERVICE_ROLE = "service_role"
+
+
+def listen_enabled() -> bool:
+    """False with EVE_LISTEN=off: poll-only mode for PgBouncer in transaction pooling.
+
+    There a server connection serves another client after every transaction, so nothing
+    may outlive one: no LISTEN (pickup and SSE poll instead), no session-level SET (eve
+    only uses SET LOCAL / set_config(..., true)), no session advisory locks (the reaper's
+    lock is transaction-scoped; the migrator must connect to PostgreSQL directly), and no
+    server-side prepared statements (psycopg's `prepare_threshold=None` below).
+    """
+    return os.environ.get("EVE_LISTEN", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def _session_kwargs() -> dict[str, Any]:
+    return {} if listen_enabled() else {"prepare_threshold": None}
 
 
 def describe(dsn: str) -> str:
@@ -58,7 +77,8 @@ async def connect(dsn: str, *, autocommit: bool = True, timeout: float = 5.0) ->
     """
     try:
         return await psycopg.AsyncConnection.connect(
-            dsn, autocommit=autocommit, connect_timeout=max(1, int(timeout)), row_factory=dict_row
+            dsn, autocommit=autocommit, connect_timeout=max(1, int(timeout)), row_factory=dict_row,
+            **_session_kwargs(),
         )
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
@@ -80,13 +100,18 @@ def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "e
     async def as_service_session(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute("SET ROLE service_role")
 
+    # behind PgBouncer (poll-only mode) nothing may live in the session: the role is then
+    # taken per transaction like everywhere else
+    service_only = service_only and listen_enabled()
+
     return (ServicePool if service_only else AsyncConnectionPool)(
         dsn,
         min_size=min_size,
         max_size=max_size,
         open=False,
         name=name,
-        kwargs={"row_factory": dict_row, "autocommit": True},  # transactions are explicit: _transaction
+        # autocommit: transactions are explicit (_transaction); no prepared statements behind PgBouncer
+        kwargs={"row_factory": dict_row, "autocommit": True, **_session_kwargs()},
         configure=as_service_session if service_only else None,
         reconnect_timeout=float("inf"),
     )
@@ -111,6 +136,7 @@ async def set_service(conn: psycopg.AsyncConnection[Any]) -> None:
 # the user id goes in as a quoted literal of a parsed UUID).
 _BEGIN_AS_USER = sql.SQL("BEGIN; SELECT set_config('role', 'eve_api', true), set_config('eve.user_id', {}, true)")
 _BEGIN_AS_SERVICE = sql.SQL("BEGIN; SELECT set_config('role', 'service_role', true)")
+_BEGIN_AS_API = sql.SQL("BEGIN; SELECT set_config('role', 'eve_api', true), set_config('eve.user_id', '', true)")
 
 
 @asynccontextmanager
@@ -148,6 +174,15 @@ async def as_user(pool: AsyncConnectionPool, user_id: UUID | str) -> AsyncIterat
     """A transaction under RLS for one caller."""
     uid = str(UUID(str(user_id)))  # a UUID and nothing else reaches the literal
     async with _transaction(pool, _BEGIN_AS_USER.format(sql.Literal(uid))) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def as_api(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A transaction as `eve_api` acting for nobody: RLS shows no tenant rows. For the API's
+    unauthenticated work (token exchange through definer functions, health checks) and
+    its platform-wide reads through the `eve.api_*` definer functions (migration 0007)."""
+    async with _transaction(pool, _BEGIN_AS_API) as conn:
         yield conn
 
 

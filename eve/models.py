@@ -64,6 +64,7 @@ class Request(_Row):
     parent_id: UUID | None = None
     blocked_by: list[UUID] = field(default_factory=list)
     reply_to: dict[str, Any] | None = None
+    schedule_id: UUID | None = None
 
     @property
     def finished(self) -> bool:
@@ -104,6 +105,7 @@ class QueueDepth(_Row):
     running: int
     completed_last_hour: int
     failed_last_hour: int
+    cancelled_last_hour: int = 0  # apart from failed: a cancel is an operator's choice, not a fault
 
 
 @dataclass(slots=True)

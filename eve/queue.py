@@ -447,8 +447,9 @@ async def request_cancel(conn: AsyncConn, request_id: UUID | str) -> Request:
     return await get_request(conn, rid)
 
 
-async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str) -> Request:
-    """A new request with the same worker type, prompt, context and config; `replay_of` set."""
+async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str,
+                 prompt: str | None = None) -> Request:
+    """A new request with the same worker type, prompt (or an edited one), context and config; `replay_of` set."""
     original = await get_request(conn, request_id)
     async with conn.transaction():
         new = await enqueue(
@@ -456,7 +457,7 @@ async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str
             org_id=original.org_id,
             user_id=user_id,
             worker_type=original.worker_type,
-            prompt=original.prompt,
+            prompt=prompt if prompt is not None else original.prompt,
             context=original.context,
             config=original.config,
             priority=original.priority,
@@ -495,20 +496,41 @@ async def reap(conn: AsyncConn, *, limit: int = 100) -> ReapReport:
         report.ran = True
         cur = await conn.execute(Q.expired_leases, {"limit": limit})
         for row in await cur.fetchall():
-            lost = f"lease expired while held by {row['claimed_by']} (attempt {row['attempts']})"
-            if row["attempts"] < row["max_attempts"]:
-                await conn.execute(Q.reap_requeue, {"id": row["id"], "error": lost})
-                await append_events(conn, row["id"], row["org_id"],
-                                    [("requeued", {"reason": "worker_lost", "worker_id": row["claimed_by"],
-                                                   "attempt": row["attempts"]})])
-                report.requeued.append(row["id"])
-            else:
-                req = await get_request(conn, row["id"])
-                await complete(conn, req, row["claimed_by"], Outcome(
-                    status="failed", error=f"{lost}; gave up after {row['max_attempts']} attempts",
-                    error_code="worker_lost"))
-                report.failed.append(row["id"])
+            await _recover(conn, row, report, reason="worker_lost",
+                           lost=f"lease expired while held by {row['claimed_by']} (attempt {row['attempts']})")
     return report
+
+
+async def release_claims(conn: AsyncConn, worker_id: str) -> ReapReport:
+    """At a worker's start: requeue what its previous incarnation (same id) still holds.
+
+    That process is gone, and with the sandbox its agents died with it, so there is no
+    reason to wait for the lease: the requests run again at once. As with the reaper, a
+    request out of attempts fails with `worker_lost`.
+    """
+    report = ReapReport(ran=True, requeued=[], failed=[])
+    async with conn.transaction():
+        cur = await conn.execute(Q.worker_claims, {"worker_id": worker_id})
+        for row in await cur.fetchall():
+            await _recover(conn, row, report, reason="worker_restarted",
+                           lost=f"worker {worker_id} restarted while holding it (attempt {row['attempts']})")
+    return report
+
+
+async def _recover(conn: AsyncConn, row: dict[str, Any], report: ReapReport, *, reason: str, lost: str) -> None:
+    """A request whose worker is gone: back to pending, or failed `worker_lost` after max_attempts."""
+    if row["attempts"] < row["max_attempts"]:
+        await conn.execute(Q.reap_requeue, {"id": row["id"], "error": lost})
+        await append_events(conn, row["id"], row["org_id"],
+                            [("requeued", {"reason": reason, "worker_id": row["claimed_by"],
+                                           "attempt": row["attempts"]})])
+        report.requeued.append(row["id"])
+    else:
+        req = await get_request(conn, row["id"])
+        await complete(conn, req, row["claimed_by"], Outcome(
+            status="failed", error=f"{lost}; gave up after {row['max_attempts']} attempts",
+            error_code="worker_lost"))
+        report.failed.append(row["id"])
 
 
 # ---------------------------------------------------------------------------
@@ -516,8 +538,10 @@ async def reap(conn: AsyncConn, *, limit: int = 100) -> ReapReport:
 # ---------------------------------------------------------------------------
 
 
-async def queue_depth(conn: AsyncConn) -> list[QueueDepth]:
-    cur = await conn.execute(Q.queue_depth)
+async def queue_depth(conn: AsyncConn, *, platform_wide: bool = False) -> list[QueueDepth]:
+    """Per worker type. `platform_wide`: as eve_api, through the definer function the API
+    uses for every org's counts (its role cannot bypass RLS); else as service_role."""
+    cur = await conn.execute(Q.api_queue_depth if platform_wide else Q.queue_depth)
     return [QueueDepth.from_row(r) for r in await cur.fetchall()]
 
 

@@ -279,6 +279,14 @@ ORDER BY lease_expires_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
+-- name: worker_claims
+-- What a worker id still holds: at start, its previous incarnation's claims (that
+-- process and, with the sandbox, its agents are dead), to requeue at once.
+SELECT id, org_id, attempts, max_attempts, claimed_by
+FROM eve.orchestration_requests
+WHERE claimed_by = %(worker_id)s AND status IN ('claimed', 'processing')
+FOR UPDATE;
+
 -- name: reap_requeue
 UPDATE eve.orchestration_requests
 SET status = 'pending', claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL,
@@ -293,7 +301,8 @@ SELECT t.id AS worker_type,
        p.oldest_pending_at,
        coalesce(f.in_flight, 0) AS running,
        coalesce(h.completed, 0) AS completed_last_hour,
-       coalesce(h.failed, 0) AS failed_last_hour
+       coalesce(h.failed, 0) AS failed_last_hour,
+       coalesce(h.cancelled, 0) AS cancelled_last_hour
 FROM eve.worker_types t
 LEFT JOIN LATERAL (
     SELECT count(*) AS pending, min(created_at) AS oldest_pending_at
@@ -309,7 +318,8 @@ LEFT JOIN LATERAL (
 ) f ON true
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE r.status = 'completed') AS completed,
-           count(*) FILTER (WHERE r.status IN ('failed', 'cancelled')) AS failed
+           count(*) FILTER (WHERE r.status = 'failed') AS failed,
+           count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled
     FROM eve.orchestration_requests r
     WHERE r.worker_type = t.id AND r.finished_at IS NOT NULL
       AND r.finished_at > now() - interval '1 hour'

@@ -19,12 +19,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from eve import __version__, auth, metrics, queue
 from eve.auth import Caller
-from eve.db import as_service, as_user
-from eve.errors import NotFound, ValidationError
+from eve.db import as_api, as_user
+from eve.errors import Forbidden, NotFound, ValidationError
 from eve.queries import Q
 from eve.daemons.api.errors import ERROR_RESPONSES
 from eve.daemons.api.serialize import (
-    event_out, queue_out, request_out, result_out, worker_out, worker_type_out,
+    event_out, queue_out, request_out, result_out, stats_out, worker_out, worker_type_out,
 )
 from eve.daemons.api.sse import Subscriber, stream
 
@@ -58,7 +58,46 @@ class RequestIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     parent_id: str | None = None
 
 
+class ReplayIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    prompt: str | None = None
+
+
 Json = dict[str, Any]
+STATUSES = ("pending", "claimed", "processing", "waiting", "completed", "failed", "cancelled")
+WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern that matches `text` literally (%, _ and \\ escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _id_range(text: str | None) -> dict[str, str | None]:
+    """The ids that start with `text` as a uuid range (the primary key serves it), if it can start one."""
+    hexits = (text or "").lower().replace("-", "")
+    if not hexits or len(hexits) > 32 or any(ch not in "0123456789abcdef" for ch in hexits):
+        return {"id_lo": None, "id_hi": None}
+    return {"id_lo": str(UUID(hexits.ljust(32, "0"))), "id_hi": str(UUID(hexits.ljust(32, "f")))}
+
+
+def _statuses(status: str | None) -> list[str] | None:
+    if not status:
+        return None
+    wanted = [s.strip() for s in status.split(",") if s.strip()]
+    bad = [s for s in wanted if s not in STATUSES]
+    if bad:
+        raise ValidationError(f"unknown status {bad[0]!r}; use one or more of {', '.join(STATUSES)}, comma-separated")
+    return wanted
+
+
+def _window_s(window: str) -> int:
+    try:
+        seconds = int(float(window[:-1]) * WINDOW_UNITS[window[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise ValidationError(f"window {window!r}: use minutes, hours or days, like 15m, 1h, 7d") from None
+    if not 60 <= seconds <= 31 * 86400:
+        raise ValidationError("window must be between 1m and 31d")
+    return seconds
 
 
 def _cursor(row: dict[str, Any]) -> str:
@@ -90,8 +129,7 @@ async def _org_id(conn: Any, slug: str | None) -> UUID | None:
 @post("/auth/token", status_code=200, tags=["auth"], responses=ERROR_RESPONSES, security=[],
       summary="Exchange an API key for a JWT")
 async def token(data: TokenIn, state: State) -> TokenOut:
-    async with as_service(state.pool) as conn:
-        await conn.execute("SET LOCAL ROLE eve_api")  # the key lookup runs through its definer functions
+    async with as_api(state.pool) as conn:  # the key lookup runs through its definer functions
         tok, expires = await auth.exchange_api_key(conn, data.api_key, state.settings.jwt_secret,
                                                    state.settings.token_ttl_s)
     return TokenOut(token=tok, expires_at=expires.isoformat().replace("+00:00", "Z"))
@@ -115,25 +153,36 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
     return request_out(dataclasses.asdict(req))  # a new request has no result to join
 
 
-@get("/requests", tags=["requests"], responses=ERROR_RESPONSES, summary="List requests, newest first")
+@get("/requests", tags=["requests"], responses=ERROR_RESPONSES,
+     summary="Search requests: newest first (or oldest), with a total and a cursor")
 async def list_requests(
     caller: Caller, state: State,
-    status: str | None = None,
+    status: Annotated[str | None, Parameter(description="One or more statuses, comma-separated")] = None,
     worker_type: Annotated[str | None, Parameter(query="workerType")] = None,
-    org: str | None = None,
+    org: Annotated[str | None, Parameter(description="Organization slug (operators see every org)")] = None,
+    q: Annotated[str | None, Parameter(description="Text in the prompt, or the start of the id",
+                                       max_length=200)] = None,
+    since: Annotated[datetime | None, Parameter(description="Created at or after")] = None,
+    until: Annotated[datetime | None, Parameter(description="Created before")] = None,
+    sort: Annotated[str, Parameter(pattern="^(newest|oldest)$")] = "newest",
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> Json:
     cursor_at, cursor_id = _parse_cursor(cursor) if cursor else (None, None)
+    text = (q or "").strip() or None
+    search = {"statuses": _statuses(status), "worker_type": worker_type, "since": since, "until": until,
+              "q_like": f"%{_like(text)}%" if text else None, **_id_range(text)}
     async with as_user(state.pool, caller.user_id) as conn:
-        org_id = await _org_id(conn, org)
-        cur = await conn.execute(Q.api_requests_page, {
-            "status": status, "worker_type": worker_type, "org_id": org_id, "cursor_at": cursor_at,
-            "cursor_id": cursor_id, "limit": limit + 1})
+        search["org_id"] = await _org_id(conn, org)
+        page_query = Q.api_requests_page_oldest if sort == "oldest" else Q.api_requests_page
+        cur = await conn.execute(page_query, {**search, "cursor_at": cursor_at, "cursor_id": cursor_id,
+                                              "limit": limit + 1})
         rows = await cur.fetchall()
+        total = (await (await conn.execute(Q.api_requests_count, search)).fetchone())["total"]
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": [request_out(r, full=False) for r in rows], "nextCursor": _cursor(rows[-1]) if more else None}
+    return {"items": [request_out(r, full=False) for r in rows], "nextCursor": _cursor(rows[-1]) if more else None,
+            "total": total}
 
 
 @get("/requests/{request_id:str}", tags=["requests"], responses=ERROR_RESPONSES, summary="One request")
@@ -168,23 +217,18 @@ async def cancel_request(request_id: str, caller: Caller, state: State) -> Json:
 
 
 @post("/requests/{request_id:str}/replay", status_code=201, tags=["requests"], responses=ERROR_RESPONSES,
-      summary="Run a request again as a new request")
-async def replay_request(request_id: str, caller: Caller, state: State) -> Json:
+      summary="Run a request again as a new request (optionally with an edited prompt)")
+async def replay_request(request_id: str, caller: Caller, state: State, data: ReplayIn | None = None) -> Json:
+    prompt = data.prompt if data is not None else None
+    if prompt is not None and not prompt.strip():
+        raise ValidationError("prompt must not be empty")
     async with as_user(state.pool, caller.user_id) as conn:
-        new = await queue.replay(conn, request_id, user_id=caller.user_id)
+        new = await queue.replay(conn, request_id, user_id=caller.user_id, prompt=prompt)
         row = await (await conn.execute(Q.api_request_detail, {"id": new.id})).fetchone()
     return request_out(row)
 
 
 # -- events -------------------------------------------------------------------------------------
-
-async def _visible_orgs(state: State, caller: Caller) -> frozenset[UUID] | None:
-    if caller.operator:
-        return None
-    async with as_user(state.pool, caller.user_id) as conn:
-        cur = await conn.execute(Q.api_visible_org_ids)
-        return frozenset(r["id"] for r in await cur.fetchall())
-
 
 def _sse(frames: Any) -> ServerSentEvent:
     async def gen() -> Any:
@@ -229,7 +273,7 @@ async def request_events(request: Request[Any, Any, Any], request_id: str, calle
         async with as_user(state.pool, caller.user_id) as c:
             return (await queue.get_request(c, rid)).finished
 
-    sub = Subscriber(orgs=await _visible_orgs(state, caller), request_id=rid)
+    sub = Subscriber(user_id=caller.user_id, request_id=rid)
     return _sse(stream(state.hub, sub, after=_last_event_id(request, after), fetch_after=fetch_after,
                        is_finished=finished, ping_s=state.settings.sse_ping_s, to_json=event_out))
 
@@ -250,30 +294,38 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
                                                        "org_id": org_id, "limit": 500})
             return await cur.fetchall()
 
-    sub = Subscriber(orgs=await _visible_orgs(state, caller), worker_type=worker_type, org_filter=org_id)
+    sub = Subscriber(user_id=caller.user_id, worker_type=worker_type, org_filter=org_id)
     return _sse(stream(state.hub, sub, after=start, fetch_after=fetch_after, is_finished=None,
                        ping_s=state.settings.sse_ping_s, to_json=event_out))
 
 
 # -- platform -------------------------------------------------------------------------------------
 
-@get("/queue", tags=["platform"], responses=ERROR_RESPONSES, summary="Queue depth per worker type")
+@get("/queue", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="Queue depth per worker type (the caller's orgs; operators: all), with live workers")
 async def get_queue(caller: Caller, state: State) -> list[Json]:
-    async with as_service(state.pool) as conn:
-        return [queue_out(d) for d in await queue.queue_depth(conn)]
+    async with as_user(state.pool, caller.user_id) as conn:
+        depth = await queue.queue_depth(conn)
+        cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
+        alive = {r["worker_type"]: r["alive"] for r in await cur.fetchall()}
+    return [{**queue_out(d), "workersAlive": alive.get(d.worker_type, 0)} for d in depth]
 
 
-@get("/workers", tags=["platform"], responses=ERROR_RESPONSES, summary="Workers and what they run")
+@get("/workers", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="Workers and what they run (another org's request id is null)")
 async def get_workers(caller: Caller, state: State) -> list[Json]:
     async with as_user(state.pool, caller.user_id) as conn:
         rows = await (await conn.execute(Q.api_workers)).fetchall()
     return [worker_out(r, state.settings.queue.lease_seconds) for r in rows]
 
 
-@get("/workers/{worker_id:str}/logs", tags=["platform"], responses=ERROR_RESPONSES, summary="A worker's log tail")
+@get("/workers/{worker_id:str}/logs", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="A worker's log tail (operators only: lines name every org's requests)")
 async def get_worker_logs(worker_id: str, caller: Caller, state: State,
                           after: Annotated[int, Parameter(ge=0)] = 0,
                           limit: Annotated[int, Parameter(ge=1, le=1000)] = 500) -> list[Json]:
+    if not caller.operator:  # row-level security returns no rows to members anyway; say why
+        raise Forbidden("worker logs are for operators: their lines name requests of every org")
     async with as_user(state.pool, caller.user_id) as conn:
         if await (await conn.execute(Q.api_worker_exists, {"id": worker_id})).fetchone() is None:
             raise NotFound(f"worker {worker_id!r} not found")
@@ -281,6 +333,42 @@ async def get_worker_logs(worker_id: str, caller: Caller, state: State,
                                                              "limit": limit})).fetchall()
     return [{"id": r["id"], "at": r["at"].isoformat().replace("+00:00", "Z"), "level": r["level"],
              "message": r["message"], "data": r["data"]} for r in rows]
+
+
+@post("/workers/{worker_id:str}/drain", status_code=202, tags=["platform"], responses=ERROR_RESPONSES,
+      summary="Ask a worker to stop claiming, finish what it runs and exit (operators)")
+async def drain_worker(worker_id: str, caller: Caller, state: State) -> Json:
+    if not caller.operator:
+        raise Forbidden("only operators can drain workers")
+    async with as_user(state.pool, caller.user_id) as conn:
+        row = await (await conn.execute(Q.api_worker_drain, {"id": worker_id})).fetchone()
+    if row is None:
+        raise NotFound(f"worker {worker_id!r} not found")
+    return {"id": row["id"], "state": row["state"], "drainRequestedAt": row["drain_requested_at"].isoformat()
+            .replace("+00:00", "Z")}
+
+
+@get("/stats", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="What finished in a window: in all, per worker type and per org")
+async def get_stats(caller: Caller, state: State, window: str = "1h",
+                    worker_type: Annotated[str | None, Parameter(query="workerType")] = None,
+                    org: str | None = None) -> Json:
+    window_s = _window_s(window)
+    async with as_user(state.pool, caller.user_id) as conn:
+        org_id = await _org_id(conn, org)
+        rows = await (await conn.execute(Q.api_stats, {"window_s": window_s, "worker_type": worker_type,
+                                                       "org_id": org_id})).fetchall()
+    totals = {"completed": 0, "failed": 0, "cancelled": 0, "p50Ms": None, "p95Ms": None, "costUsd": 0.0,
+              "tokens": 0, "jobsPerMin": 0.0}
+    by_type, by_org = [], []
+    for r in rows:
+        if r["by_type"] and r["by_org"]:
+            totals = stats_out(r, window_s)
+        elif not r["by_type"]:
+            by_type.append({"workerType": r["worker_type"], **stats_out(r, window_s)})
+        else:
+            by_org.append({"org": r["org_slug"], "orgId": str(r["org_id"]), **stats_out(r, window_s)})
+    return {"window": window, "windowSeconds": window_s, "totals": totals, "byType": by_type, "byOrg": by_org}
 
 
 @get("/worker-types", tags=["platform"], responses=ERROR_RESPONSES, summary="Worker types")
@@ -291,12 +379,13 @@ async def get_worker_types(caller: Caller, state: State) -> list[Json]:
 
 @get("/status", tags=["platform"], responses=ERROR_RESPONSES, summary="What `eve status` prints")
 async def get_status(caller: Caller, state: State) -> Json:
-    async with as_service(state.pool) as conn:
-        depth = await queue.queue_depth(conn)
+    async with as_user(state.pool, caller.user_id) as conn:
+        depth = await queue.queue_depth(conn)  # the caller's orgs only, like GET /queue
         cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
         per_type = await cur.fetchall()
     return {"api": "ok", "database": "ok", "version": __version__,
-            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"]}
+            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"],
+                         "unsandboxed": r["unsandboxed"], "diskLow": r["disk_low"]}
                         for r in per_type],
             "queue": [queue_out(d) for d in depth]}
 
@@ -307,7 +396,7 @@ async def health(state: State, ready: bool = False) -> Response[Json]:
     if not ready:
         return Response({"status": "ok"})
     try:
-        async with as_service(state.pool) as conn:
+        async with as_api(state.pool) as conn:
             await conn.execute("SELECT 1")
     except Exception:  # noqa: BLE001 - any failure means not ready
         return Response({"status": "unavailable", "database": "down"}, status_code=503)
@@ -322,8 +411,8 @@ _depth_cache: dict[str, float] = {"at": 0.0}
 async def get_metrics(state: State) -> Response[bytes]:
     if time.monotonic() - _depth_cache["at"] > 1.0:
         try:
-            async with as_service(state.pool) as conn:
-                for d in await queue.queue_depth(conn):
+            async with as_api(state.pool) as conn:
+                for d in await queue.queue_depth(conn, platform_wide=True):
                     metrics.QUEUE_DEPTH.labels(d.worker_type).set(d.pending)
             _depth_cache["at"] = time.monotonic()
         except Exception:  # noqa: BLE001 - serve the last known values when the DB is away
@@ -333,4 +422,4 @@ async def get_metrics(state: State) -> Response[bytes]:
 
 HANDLERS = [token, create_request, list_requests, get_request, get_result, cancel_request, replay_request,
             request_events, firehose, get_queue, get_workers, get_worker_logs, get_worker_types, get_status,
-            health, get_metrics]
+            health, get_metrics, drain_worker, get_stats]

@@ -324,6 +324,27 @@ async def test_only_one_reaper_runs_at_a_time(db_url, conn, tenant):
     assert (await queue.reap(conn)).ran is True
 
 
+async def test_restarted_worker_requeues_its_claims_at_once(conn, tenant):
+    """A worker starting under its old id takes back nothing: its claims run again without waiting for the lease."""
+    held = await _enqueue(conn, tenant)
+    other = await _enqueue(conn, tenant)
+    last = await _enqueue(conn, tenant, max_attempts=1)
+    assert {r.id for r in await queue.claim(conn, "general", "general-1", limit=2)} == {held.id, other.id}
+    await queue.claim(conn, "general", "general-2", limit=1)  # `last`, held by another worker
+    await conn.execute("UPDATE eve.orchestration_requests SET claimed_by = 'general-1' WHERE id = %s", (last.id,))
+    await conn.execute("UPDATE eve.orchestration_requests SET claimed_by = 'general-2' WHERE id = %s", (other.id,))
+    report = await queue.release_claims(conn, "general-1")
+    assert report.requeued == [held.id] and report.failed == [last.id]
+    again = await queue.get_request(conn, held.id)
+    assert again.status == "pending" and again.claimed_by is None and again.lease_expires_at is None
+    assert (await queue.get_request(conn, other.id)).status == "claimed"  # another worker's claim is untouched
+    assert (await queue.get_result(conn, last.id)).error_code == "worker_lost"
+    cur = await conn.execute("SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'requeued'",
+                             (held.id,))
+    assert [r["data"]["reason"] for r in await cur.fetchall()] == ["worker_restarted"]
+    assert [r.id for r in await queue.claim(conn, "general", "general-1", limit=5)] == [held.id]
+
+
 # -- cancel, replay ----------------------------------------------------------------------
 
 
