@@ -10,7 +10,8 @@ SELECT w.id, w.worker_type, w.hostname, w.pid, w.version, w.slots, w.state,
            AS current_request_id,
        w.started_at, w.heartbeat_at, w.stopped_at, w.sandbox, w.disk_low,
        (SELECT count(*) FROM eve.orchestration_requests b
-        WHERE b.claimed_by = w.id AND b.status IN ('claimed', 'processing')) AS slots_busy,
+        WHERE b.claimed_by = w.id AND b.status IN ('claimed', 'processing')
+          AND b.lease_expires_at IS NOT NULL) AS slots_busy,  -- in flight: the lease index (0003)
        w.drain_requested_at
 FROM eve.workers w
 LEFT JOIN eve.orchestration_requests r ON r.id = w.current_request_id;
@@ -31,7 +32,8 @@ GRANT EXECUTE ON FUNCTION eve.api_worker_drain(text) TO eve_api;
 -- SECURITY DEFINER function, so PostgreSQL cannot inline it and calls it (two lookups) for each
 -- row it reads: counting a search over 100,000 requests took seconds. The same rule written with
 -- sub-selects is evaluated once per statement (an InitPlan and a hashed SubPlan). Who sees what
--- does not change: an operator, or a member of the row's org.
+-- does not change: an operator, or a member of the row's org — and (0004) a result or event
+-- written as eve_api must belong to a request of the same org.
 DROP POLICY org_isolation ON eve.orchestration_requests;
 CREATE POLICY org_isolation ON eve.orchestration_requests FOR ALL TO eve_api
     USING ((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids()))
@@ -40,10 +42,14 @@ CREATE POLICY org_isolation ON eve.orchestration_requests FOR ALL TO eve_api
 DROP POLICY org_isolation ON eve.orchestration_results;
 CREATE POLICY org_isolation ON eve.orchestration_results FOR ALL TO eve_api
     USING ((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids()))
-    WITH CHECK ((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids()));
+    WITH CHECK (((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids())) AND EXISTS (
+        SELECT 1 FROM eve.orchestration_requests r
+        WHERE r.id = orchestration_results.request_id AND r.org_id = orchestration_results.org_id));
 
 DROP POLICY org_isolation ON eve.request_events;
 CREATE POLICY org_isolation ON eve.request_events FOR ALL TO eve_api
     USING ((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids()))
-    WITH CHECK ((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids()));
+    WITH CHECK (((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids())) AND EXISTS (
+        SELECT 1 FROM eve.orchestration_requests r
+        WHERE r.id = request_events.request_id AND r.org_id = request_events.org_id));
 
