@@ -110,15 +110,16 @@ class FakeClient:
 
     async def workers(self) -> list[dict[str, Any]]:
         await self._check("workers")
-        def w(i: int, t: str, state: str, req: str | None, beat: float) -> dict[str, Any]:
+        def w(i: int, t: str, state: str, req: str | None, beat: float, sandbox: str = "bwrap",
+              disk_low: bool = False) -> dict[str, Any]:
             return {"id": f"worker-vps1-{4240 + i}", "workerType": t, "hostname": "vps1", "pid": 4240 + i,
                     "version": "0.1.0", "state": state, "currentRequestId": req, "slots": 2,
                     "slotsBusy": 1 if req else 0, "startedAt": iso(NOW - timedelta(hours=2)),
-                    "heartbeatAt": iso(NOW), "heartbeatAgeS": beat}
+                    "heartbeatAt": iso(NOW), "heartbeatAgeS": beat, "sandbox": sandbox, "diskLow": disk_low}
         if self.worker_rows is not None:
             return copy.deepcopy(self.worker_rows)
-        return [w(1, "general", "busy", self.requests[0]["id"], 3.0), w(2, "general", "idle", None, 4.0),
-                w(3, "code-review", "busy", self.requests[1]["id"], 2.0), w(4, "general", "lost", None, 191.0)]
+        return [w(1, "general", "busy", self.requests[0]["id"], 3.0), w(2, "general", "idle", None, 4.0, "none"),
+                w(3, "code-review", "busy", self.requests[1]["id"], 2.0, "uid", True), w(4, "general", "lost", None, 191.0)]
 
     async def list_requests(self, *, status: str | None = None, worker_type: str | None = None,
                             org: str | None = None, q: str | None = None, since: str | None = None,

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from eve.tui.screens.base import EveScreen
-from eve.tui.widgets.format import age, event_text, first_line, money, ms, spark, state_text, status_text
+from eve.tui.widgets.format import age, event_text, first_line, money, ms, spark, state_text, status_text, worker_state
 from eve.tui.widgets.header import StatusHeader
 from eve.tui.widgets.table import StableTable
 
@@ -192,7 +192,7 @@ class DashboardScreen(EveScreen):
             t.add_column("beat", no_wrap=True, justify="right")
         for wk in shown:
             name = wk["id"].removeprefix("worker-") if narrow else wk["id"]
-            cells: list[Any] = [name, state_text(wk["state"]), (wk.get("currentRequestId") or "-")[:8],
+            cells: list[Any] = [name, worker_state(wk, short=narrow), (wk.get("currentRequestId") or "-")[:8],
                                 f"{wk['slotsBusy']}/{wk['slots']}"]
             if not narrow:
                 beat = f"{wk['heartbeatAgeS']:.0f}s"

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from eve.tui.screens.base import EveScreen
-from eve.tui.widgets.format import clock, state_text, ts
+from eve.tui.widgets.format import clock, sandbox_text, ts, worker_state
 from eve.tui.widgets.header import StatusHeader
 from eve.tui.widgets.table import StableTable
 
@@ -44,7 +44,7 @@ class WorkersScreen(EveScreen):
     def _build_columns(self) -> None:
         t = self.query_one("#worker-grid", StableTable)
         t.clear(columns=True)
-        t.add_columns("worker", "type", "state", "request", "slots", "beat")
+        t.add_columns("worker", "type", "state", "request", "slots", "beat", "sandbox")
         if self._wide():
             t.add_columns("host", "pid", "version", "started")
         self._built_wide = self._wide()
@@ -66,8 +66,9 @@ class WorkersScreen(EveScreen):
         rows = []
         for w in snap.workers:
             beat = Text(f"{w['heartbeatAgeS']:.0f}s", style="red" if w["state"] == "lost" else "")
-            cells: list[Any] = [w["id"], w["workerType"], state_text(w["state"]),
-                                (w.get("currentRequestId") or "-")[:8], f"{w['slotsBusy']}/{w['slots']}", beat]
+            cells: list[Any] = [w["id"], w["workerType"], worker_state(w),
+                                (w.get("currentRequestId") or "-")[:8], f"{w['slotsBusy']}/{w['slots']}", beat,
+                                sandbox_text(w)]
             if self._built_wide:
                 started = ts(w.get("startedAt"))
                 cells += [w["hostname"], str(w["pid"]), w["version"],

@@ -37,6 +37,21 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, "white"))
 
 
+def worker_state(worker: dict, *, short: bool = False) -> Text:
+    """The state, with what an operator must see at once: disk below the floor, agents unconfined."""
+    out = state_text(worker["state"])
+    if worker.get("diskLow"):
+        out.append(" disk" if short else " disk_low", style="bold red")
+    if worker.get("sandbox") == "none" and worker["state"] != "stopped":
+        out.append(" !box" if short else " no sandbox", style="bold red")
+    return out
+
+
+def sandbox_text(worker: dict) -> Text:
+    box = worker.get("sandbox") or "-"
+    return Text(box, style="bold red" if box == "none" else "")
+
+
 def ms(value: int | None) -> str:
     return duration(value / 1000) if value is not None else "-"
 
