@@ -6,7 +6,8 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-from textual.widgets import DataTable
+from rich.console import Console
+from textual.widgets import DataTable, Static
 
 from eve.tui.screens.modals import ConfirmModal
 from eve.tui.screens.request import RequestScreen
@@ -41,17 +42,17 @@ class ScheduleClient(FakeClient):
         ]
 
     async def list_schedules(self, **kw: Any) -> list[dict[str, Any]]:
-        self._check("list_schedules", kw)
+        await self._check("list_schedules", kw)
         return copy.deepcopy(self.schedules)
 
     async def update_schedule(self, schedule: str, **changes: Any) -> dict[str, Any]:
-        self._check("update_schedule", {"schedule": schedule, **changes})
+        await self._check("update_schedule", {"schedule": schedule, **changes})
         s = next(x for x in self.schedules if x["id"] == schedule)
         s.update(changes)
         return copy.deepcopy(s)
 
     async def run_schedule(self, schedule: str) -> dict[str, Any]:
-        self._check("run_schedule", schedule)
+        await self._check("run_schedule", schedule)
         new = make_request(55, "pending", "code-review", "nightly prompt", scheduleId=schedule)
         self.requests.insert(0, new)
         return copy.deepcopy(new)
@@ -121,8 +122,11 @@ async def test_enter_opens_the_last_request_which_shows_its_schedule():
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert isinstance(app.screen, RequestScreen) and app.screen.request_id == client.requests[2]["id"]
-        meta = str(app.screen.query_one("#meta").render())
-        assert "schedule" in meta and client.schedules[0]["id"] in meta
+        console = Console(record=True, width=200)
+        console.print(app.screen.query_one("#meta", Static).content)
+        meta = console.export_text()
+        [line] = [x for x in meta.splitlines() if x.split() and x.split()[0] == "schedule"]
+        assert client.schedules[0]["id"] in line
 
 
 async def test_palette_opens_schedules_and_read_only_hides_writes():
