@@ -50,6 +50,7 @@ class Output:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.live: Any = None
+        self.pg_restarts = 0
 
     def line(self, text: str) -> None:
         with self.lock:
@@ -64,8 +65,8 @@ class Output:
             return
         from rich.live import Live
 
-        self.live = Live(status_table(components, pg), console=console, refresh_per_second=2,
-                         get_renderable=lambda: status_table(components, pg))
+        self.live = Live(status_table(components, pg, self.pg_restarts), console=console, refresh_per_second=2,
+                         get_renderable=lambda: status_table(components, pg, self.pg_restarts))
         self.live.start()
 
     def stop_panel(self) -> None:
@@ -74,7 +75,7 @@ class Output:
             self.live = None
 
 
-def status_table(components: list[Component], pg: Any) -> Any:
+def status_table(components: list[Component], pg: Any, pg_restarts: int = 0) -> Any:
     from rich.table import Table
 
     t = Table(title="eve up — Ctrl+C stops everything", title_justify="left", box=None, header_style="bold")
@@ -82,7 +83,8 @@ def status_table(components: list[Component], pg: Any) -> Any:
         t.add_column(col)
     if pg is not None:
         pid = pg.running_pid()
-        t.add_row("postgresql", str(pid or "-"), "[green]running[/]" if pid else "[red]stopped[/]", "0", "")
+        t.add_row("postgresql", str(pid or "-"), "[green]running[/]" if pid else "[red]restarting[/]",
+                  str(pg_restarts), "")
     for c in components:
         alive = c.proc is not None and c.proc.poll() is None
         state = c.state if alive else f"exited ({c.proc.returncode})" if c.proc else "starting"
@@ -281,7 +283,10 @@ def up(
             dsn = database_url
             out.print(f"database   {describe(dsn)} (DATABASE_URL)")
         else:
-            pg = EmbeddedPostgres(data_dir, port=pg_port)
+            # after a crash, sync the data dir with one syncfs() rather than an fsync per file:
+            # seconds less before WAL replay starts (Linux only)
+            pg = EmbeddedPostgres(data_dir, port=pg_port, settings={"recovery_init_sync_method": "syncfs"}
+                                  if sys.platform == "linux" else None)
             dsn = pg.start()
             out.print(f"database   embedded PostgreSQL in {pg.data_dir} (pid {pg.running_pid()}, port {pg.port})")
         applied = run(migrate.migrate(dsn))
@@ -360,8 +365,9 @@ def up(
                 output.line("postgresql     | exited; restarting it now (crash recovery replays the WAL; "
                             "the API answers 503 until it is back)")
                 began = time.monotonic()
+                output.pg_restarts += 1
                 try:
-                    pg.recover(timeout=60)
+                    pg.recover(timeout=60, on_retry=lambda why: output.line(f"postgresql     | not up yet: {why}"))
                 except Exception as exc:  # noqa: BLE001 - any failure to come back is fatal, said plainly
                     out.print(f"[red]embedded PostgreSQL did not come back: {exc}. Its log: {pg.log_file}[/red]")
                     raise typer.Exit(1) from None

@@ -12,76 +12,85 @@ import signal
 import stat
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from eve.roles import API_LOGIN, WORKER_LOGIN, secret_file
-from tests.support.upproc import alive, cmdline, environ, measure, start_up, wait_children
+from tests.support.upproc import (
+    UpProcess,
+    alive,
+    cmdline,
+    environ,
+    measure,
+    start_up,
+    wait_children,
+)
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SMOKE = 'Echo "smoke test passed" using the Bash tool'
 
 
-def _smoke(up) -> None:  # noqa: ANN001
+def _smoke(up: UpProcess) -> None:
     r = up.eve("request", "create", "-t", "general", "--prompt", SMOKE, "--wait")
     assert r.returncode == 0 and "smoke test passed" in r.stdout, r.stdout + r.stderr + up.output()[-3000:]
 
 
-def test_each_child_gets_only_its_own_dsn_and_workers_are_named(tmp_path: Path, variant_bin: Path):
-    up = start_up(tmp_path, variant_bin, "--workers", "general=2", "--sandbox", "none")
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory, variant_bin: Path) -> Iterator[UpProcess]:
+    """One `eve up` with two workers for the tests below; each leaves it healthy."""
+    proc = start_up(tmp_path_factory.mktemp("up"), variant_bin, "--workers", "general=2", "--sandbox", "none")
     try:
-        up.wait_ready()
-        kids = wait_children(up, {"api", "general-1", "general-2"})
-        superuser_pw = (up.data_dir / "superuser.password").read_text().strip()
-        api_env = environ(kids["api"])
-        assert f"{API_LOGIN}:" in api_env["DATABASE_URL"] and api_env.get("JWT_SECRET")
-        jwt = api_env["JWT_SECRET"]
-        bases = set()
-        for name in ("general-1", "general-2"):
-            env, args = environ(kids[name]), cmdline(kids[name])
-            assert f"{WORKER_LOGIN}:" in env["DATABASE_URL"]
-            assert "JWT_SECRET" not in env
-            assert args[args.index("--sandbox-hide") + 1] == str(up.data_dir)
-            bases.add(args[args.index("--sandbox-uid-base") + 1])
-        assert len(bases) == 2
-        for pid in kids.values():
-            blob = "\0".join(f"{k}={v}" for k, v in environ(pid).items())
-            assert superuser_pw not in blob
-        assert jwt not in "\0".join(f"{k}={v}" for k, v in environ(kids["general-1"]).items())
-        for role in (API_LOGIN, WORKER_LOGIN):
-            assert stat.S_IMODE(secret_file(up.data_dir, role).stat().st_mode) == 0o600
-        _smoke(up)  # the API and a worker do their jobs on those roles
-        workers = up.eve("workers")
-        assert "general-1" in workers.stdout and "general-2" in workers.stdout, workers.stdout + workers.stderr
+        proc.wait_ready()
+        yield proc
     finally:
-        assert up.stop() == 0, up.output()[-3000:]
+        assert proc.stop() == 0, proc.output()[-3000:]
 
 
-def test_killed_worker_and_api_are_restarted_at_once(tmp_path: Path, variant_bin: Path):
-    up = start_up(tmp_path, variant_bin, "--workers", "general=1", "--sandbox", "none")
-    try:
-        up.wait_ready()
-        kids = wait_children(up, {"api", "general-1"})
-        old = kids["general-1"]
-        os.kill(old, signal.SIGKILL)
-        took = measure(lambda: up.children().get("general-1") not in (None, old), 20, "general-1 to be restarted")
-        print(f"worker restarted {took:.2f}s after kill -9")
-        old_api = kids["api"]
-        os.kill(old_api, signal.SIGKILL)
-        took = measure(lambda: up.children().get("api") not in (None, old_api) and up.ready(), 60,
-                       "the API to be restarted and ready")
-        print(f"API restarted and ready {took:.2f}s after kill -9")
-        assert any("general-1 exited (-9); restarting" in x for x in up.lines), up.output()
-        _smoke(up)
-    finally:
-        assert up.stop() == 0, up.output()[-3000:]
+def test_each_child_gets_only_its_own_dsn_and_workers_are_named(up: UpProcess):
+    kids = wait_children(up, {"api", "general-1", "general-2"})
+    superuser_pw = (up.data_dir / "superuser.password").read_text().strip()
+    api_env = environ(kids["api"])
+    assert f"{API_LOGIN}:" in api_env["DATABASE_URL"] and api_env.get("JWT_SECRET")
+    jwt = api_env["JWT_SECRET"]
+    bases = set()
+    for name in ("general-1", "general-2"):
+        env, args = environ(kids[name]), cmdline(kids[name])
+        assert f"{WORKER_LOGIN}:" in env["DATABASE_URL"]
+        assert "JWT_SECRET" not in env
+        assert args[args.index("--sandbox-hide") + 1] == str(up.data_dir)
+        bases.add(args[args.index("--sandbox-uid-base") + 1])
+    assert len(bases) == 2
+    for pid in kids.values():
+        blob = "\0".join(f"{k}={v}" for k, v in environ(pid).items())
+        assert superuser_pw not in blob
+    assert jwt not in "\0".join(f"{k}={v}" for k, v in environ(kids["general-1"]).items())
+    for role in (API_LOGIN, WORKER_LOGIN):
+        assert stat.S_IMODE(secret_file(up.data_dir, role).stat().st_mode) == 0o600
+    _smoke(up)  # the API and a worker do their jobs on those roles
+    workers = up.eve("workers")
+    assert "general-1" in workers.stdout and "general-2" in workers.stdout, workers.stdout + workers.stderr
 
 
-def test_killed_postgres_is_restarted_while_api_and_workers_keep_running(tmp_path: Path, variant_bin: Path):
-    up = start_up(tmp_path, variant_bin, "--workers", "general=1", "--sandbox", "none")
+def test_killed_worker_and_api_are_restarted_at_once(up: UpProcess):
+    kids = wait_children(up, {"api", "general-1", "general-2"})
+    old = kids["general-1"]
+    os.kill(old, signal.SIGKILL)
+    took = measure(lambda: up.children().get("general-1") not in (None, old), 20, "general-1 to be restarted")
+    print(f"worker restarted {took:.2f}s after kill -9")
+    old_api = kids["api"]
+    os.kill(old_api, signal.SIGKILL)
+    took = measure(lambda: up.children().get("api") not in (None, old_api) and up.ready(), 60,
+                   "the API to be restarted and ready")
+    print(f"API restarted and ready {took:.2f}s after kill -9")
+    assert any("general-1 exited (-9); restarting" in x for x in up.lines), up.output()
+    _smoke(up)
+
+
+def test_killed_postgres_is_restarted_while_api_and_workers_keep_running(up: UpProcess):
     codes: Counter[int] = Counter()
     halt = threading.Event()
 
@@ -94,9 +103,8 @@ def test_killed_postgres_is_restarted_while_api_and_workers_keep_running(tmp_pat
             halt.wait(0.05)
 
     try:
-        up.wait_ready()
         _smoke(up)
-        kids = wait_children(up, {"api", "general-1"})
+        kids = wait_children(up, {"api", "general-1", "general-2"})
         old_pg = up.postmaster()
         assert old_pg is not None
         t = threading.Thread(target=probe, daemon=True)
@@ -115,7 +123,6 @@ def test_killed_postgres_is_restarted_while_api_and_workers_keep_running(tmp_pat
         assert any("postgresql" in x and "back (pid" in x for x in up.lines), up.output()
     finally:
         halt.set()
-        assert up.stop() == 0, up.output()[-3000:]
 
 
 def test_gives_up_with_the_reason_after_repeated_failures(tmp_path: Path):

@@ -14,8 +14,8 @@ from uuid import UUID
 
 import httpx
 import psycopg
-from psycopg.rows import dict_row
 import pytest
+from psycopg.rows import dict_row
 
 from eve import queue, roles
 from eve.db import API_ROLE, SERVICE_ROLE, as_service, make_pool
@@ -115,7 +115,8 @@ async def test_api_serves_tokens_requests_queue_status_and_sse_on_its_role(split
         assert http.get(f"/requests/{rid}").status_code == 200
         depth = {d["workerType"]: d for d in http.get("/queue").json()}
         assert depth["general"]["pending"] == 1
-        assert http.get("/status").json()["database"] == "ok"
+        status = http.get("/status")
+        assert status.status_code == 200 and status.json()["database"] == "ok", status.text + api.output()[-3000:]
         # live SSE: an event written by a worker (service role) reaches the stream
         with http.stream("GET", f"/requests/{rid}/events", headers={"Accept": "text/event-stream"},
                          timeout=30) as resp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from eve.pg import free_port, postmaster_pid
+from eve.pg import free_port, port_in_use, postmaster_pid
 from tests.support.waiting import wait_for
 
 
@@ -65,6 +66,13 @@ class UpProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
+    def diagnosis(self) -> str:
+        """eve up's own lines (not the children's JSON) and the end of PostgreSQL's log."""
+        own = [x for x in self.lines if "| " not in x[:17] or x.startswith("postgresql")]
+        log = self.data_dir / "postgres.log"
+        tail = log.read_text(errors="replace").splitlines()[-30:] if log.exists() else []
+        return "\n".join(["-- eve up:", *own[-40:], "-- postgres.log:", *tail])
+
     def wait_ready(self, timeout: float = 120) -> None:
         wait_for(lambda: any(x.startswith("ready: API") for x in self.lines) or self.proc.poll() is not None,
                  timeout, "eve up to print 'ready: API'")
@@ -107,10 +115,26 @@ class UpProcess:
         return self.proc.returncode
 
 
+def stable_port() -> int:
+    """A free port below the ephemeral range, for a server that restarts while clients
+    keep reconnecting: an ephemeral port can be taken meanwhile by one of those clients'
+    own outgoing sockets (even a TCP self-connect), and the server then cannot bind."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        if not port_in_use(port):
+            return port
+    return free_port()
+
+
 def start_up(tmp: Path, variant_bin: Path | None, *args: str, env: dict[str, str] | None = None) -> UpProcess:
     """`eve up` on free ports with its own data dir and CLI config under tmp."""
     data = tmp / "data"
-    port, pg_port = free_port(), free_port()
+    port, pg_port = free_port(), stable_port()
     child_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("EVE_")}
     child_env.update({"XDG_CONFIG_HOME": str(tmp / "cfg"), "NO_COLOR": "1", "COLUMNS": "200"})
     if variant_bin is not None:
@@ -124,7 +148,7 @@ def start_up(tmp: Path, variant_bin: Path | None, *args: str, env: dict[str, str
     return up
 
 
-def measure(fn, timeout: float, what: str) -> float:  # noqa: ANN001 - a predicate
+def measure(fn, timeout: float, what: str) -> float:
     """Seconds until fn() is truthy (a wait with a deadline that also reports how long it took)."""
     began = time.monotonic()
     wait_for(fn, timeout, what)
