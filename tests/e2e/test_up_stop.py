@@ -77,7 +77,7 @@ def test_ctrl_c_drains_the_running_request_then_stops_api_then_postgres(tmp_path
             raise AssertionError(f"no line for {what} in:\n{text}") from None
 
     drain = at("the drain", lambda ln: ln.startswith(worker) and "waiting for running requests" in ln)
-    finished = at("the result", lambda ln: ln.startswith(worker) and "request finished: success" in ln)
+    finished = at("the result", lambda ln: ln.startswith(worker) and "finished: success" in ln)
     worker_gone = at("the worker's stop", lambda ln: ln.startswith(worker) and f'"worker {worker} stopped"' in ln)
     api_down = at("the API's shutdown", lambda ln: ln.startswith("api") and "Shutting down" in ln)
     last = at("eve up's last word", lambda ln: ln.strip() == "stopped")
