@@ -68,12 +68,19 @@ def test_ctrl_c_drains_the_running_request_then_stops_api_then_postgres(tmp_path
             os.killpg(up.pid, signal.SIGKILL)
             up.wait(10)
     lines = out.lines
-    drain = first(lines, lambda ln: ln.startswith("worker-general-1") and "waiting for running requests" in ln)
-    finished = first(lines, lambda ln: ln.startswith("worker-general-1") and "request finished: success" in ln)
-    worker_gone = first(lines, lambda ln: ln.startswith("worker-general-1") and '"worker worker-' in ln
-                        and 'stopped"' in ln)
-    api_down = first(lines, lambda ln: ln.startswith("api") and "Shutting down" in ln)
-    last = first(lines, lambda ln: ln.strip() == "stopped")
+    worker = "general-1"  # the component's prefix and the worker's id under eve up
+
+    def at(what: str, predicate) -> int:  # noqa: ANN001
+        try:
+            return first(lines, predicate)
+        except AssertionError:
+            raise AssertionError(f"no line for {what} in:\n{text}") from None
+
+    drain = at("the drain", lambda ln: ln.startswith(worker) and "waiting for running requests" in ln)
+    finished = at("the result", lambda ln: ln.startswith(worker) and "finished: success" in ln)
+    worker_gone = at("the worker's stop", lambda ln: ln.startswith(worker) and f'"worker {worker} stopped"' in ln)
+    api_down = at("the API's shutdown", lambda ln: ln.startswith("api") and "Shutting down" in ln)
+    last = at("eve up's last word", lambda ln: ln.strip() == "stopped")
     assert drain < finished < worker_gone < api_down < last, text
     assert "event listener lost the database" not in text and "database unavailable" not in text, text
     assert "Traceback" not in text

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from tests.support.agents import agent_pids
 from tests.support.apiserver import ApiProcess, start_api
 from tests.support.tenants import Tenant, make_tenant
 from tests.support.waiting import wait_for
@@ -39,13 +40,12 @@ def one(dsn: str, sql: str, *args: Any) -> dict[str, Any] | None:
         return c.execute(sql, args).fetchone()
 
 
-def processes_in(workspace: Path) -> list[str]:
-    """Program names of the processes whose cwd is inside the workspace (the agent, its tools)."""
+def processes_of(rid: str) -> list[str]:
+    """Program names of the request's agent processes (bwrap, the variant, its tools), however sandboxed."""
     found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in agent_pids(request_ids=[rid]):
         try:
-            if os.readlink(f"/proc/{pid}/cwd").startswith(str(workspace)):
-                found.append(Path(f"/proc/{pid}/comm").read_text().strip())
+            found.append(Path(f"/proc/{pid}/comm").read_text().strip())
         except OSError:
             pass
     return found
@@ -83,21 +83,20 @@ def submit(api: ApiProcess, auth: dict[str, str], prompt: str) -> str:
     return r.json()["id"]
 
 
-def wait_running_tool(db_url: str, worker: WorkerProcess, rid: str) -> Path:
-    ws = worker.workspace_root / rid
+def wait_running_tool(db_url: str, worker: WorkerProcess, rid: str) -> str:
     wait_for(lambda: one(db_url, "SELECT 1 FROM eve.request_events WHERE request_id = %s AND kind = 'tool_call'",
                          rid), PICKUP_S + 30, "the agent to call Bash")
-    wait_for(lambda: TOOL_COMM in processes_in(ws), 30, "the tool's process to run")
+    wait_for(lambda: TOOL_COMM in processes_of(rid), 30, "the tool's process to run")
     assert one(db_url, "SELECT status FROM eve.orchestration_requests WHERE id = %s", rid) == {
         "status": "processing"}
-    return ws
+    return rid
 
 
-def assert_cancelled_and_gone(db_url: str, rid: str, ws: Path) -> None:
+def assert_cancelled_and_gone(db_url: str, rid: str) -> None:
     res = wait_for(lambda: one(db_url, "SELECT status FROM eve.orchestration_results WHERE request_id = %s", rid),
                    PICKUP_S, "the cancelled result (the cancel must arrive by NOTIFY)")
     assert res == {"status": "cancelled"}
-    wait_for(lambda: not processes_in(ws), 15, "the agent and its tool to be gone")
+    wait_for(lambda: not processes_of(rid), 15, "the agent and its tool to be gone")
     assert one(db_url, "SELECT status FROM eve.orchestration_requests WHERE id = %s", rid) == {"status": "cancelled"}
 
 
@@ -116,24 +115,24 @@ def test_cancel_a_running_request_through_the_api(db_url, tenant, stack):
     api, worker = stack
     auth = token(api, tenant)
     rid = submit(api, auth, SLEEPER)
-    ws = wait_running_tool(db_url, worker, rid)
+    wait_running_tool(db_url, worker, rid)
     r = httpx.post(f"{api.url}/requests/{rid}/cancel", headers=auth)
     assert r.status_code == 202 and r.json()["cancelRequestedAt"] is not None, r.text
-    assert_cancelled_and_gone(db_url, rid, ws)
+    assert_cancelled_and_gone(db_url, rid)
     assert httpx.post(f"{api.url}/requests/{rid}/cancel", headers=auth).status_code == 409
 
 
 def test_cancel_a_running_request_through_the_cli(db_url, tenant, stack, tmp_path):
     api, worker = stack
     rid = submit(api, token(api, tenant), SLEEPER)
-    ws = wait_running_tool(db_url, worker, rid)
+    wait_running_tool(db_url, worker, rid)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVE_")}
     env.update({"EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
                 "NO_COLOR": "1"})
     r = subprocess.run([sys.executable, "-m", "eve.cli", "cancel", rid], env=env, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and rid in r.stdout, r.stdout + r.stderr
-    assert_cancelled_and_gone(db_url, rid, ws)
+    assert_cancelled_and_gone(db_url, rid)
     shown = subprocess.run([sys.executable, "-m", "eve.cli", "request", "get", rid, "--json"], env=env,
                            capture_output=True, text=True, timeout=60)
     assert json.loads(shown.stdout)["status"] == "cancelled"
