@@ -180,6 +180,45 @@ class Worker:
                          pids=leftovers)
         self.runtime.prepare_workspace_root(cfg.workspace_root)
         await self.pool.open(wait=False)
+        # SIGTERM while the database is still unreachable: stop now, not after the retries
+        starting = asyncio.ensure_future(self._start_up())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.warning("stopped before the database could be reached", extra={"worker_id": self.id})
+            await self.pool.close()
+            return
+        starting.result()
+        self._tasks = [asyncio.create_task(t, name=n) for n, t in (
+            ("listener", self._listen()), ("heartbeat", self._heartbeat()), ("reaper", self._reap()),
+            ("fence", self._fence_watch()))]
+        if (cron := scheduler.start(self.pool, cfg.dsn, name=self.id)) is not None:
+            self._tasks.append(cron)  # cron schedules: every worker tries each tick, one wins
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.log("info", f"worker {self.id} stopped")
+            try:  # bounded: a worker told to stop does not wait out the pool's timeouts
+                await asyncio.wait_for(self._say_stopped(), 10)
+            except (asyncio.TimeoutError, *DB_ERRORS):
+                pass
+            await self.pool.close()
+
+    async def _say_stopped(self) -> None:
+        await self.with_db(lambda c: workers.stopped(c, self.id), attempts=3)
+        await self._flush_logs()
+
+    async def _start_up(self) -> None:
+        """Everything before the first claim that needs the database (retried while it is away)."""
+        cfg = self.config
+        assert self.runtime is not None
         self.worker_type = await self.with_db(lambda c: queue.get_worker_type(c, cfg.worker_type))
         await self.with_db(lambda c: workers.register(
             c, worker_id=self.id, worker_type=cfg.worker_type, hostname=socket.gethostname(), pid=os.getpid(),
@@ -195,25 +234,6 @@ class Worker:
                              "request(s): requeued at once", requeued=[str(i) for i in released.requeued],
                      failed=[str(i) for i in released.failed])
         self._sweep_workspaces(dead=[*released.requeued, *released.failed])
-        self._tasks = [asyncio.create_task(t, name=n) for n, t in (
-            ("listener", self._listen()), ("heartbeat", self._heartbeat()), ("reaper", self._reap()),
-            ("fence", self._fence_watch()))]
-        if (cron := scheduler.start(self.pool, cfg.dsn, name=self.id)) is not None:
-            self._tasks.append(cron)  # cron schedules: every worker tries each tick, one wins
-        try:
-            await self._claim_loop()
-            await self._drain()
-        finally:
-            for t in self._tasks:
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self.log("info", f"worker {self.id} stopped")
-            try:
-                await self.with_db(lambda c: workers.stopped(c, self.id), attempts=3)
-                await self._flush_logs()
-            except DB_ERRORS:
-                pass
-            await self.pool.close()
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():

@@ -108,3 +108,19 @@ async def test_below_the_disk_floor_a_worker_stops_claiming_and_says_why(db_url,
         assert res["status"] == "success"
     finally:
         ok.stop()
+
+
+def test_sigterm_stops_a_worker_that_never_reached_its_database(tmp_path):
+    from eve.pg import free_port
+
+    dead = f"postgresql://eve:x@127.0.0.1:{free_port()}/eve"  # nothing listens there
+    w = start_worker(dead, tmp_path, name="unreachable")
+    try:
+        wait_for(lambda: "database unavailable" in w.output() or "connection failed" in w.output(), 20,
+                 "the worker to be retrying")
+        assert w.proc.poll() is None
+        w.proc.send_signal(15)
+        assert w.proc.wait(10) == 0  # not after the pool's 30 s timeouts
+        assert "stopped before the database could be reached" in w.output()
+    finally:
+        w.kill()

@@ -145,21 +145,18 @@ async def test_results_of_another_org_cannot_be_written(db_url, two_orgs, conn):
     assert (await cur.fetchone())["n"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="migration 0007's SECURITY DEFINER functions eve.api_events_after and "
-                   "eve.api_events_by_ids are executable by eve_api and ignore RLS; nothing calls them since "
-                   "the hub reads per caller, and a later migration should revoke or drop them")
 async def test_no_definer_function_hands_the_api_role_another_orgs_events(db_url, two_orgs):
     a, b, ids = two_orgs
     seen = set()
     for sql in ("SELECT org_id FROM eve.api_events_after(0, 1000)",
                 "SELECT org_id FROM eve.api_events_by_ids(ARRAY(SELECT generate_series(1, 1000)::bigint))"):
-        seen |= {r["org_id"] for r in await _as(db_url, a.user_id, sql)}
+        try:
+            seen |= {r["org_id"] for r in await _as(db_url, a.user_id, sql)}
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
+            pass  # gone (0008) or not executable: nothing handed over
     assert b.org_id not in seen
 
 
-@pytest.mark.xfail(strict=True, reason="0004 required a result's or event's org to be its request's org; migration "
-                   "0006 recreated both policies without that check (for speed), so a member can again attach "
-                   "a row labelled with its own org to another org's request; a later migration should restore it")
 async def test_a_row_labelled_with_ones_own_org_cannot_be_attached_to_another_orgs_request(db_url, two_orgs, conn):
     a, b, _ = two_orgs
     pending_b = await queue.enqueue(conn, org_id=b.org_id, user_id=b.user_id, worker_type="general", prompt="B3")
