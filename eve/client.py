@@ -169,9 +169,18 @@ class EveClient:
         org: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        q: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        sort: str | None = None,
     ) -> dict[str, Any]:
-        """`{"items": [...], "nextCursor": str | None}`, newest first."""
-        params = _params(status=status, workerType=worker_type, org=org, limit=limit, cursor=cursor)
+        """`{"items": [...], "nextCursor": str | None, "total": int}`, newest first (or `sort="oldest"`).
+
+        A search: `status` may list several (comma-separated), `q` is text in the prompt or the
+        start of an id, `since`/`until` are ISO 8601 creation times.
+        """
+        params = _params(status=status, workerType=worker_type, org=org, limit=limit, cursor=cursor, q=q,
+                         since=since, until=until, sort=sort)
         return await self._send("GET", "/requests", params=params)
 
     async def get_request(self, request_id: str) -> dict[str, Any]:
@@ -211,7 +220,10 @@ class EveClient:
     async def cancel(self, request_id: str) -> dict[str, Any]:
         return await self._send("POST", f"/requests/{request_id}/cancel")
 
-    async def replay(self, request_id: str) -> dict[str, Any]:
+    async def replay(self, request_id: str, *, prompt: str | None = None) -> dict[str, Any]:
+        """A new request like this one; with `prompt`, the new one runs the edited prompt."""
+        if prompt is not None:
+            return await self._send("POST", f"/requests/{request_id}/replay", json={"prompt": prompt})
         return await self._send("POST", f"/requests/{request_id}/replay")
 
     # -- schedules -----------------------------------------------------------------------------
@@ -271,6 +283,15 @@ class EveClient:
 
     async def worker_logs(self, worker_id: str, *, after: int = 0) -> list[dict[str, Any]]:
         return await self._send("GET", f"/workers/{worker_id}/logs", params={"after": after})
+
+    async def drain_worker(self, worker_id: str) -> dict[str, Any]:
+        """Ask a worker to stop claiming and exit once its requests are done (operators only)."""
+        return await self._send("POST", f"/workers/{worker_id}/drain")
+
+    async def stats(self, *, window: str = "1h", worker_type: str | None = None,
+                    org: str | None = None) -> dict[str, Any]:
+        """What finished in the window: totals, per worker type and per org."""
+        return await self._send("GET", "/stats", params=_params(window=window, workerType=worker_type, org=org))
 
     async def worker_types(self) -> list[dict[str, Any]]:
         return await self._send("GET", "/worker-types")

@@ -18,8 +18,13 @@ class _Row:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Self:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = _FIELD_NAMES.get(cls)
+        if names is None:  # computed once per class: this runs for every row the queue reads
+            names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
         return cls(**{k: v for k, v in row.items() if k in names})
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 @dataclass(slots=True)
@@ -100,6 +105,7 @@ class QueueDepth(_Row):
     running: int
     completed_last_hour: int
     failed_last_hour: int
+    cancelled_last_hour: int = 0  # apart from failed: a cancel is an operator's choice, not a fault
 
 
 @dataclass(slots=True)

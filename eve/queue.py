@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +24,7 @@ from eve.errors import Conflict, InvalidWorkerType, NotFound, PayloadTooLarge, R
 from eve.models import Event, Outcome, QueueDepth, Request, Result, WorkerType
 from eve.queries import Q
 from eve.settings import QueueSettings
+from eve.worker_types import WorkerTypeCache
 
 AsyncConn = psycopg.AsyncConnection[Any]
 
@@ -144,8 +144,14 @@ async def enqueue(
     reply_to: dict[str, Any] | None = None,
     max_attempts: int | None = None,
     settings: QueueSettings | None = None,
+    worker_types: WorkerTypeCache | None = None,
 ) -> Request:
-    """Validate everything, then insert one pending request (the trigger notifies workers)."""
+    """Validate everything, then insert one pending request (the trigger notifies workers).
+
+    With `worker_types` (the API's cache) and no blockers this is one statement, the
+    INSERT; it opens no transaction of its own (no savepoint inside the caller's): the
+    blocker check is a read and the insert one statement, atomic either way.
+    """
     settings = settings or QueueSettings()
     org = parse_uuid(org_id, "org id")
     user = parse_uuid(user_id, "user id")
@@ -156,38 +162,37 @@ async def enqueue(
         raise ValidationError("priority must be a whole number between -1000 and 1000")
     blockers = [parse_uuid(b, "blockedBy entry") for b in blocked_by]
     parent = parse_uuid(parent_id, "parent id") if parent_id is not None else None
-    wt = await get_worker_type(conn, worker_type)
+    wt = await (worker_types.get(conn, worker_type) if worker_types else get_worker_type(conn, worker_type))
     if max_attempts is None:
         max_attempts = int(wt.config.get("max_attempts", 3))
     if max_attempts < 1:
         raise ValidationError("max_attempts must be at least 1")
-    async with conn.transaction():
-        if blockers:
-            cur = await conn.execute(Q.requests_existing, {"ids": blockers})
-            found = {r["id"] for r in await cur.fetchall()}
-            missing = [str(b) for b in blockers if b not in found]
-            if missing:
-                raise ValidationError(f"blockedBy names requests that do not exist: {', '.join(missing)}")
-        cur = await conn.execute(
-            Q.request_insert,
-            {
-                "org_id": org,
-                "user_id": user,
-                "worker_type": wt.id,
-                "prompt": prompt,
-                "context": Jsonb(context),
-                "config": Jsonb(config),
-                "priority": priority,
-                "max_attempts": max_attempts,
-                "run_after": run_after,
-                "blocked_by": blockers,
-                "parent_id": parent,
-                "replay_of": replay_of,
-                "reply_to": Jsonb(reply_to) if reply_to is not None else None,
-                "workspace": None,
-            },
-        )
-        row = await cur.fetchone()
+    if blockers:
+        cur = await conn.execute(Q.requests_existing, {"ids": blockers})
+        found = {r["id"] for r in await cur.fetchall()}
+        missing = [str(b) for b in blockers if b not in found]
+        if missing:
+            raise ValidationError(f"blockedBy names requests that do not exist: {', '.join(missing)}")
+    cur = await conn.execute(
+        Q.request_insert,
+        {
+            "org_id": org,
+            "user_id": user,
+            "worker_type": wt.id,
+            "prompt": prompt,
+            "context": Jsonb(context),
+            "config": Jsonb(config),
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "run_after": run_after,
+            "blocked_by": blockers,
+            "parent_id": parent,
+            "replay_of": replay_of,
+            "reply_to": Jsonb(reply_to) if reply_to is not None else None,
+            "workspace": None,
+        },
+    )
+    row = await cur.fetchone()
     assert row is not None
     return Request.from_row(row)
 
@@ -340,28 +345,25 @@ async def complete_many(
     ids = [req.id for req, _ in items]
     if len(set(ids)) != len(ids):
         raise ValidationError("complete_many got the same request twice")
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "ids", "worker_ids", "final_statuses", "statuses", "outputs", "summaries", "durations_ms", "tokens_used",
-        "costs_usd", "errors", "error_codes", "event_kinds", "event_datas", "successes")}
+    items_json: list[dict[str, Any]] = []
     for req, outcome in items:
         if outcome.status not in FINAL_STATUS:
             raise ValidationError(f"unknown result status {outcome.status!r}")
         kind, data = _result_event(outcome)
-        for key, value in (
-            ("ids", req.id), ("worker_ids", worker_id), ("final_statuses", FINAL_STATUS[outcome.status]),
-            ("statuses", outcome.status), ("outputs", Jsonb(outcome.output) if outcome.output is not None else None),
-            ("summaries", outcome.summary), ("durations_ms", outcome.duration_ms),
-            ("tokens_used", outcome.tokens_used),
-            ("costs_usd", Decimal(str(outcome.cost_usd)) if outcome.cost_usd is not None else None),
-            ("errors", outcome.error), ("error_codes", outcome.error_code), ("event_kinds", kind),
-            ("event_datas", Jsonb(data)), ("successes", outcome.status == "success"),
-        ):
-            cols[key].append(value)
-    if all(cols["successes"]):
-        rows = await (await conn.execute(Q.finish_many, cols)).fetchall()
+        items_json.append({
+            "id": str(req.id), "worker_id": worker_id, "final_status": FINAL_STATUS[outcome.status],
+            "status": outcome.status, "output": outcome.output, "summary": outcome.summary,
+            "duration_ms": outcome.duration_ms, "tokens_used": outcome.tokens_used,
+            "cost_usd": str(outcome.cost_usd) if outcome.cost_usd is not None else None,  # exact, as numeric
+            "error": outcome.error, "error_code": outcome.error_code, "event_kind": kind, "event_data": data,
+            "success": outcome.status == "success",
+        })
+    params = {"items": Jsonb(items_json), "n": len(items_json)}
+    if all(item["success"] for item in items_json):
+        rows = await (await conn.execute(Q.finish_many, params)).fetchall()
     else:
         async with conn.transaction():
-            rows = await (await conn.execute(Q.finish_many, cols)).fetchall()
+            rows = await (await conn.execute(Q.finish_many, params)).fetchall()
             for row in rows:
                 if row["has_dependents"]:
                     await conn.execute(Q.fail_dependents, {"id": row["request_id"]})
@@ -445,8 +447,9 @@ async def request_cancel(conn: AsyncConn, request_id: UUID | str) -> Request:
     return await get_request(conn, rid)
 
 
-async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str) -> Request:
-    """A new request with the same worker type, prompt, context and config; `replay_of` set."""
+async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str,
+                 prompt: str | None = None) -> Request:
+    """A new request with the same worker type, prompt (or an edited one), context and config; `replay_of` set."""
     original = await get_request(conn, request_id)
     async with conn.transaction():
         new = await enqueue(
@@ -454,7 +457,7 @@ async def replay(conn: AsyncConn, request_id: UUID | str, *, user_id: UUID | str
             org_id=original.org_id,
             user_id=user_id,
             worker_type=original.worker_type,
-            prompt=original.prompt,
+            prompt=prompt if prompt is not None else original.prompt,
             context=original.context,
             config=original.config,
             priority=original.priority,

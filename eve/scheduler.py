@@ -7,7 +7,7 @@ A schedule created, changed, paused or resumed anywhere sends `NOTIFY eve_schedu
 which wakes every sleeper to re-read the next due time. While the LISTEN connection is
 down the loop re-checks every few seconds instead, so nothing waits on a lost notify.
 
-`EVE_SCHEDULER=0` turns the loop off in a process (e.g. a read-only API replica).
+`EVE_SCHEDULER=0` turns the loop off in a worker.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class Scheduler:
         self.wakeup = asyncio.Event()
         self.listening = False
         self.fired = 0  # ticks this process won (for logs and tests)
+        self.steps = 0
+        self.asleep = False
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen(), name="scheduler-listener")
@@ -68,21 +70,38 @@ class Scheduler:
                     sleep_s, delay = delay, min(delay * 2, 10.0)
                 except RETRYABLE:
                     sleep_s = 0.05
+                except Exception:  # a bug must not end scheduling for this process: log it, back off
+                    log.exception("scheduler step failed; retrying in %.1fs", delay)
+                    sleep_s, delay = delay, min(delay * 2, 10.0)
+                self.asleep = True
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), sleep_s)
                 except asyncio.TimeoutError:
                     pass
+                self.asleep = False
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
     async def step(self) -> float:
         """Fire what is due now; return how long to sleep before the next due tick."""
+        self.steps += 1
         now = self.clock()
         async with as_service(self.pool) as conn:
-            results = await schedules.fire_due(conn, now=now)
-        for r in results:
-            if r.outcome != "lost":
+            rows = await schedules.due(conn, now=now)
+        failed = False
+        for row in rows:
+            try:
+                # its own transaction: the fire commits (and releases its row) at once
+                async with as_service(self.pool) as conn:
+                    r = await schedules.fire_one(conn, row, now=now)
+            except (*DB_ERRORS, *RETRYABLE):
+                raise
+            except Exception:  # one broken schedule must not hold back the others
+                log.exception("schedule %s could not be fired", row["id"])
+                failed = True
+                continue
+            if r is not None and r.outcome != "lost":
                 self.fired += 1
                 log.info("schedule %s: tick %s %s%s", r.schedule_id, r.fire_at.isoformat(), r.outcome,
                          f" (request {r.request_id})" if r.request_id else "",
@@ -90,6 +109,10 @@ class Scheduler:
         async with as_service(self.pool) as conn:
             nxt = await schedules.next_due(conn)
         cap = self.max_sleep_s if self.listening else self.unlistened_sleep_s
+        if failed:
+            cap = min(cap, 5.0)  # a schedule that failed stays due: look again soon, but not in a hot loop
+            if nxt is not None and nxt <= self.clock():
+                return cap
         if nxt is None:
             return cap
         # a few ms late rather than early: an early wake finds nothing due and sleeps again

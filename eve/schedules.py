@@ -31,7 +31,7 @@ from cronsim import CronSim, CronSimError
 from psycopg.types.json import Jsonb
 
 from eve import queue
-from eve.errors import Conflict, EveError, InvalidWorkerType, NotFound, ValidationError
+from eve.errors import Conflict, InvalidWorkerType, NotFound, ValidationError
 from eve.queries import Q
 from eve.settings import QueueSettings
 
@@ -161,9 +161,9 @@ def decide(expr: str, tz: str | ZoneInfo, next_fire_at: datetime, now: datetime,
     Only the window [max(next_fire_at, now - max_delay), now] is walked, so a schedule
     that was down for a month costs a handful of iterations, not one per missed tick.
     """
-    following = next_after(expr, tz, now)
     if next_fire_at > now:
         return Decision(None, False, next_fire_at)
+    following = next_after(expr, tz, now)
     start = max(next_fire_at, now - timedelta(seconds=max_delay_s + LATENESS_GRACE_S))
     latest: datetime | None = None
     if start == next_fire_at:
@@ -372,25 +372,36 @@ class FireResult:
     request_id: UUID | None = None
 
 
-async def fire_due(conn: AsyncConn, *, now: datetime, limit: int = 100) -> list[FireResult]:
-    """Fire every schedule due at `now` (one statement each); safe to run in many processes at once."""
+async def due(conn: AsyncConn, *, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """Schedules whose next tick is at or before `now` (enabled ones only)."""
     cur = await conn.execute(Q.schedules_due, {"now": now, "limit": limit})
+    return await cur.fetchall()
+
+
+async def fire_one(conn: AsyncConn, row: dict[str, Any], *, now: datetime) -> FireResult | None:
+    """Decide and fire one due schedule (one statement); None if nothing was due after all."""
+    d = decide(row["cron_expression"], row["timezone"], row["next_fire_at"], now, row["max_delay_seconds"])
+    if d.fire_at is None:
+        return None
+    res = await (await conn.execute(Q.schedule_fire_tick, {
+        "schedule_id": row["id"], "expected": row["next_fire_at"], "fire_at": d.fire_at, "missed": d.missed,
+        "next_fire_at": d.next_fire_at})).fetchone()
+    if res is None:
+        return FireResult(row["id"], d.fire_at, "lost")
+    return FireResult(row["id"], res["fire_at"], res["outcome"], res["request_id"])
+
+
+async def fire_due(conn: AsyncConn, *, now: datetime, limit: int = 100) -> list[FireResult]:
+    """Fire every schedule due at `now`; safe to run in many processes at once.
+
+    On an autocommit connection each fire commits on its own; the scheduler loop gives
+    each its own transaction too, so one failing schedule cannot hold back the others.
+    """
     out: list[FireResult] = []
-    for row in await cur.fetchall():
-        try:
-            d = decide(row["cron_expression"], row["timezone"], row["next_fire_at"], now, row["max_delay_seconds"])
-        except EveError:
-            # stored expressions were validated; a zone removed from tzdata must not stop the others
-            continue
-        if d.fire_at is None:
-            continue
-        res = await (await conn.execute(Q.schedule_fire_tick, {
-            "schedule_id": row["id"], "expected": row["next_fire_at"], "fire_at": d.fire_at, "missed": d.missed,
-            "next_fire_at": d.next_fire_at})).fetchone()
-        if res is None:
-            out.append(FireResult(row["id"], d.fire_at, "lost"))
-        else:
-            out.append(FireResult(row["id"], res["fire_at"], res["outcome"], res["request_id"]))
+    for row in await due(conn, now=now, limit=limit):
+        r = await fire_one(conn, row, now=now)
+        if r is not None:
+            out.append(r)
     return out
 
 

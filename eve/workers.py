@@ -22,21 +22,27 @@ async def register(conn: AsyncConn, *, worker_id: str, worker_type: str, hostnam
 
 
 async def heartbeat(conn: AsyncConn, worker_id: str, *, state: str, current_request_id: UUID | None,
-                    disk_low: bool = False) -> None:
-    await conn.execute(Q.worker_heartbeat, {"id": worker_id, "state": state,
-                                            "current_request_id": current_request_id, "disk_low": disk_low})
+                    disk_low: bool = False) -> bool:
+    """Renew the worker's row; True when an operator asked it to drain (POST /workers/{id}/drain)."""
+    cur = await conn.execute(Q.worker_heartbeat, {"id": worker_id, "state": state,
+                                                  "current_request_id": current_request_id, "disk_low": disk_low})
+    row = await cur.fetchone()
+    return bool(row and (row["drain"] if isinstance(row, dict) else row[0]))
 
 
 async def stopped(conn: AsyncConn, worker_id: str) -> None:
     await conn.execute(Q.worker_stopped, {"id": worker_id})
 
 
-async def write_logs(conn: AsyncConn, worker_id: str, entries: Sequence[tuple[str, str, dict[str, Any]]],
+async def write_logs(conn: AsyncConn, worker_id: str, entries: Sequence[tuple[Any, ...]],
                      *, keep: int = LOG_KEEP) -> None:
-    """Append (level, message, data) rows, then trim this worker's log to the newest `keep`."""
+    """Append (level, message, data[, at]) rows, then trim this worker's log to the newest `keep`.
+
+    `at` is when the line was logged (the buffer is flushed a heartbeat later); without it, now.
+    """
     if not entries:
         return
     await conn.execute(Q.worker_log_insert, {
         "worker_id": worker_id, "levels": [e[0] for e in entries], "messages": [e[1] for e in entries],
-        "datas": [Jsonb(e[2]) for e in entries]})
+        "datas": [Jsonb(e[2]) for e in entries], "ats": [e[3] if len(e) > 3 else None for e in entries]})
     await conn.execute(Q.worker_log_trim, {"worker_id": worker_id, "keep": keep})

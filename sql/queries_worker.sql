@@ -7,13 +7,15 @@ ON CONFLICT (id) DO UPDATE
 SET worker_type = EXCLUDED.worker_type, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
     version = EXCLUDED.version, slots = EXCLUDED.slots, state = 'idle', started_at = now(),
     heartbeat_at = now(), stopped_at = NULL, current_request_id = NULL, sandbox = EXCLUDED.sandbox,
-    disk_low = false;
+    disk_low = false, drain_requested_at = NULL;
 
 -- name: worker_heartbeat
+-- Also tells the worker whether an operator asked it to drain.
 UPDATE eve.workers
 SET heartbeat_at = now(), state = %(state)s, current_request_id = %(current_request_id)s,
     disk_low = %(disk_low)s
-WHERE id = %(id)s;
+WHERE id = %(id)s
+RETURNING drain_requested_at IS NOT NULL AS drain;
 
 -- name: worker_stopped
 UPDATE eve.workers
@@ -21,9 +23,11 @@ SET state = 'stopped', stopped_at = now(), current_request_id = NULL, heartbeat_
 WHERE id = %(id)s;
 
 -- name: worker_log_insert
-INSERT INTO eve.worker_logs (worker_id, level, message, data)
-SELECT %(worker_id)s, l.level, l.message, l.data
-FROM unnest(%(levels)s::text[], %(messages)s::text[], %(datas)s::jsonb[]) AS l(level, message, data);
+-- `at` is when the line was logged, not when the batch reached the database (a heartbeat later).
+INSERT INTO eve.worker_logs (worker_id, level, message, data, at)
+SELECT %(worker_id)s, l.level, l.message, l.data, coalesce(l.at, now())
+FROM unnest(%(levels)s::text[], %(messages)s::text[], %(datas)s::jsonb[], %(ats)s::timestamptz[])
+     AS l(level, message, data, at);
 
 -- name: worker_log_trim
 -- Keep the newest rows per worker only: worker_logs is a tail, not an archive.

@@ -2,8 +2,11 @@
 
 The app owns one refresh loop (`@work(exclusive=True)`, rescheduled after each fetch so
 fetches never pile up) and one live-tail stream; screens receive snapshots and render.
-When the API is down the header says so, the last data stays on screen, and fetches
-back off (2 s, 4 s, ... 30 s). Pass a fake client and a fixed clock for tests.
+A fetch that gets no answer within `fetch_timeout` counts as a failure (a hung API must
+not look live). When the API is down the header says so, the last data stays on screen,
+and fetches back off (2 s, 4 s, ... 30 s). The requests table is a server-side search
+(`GET /requests` with the filter's status/type/org/text/since), so it pages through the
+whole history and knows the total. Pass a fake client and a fixed clock for tests.
 """
 
 from __future__ import annotations
@@ -13,23 +16,27 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.command import Hit, Hits, Provider
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
 from eve.tui.screens.dashboard import DashboardScreen
-from eve.tui.screens.modals import HelpScreen
+from eve.tui.screens.modals import ConfirmModal, HelpScreen
 from eve.tui.screens.request import RequestScreen
+from eve.tui.screens.schedules import SchedulesScreen
 from eve.tui.screens.workers import WorkersScreen
 
 HISTORY_SECONDS = 600
 MIN_REFRESH = 1.0
+PAGE = 100
+STATUSES = ("pending", "claimed", "processing", "waiting", "completed", "failed", "cancelled")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Client(Protocol):
@@ -49,7 +56,12 @@ class Client(Protocol):
     async def worker_types(self) -> list[dict[str, Any]]: ...
     async def create_request(self, worker_type: str, prompt: str, **kw: Any) -> dict[str, Any]: ...
     async def cancel(self, request_id: str) -> dict[str, Any]: ...
-    async def replay(self, request_id: str) -> dict[str, Any]: ...
+    async def replay(self, request_id: str, **kw: Any) -> dict[str, Any]: ...
+    async def stats(self, **kw: Any) -> dict[str, Any]: ...
+    async def drain_worker(self, worker_id: str) -> dict[str, Any]: ...
+    async def list_schedules(self, **kw: Any) -> list[dict[str, Any]]: ...
+    async def update_schedule(self, schedule: str, **changes: Any) -> dict[str, Any]: ...
+    async def run_schedule(self, schedule: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -59,36 +71,101 @@ class Snapshot:
     queue: list[dict[str, Any]] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    total: int | None = None
     next_cursor: str | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
+    stats: dict[str, Any] | None = None
     fetched_at: datetime | None = None
 
 
-class EveCommands(Provider):
-    """`:` / ctrl+p: screens, worker types, and a few operator shortcuts."""
+def parse_filter(text: str, now: datetime) -> dict[str, Any]:
+    """The `/` filter as search parameters: `status:a,b type:x org:x since:1h until:10m` + words (prompt/id).
 
-    async def search(self, query: str) -> Hits:
+    Raises ValueError with a message for the operator on a bad field.
+    """
+    params: dict[str, Any] = {}
+    words = []
+    for word in text.split():
+        name, sep, value = word.partition(":")
+        name = name.lower()
+        if not sep or name not in ("status", "type", "org", "since", "until", "sort"):
+            words.append(word)
+            continue
+        if name == "status":
+            bad = [s for s in value.split(",") if s not in STATUSES]
+            if bad:
+                raise ValueError(f"unknown status {bad[0]!r}; one of {', '.join(STATUSES)}")
+            params["status"] = value
+        elif name == "type":
+            params["worker_type"] = value
+        elif name in ("since", "until"):
+            params[name] = _ago(value, now)
+        elif name == "sort":
+            if value not in ("newest", "oldest"):
+                raise ValueError("sort is newest or oldest")
+            params["sort"] = value
+        else:
+            params["org"] = value
+    if words:
+        params["q"] = " ".join(words)
+    return params
+
+
+def _ago(value: str, now: datetime) -> str:
+    try:
+        at = now - timedelta(seconds=float(value[:-1]) * UNITS[value[-1]])
+    except (KeyError, ValueError, IndexError):
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r}: use an age like 30m, 2h, 1d or an ISO date") from None
+    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class EveCommands(Provider):
+    """`:` / ctrl+p: screens, filters, worker types, and a few operator shortcuts."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         app = self.app
         assert isinstance(app, EveApp)
-        matcher = self.matcher(query)
         commands: list[tuple[str, Callable[[], Any], str]] = [
             ("dashboard", app.action_dashboard, "Queue, workers, requests, live tail"),
             ("workers", app.action_workers, "All workers; Enter tails a worker's log"),
-            ("replay last failed", app.action_replay_last_failed, "Replay the newest failed request"),
-            ("pause / resume refresh", app.action_toggle_pause, "Stop or restart fetching"),
+            ("schedules", app.action_schedules, "Cron schedules: next fire, last result; pause, resume, run now"),
+            ("replay last failed", app.action_replay_last_failed, "Replay the newest failed request (asks first)"),
+            ("pause / resume refresh", app.action_toggle_pause, "Stop or restart fetching and the tail"),
+            ("toggle UTC / local time", app.action_toggle_utc, "Show times in UTC or this machine's zone"),
+            ("clear filter", lambda: app.set_filter(""), "Show all requests"),
+            ("quit", app.exit, "Leave eve ui (also :q)"),
         ]
         if not app.read_only:
             commands.append(("new request", app.action_new_request, "Submit a request"))
         for wt in app.known_worker_types:
             commands.append((f"filter type:{wt}", lambda wt=wt: app.set_filter(f"type:{wt}"),
                              f"Show only {wt} requests"))
-        for status in ("failed", "pending", "processing", "completed"):
+        for status in STATUSES:
             commands.append((f"filter status:{status}", lambda s=status: app.set_filter(f"status:{s}"),
                              f"Show only {status} requests"))
-        if query.startswith("req "):
-            rid = query[4:].strip()
-            yield Hit(1.0, f"req {rid}", lambda: app.open_request(rid), help="Open this request")
-        for name, action, help_text in commands:
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, action, help_text in self._commands():
+            yield DiscoveryHit(name, action, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, EveApp)
+        q = query.strip()
+        if q in ("q", "q!", "quit", "wq"):
+            yield Hit(1.0, "quit", app.exit, help="Leave eve ui")
+        if q.startswith("req "):
+            rid = q[4:].strip()
+            yield Hit(1.0, f"req {rid}", lambda: app.open_request(rid), help="Open this request (id or its start)")
+        if q.startswith(("filter ", "/")):
+            text = q[7:] if q.startswith("filter ") else q[1:]
+            yield Hit(0.9, f"filter {text}", lambda: app.set_filter(text), help="Search requests")
+        matcher = self.matcher(query)
+        for name, action, help_text in self._commands():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), action, help=help_text)
@@ -100,17 +177,21 @@ class EveApp(App[None]):
     COMMANDS = App.COMMANDS | {EveCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "ctrl_c", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("colon", "command_palette", "Commands", key_display=":"),
         Binding("p", "toggle_pause", "Pause"),
+        Binding("t", "toggle_utc", "UTC/local", show=False),
         Binding("plus", "faster", "Faster", key_display="+", show=False),
         Binding("minus", "slower", "Slower", key_display="-", show=False),
         Binding("w", "workers", "Workers"),
+        Binding("s", "schedules", "Schedules", show=False),  # in ? help and the palette
     ]
 
     def __init__(self, client: Client, *, refresh_s: float = 2.0, read_only: bool = False,
                  worker_type: str | None = None, org: str | None = None,
-                 clock: Callable[[], datetime] | None = None, live: bool = True) -> None:
+                 clock: Callable[[], datetime] | None = None, live: bool = True,
+                 fetch_timeout: float = 5.0) -> None:
         super().__init__()
         self.client = client
         self.refresh_s = max(MIN_REFRESH, refresh_s)
@@ -119,13 +200,17 @@ class EveApp(App[None]):
         self.org = org
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.live = live
+        self.fetch_timeout = fetch_timeout
         self.paused = False
+        self.utc = True
         self.connection = "connecting"
         self.last_error: str | None = None
         self.snapshot = Snapshot()
         self.fetch_count = 0
         self.known_worker_types: list[str] = []
+        self.search: dict[str, Any] = {}
         self._history: dict[str, deque[tuple[float, int]]] = {}
+        self._held_events: deque[dict[str, Any]] = deque(maxlen=2000)
         self._backoff = self.refresh_s
         self._timer: Any = None
 
@@ -142,22 +227,31 @@ class EveApp(App[None]):
 
     # -- data ---------------------------------------------------------------------------------
 
+    def search_params(self) -> dict[str, Any]:
+        params = {"worker_type": self.worker_type, "org": self.org, **self.search}
+        return {k: v for k, v in params.items() if v is not None}
+
+    async def _fetch(self) -> tuple[Any, ...]:
+        return await asyncio.gather(self.client.queue(), self.client.workers(),
+                                    self.client.list_requests(limit=PAGE, **self.search_params()))
+
     @work(exclusive=True, group="refresh")
     async def refresh_data(self) -> None:
         """Fetch once, hand the snapshot to the screens, then schedule the next fetch."""
         if self.paused:
             return
         try:
-            queue, workers, page = await asyncio.gather(
-                self.client.queue(), self.client.workers(),
-                self.client.list_requests(limit=100, worker_type=self.worker_type, org=self.org))
-            if not self.known_worker_types:
-                self.known_worker_types = [q["workerType"] for q in queue]
+            try:
+                queue, workers, page = await asyncio.wait_for(self._fetch(), self.fetch_timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"the API did not answer within {self.fetch_timeout:g}s") from None
+            stats = await self._stats()
+            self.known_worker_types = [q["workerType"] for q in queue]
             self.fetch_count += 1
             self._record_history(queue)
-            self.snapshot = Snapshot(queue=queue, workers=workers, requests=page["items"],
+            self.snapshot = Snapshot(queue=queue, workers=workers, requests=page["items"], total=page.get("total"),
                                      next_cursor=page.get("nextCursor"), history=self._history_lists(),
-                                     fetched_at=self.clock())
+                                     stats=stats, fetched_at=self.clock())
             self.connection, self.last_error = "live", None
             self._backoff = self.refresh_s
         except Exception as exc:  # noqa: BLE001 - any failure: keep the last data, say so, back off
@@ -166,6 +260,14 @@ class EveApp(App[None]):
             self._backoff = min(self._backoff * 2, 30.0)
         self._broadcast()
         self._schedule(self._backoff)
+
+    async def _stats(self) -> dict[str, Any] | None:
+        """The last hour's totals for the stats strip; an API without /stats just shows none."""
+        try:
+            return await asyncio.wait_for(self.client.stats(window="1h", worker_type=self.worker_type, org=self.org),
+                                          self.fetch_timeout)
+        except Exception:  # noqa: BLE001 - optional
+            return None
 
     def _schedule(self, delay: float) -> None:
         if self._timer is not None:
@@ -190,12 +292,12 @@ class EveApp(App[None]):
                 update(self.snapshot)
 
     async def load_more(self) -> list[dict[str, Any]]:
-        """Keyset pagination: the next page after what the table shows."""
+        """Keyset pagination: the next page of the same search after what the table shows."""
         if not self.snapshot.next_cursor:
             return []
-        page = await self.client.list_requests(limit=100, worker_type=self.worker_type, org=self.org,
-                                               cursor=self.snapshot.next_cursor)
-        self.snapshot.requests += page["items"]
+        page = await self.client.list_requests(limit=PAGE, cursor=self.snapshot.next_cursor, **self.search_params())
+        seen = {r["id"] for r in self.snapshot.requests}
+        self.snapshot.requests += [r for r in page["items"] if r["id"] not in seen]
         self.snapshot.next_cursor = page.get("nextCursor")
         return page["items"]
 
@@ -211,10 +313,10 @@ class EveApp(App[None]):
                     if ev.event == "request_event" and isinstance(ev.data, dict):
                         last = ev.id or last
                         delay = 1.0
-                        for screen in self.screen_stack:
-                            add = getattr(screen, "add_tail_event", None)
-                            if add is not None:
-                                add(ev.data)
+                        if self.paused:
+                            self._held_events.append(ev.data)  # shown on resume: pause freezes the tail too
+                        else:
+                            self._deliver(ev.data)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the refresh loop reports the connection state
@@ -222,31 +324,52 @@ class EveApp(App[None]):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
+    def _deliver(self, event: dict[str, Any]) -> None:
+        for screen in self.screen_stack:
+            add = getattr(screen, "add_tail_event", None)
+            if add is not None:
+                add(event)
+
     # -- actions ------------------------------------------------------------------------------
 
     def header_text(self) -> Text:
         sep = (" │ ", "bright_black")
-        line = Text.assemble(("eve", "bold"), sep, (self.client.base_url, "underline"), sep)
+        line = Text.assemble(("eve", "bold"), sep)
         color = {"live": "green", "reconnecting": "yellow", "down": "red", "connecting": "yellow"}[self.connection]
         line.append(f"● {self.connection}", style=color)
-        if self.last_error and self.connection != "live":
-            line.append(" │ ", style="bright_black")
-            line.append(self.last_error[:80], style="red")
         if self.paused:
-            line.append(" │ ", style="bright_black")
-            line.append("PAUSED", style="black on yellow")
+            line.append_text(Text.assemble(sep, ("PAUSED", "black on yellow")))
         if self.read_only:
-            line.append(" │ ", style="bright_black")
-            line.append("READ-ONLY", style="black on cyan")
-        line.append(" │ ", style="bright_black")
-        line.append(f"refresh {self.refresh_s:g}s │ {self.clock().astimezone(timezone.utc):%H:%M:%S} UTC",
-                    style="bright_black")
+            line.append_text(Text.assemble(sep, ("READ-ONLY", "black on cyan")))
+        zone = "UTC" if self.utc else "local"
+        line.append_text(Text.assemble(sep, (f"{self.clock().astimezone(timezone.utc if self.utc else None):%H:%M:%S}"
+                                             f" {zone} │ {self.refresh_s:g}s", "bright_black"), sep,
+                                       (self.client.base_url, "underline")))
+        if self.last_error and self.connection != "live":
+            line.append_text(Text.assemble(sep, (self.last_error, "red")))
         return line
+
+    def action_ctrl_c(self) -> None:
+        """Ctrl+C quits like q; with requests marked for a bulk action it asks first."""
+        dash = self.dashboard()
+        if dash is not None and dash.marked:
+            def go(ok: bool | None) -> None:
+                if ok:
+                    self.exit()
+            self.push_screen(ConfirmModal(f"Quit? {len(dash.marked)} marked request(s) will be unmarked."), go)
+            return
+        self.exit()
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
         if not self.paused:
+            while self._held_events:
+                self._deliver(self._held_events.popleft())
             self.refresh_data()
+        self._broadcast()
+
+    def action_toggle_utc(self) -> None:
+        self.utc = not self.utc
         self._broadcast()
 
     def action_faster(self) -> None:
@@ -265,31 +388,85 @@ class EveApp(App[None]):
             self.push_screen(WorkersScreen())
             self._broadcast()
 
+    def action_schedules(self) -> None:
+        if not isinstance(self.screen, SchedulesScreen):
+            self.push_screen(SchedulesScreen())
+
     def action_dashboard(self) -> None:
         while len(self.screen_stack) > 2:
             self.pop_screen()
 
-    def action_new_request(self) -> None:
+    def dashboard(self) -> DashboardScreen | None:
         dash = self.screen_stack[1] if len(self.screen_stack) > 1 else None
-        if isinstance(dash, DashboardScreen):
+        return dash if isinstance(dash, DashboardScreen) else None
+
+    def action_new_request(self) -> None:
+        dash = self.dashboard()
+        if dash is not None:
             dash.action_new_request()
 
     def set_filter(self, text: str) -> None:
         self.action_dashboard()
-        dash = self.screen_stack[-1]
-        if isinstance(dash, DashboardScreen):
+        dash = self.dashboard()
+        if dash is not None:
             dash.set_filter(text)
 
-    def open_request(self, request_id: str) -> None:
-        self.push_screen(RequestScreen(request_id))
+    @work(group="open")
+    async def open_request(self, request_id: str) -> None:
+        """Open a request by its id or the start of it (the 8 characters the tables show)."""
+        rid = request_id.strip().lower()
+        if len(rid) < 36:
+            found = await self.resolve_id(rid)
+            if found is None:
+                return
+            rid = found
+        self.push_screen(RequestScreen(rid))
+
+    async def resolve_id(self, prefix: str) -> str | None:
+        if len(prefix) < 4:
+            self.notify("give at least 4 characters of the request id", severity="warning")
+            return None
+        local = {r["id"] for r in self.snapshot.requests if r["id"].startswith(prefix)}
+        if len(local) == 1:
+            return local.pop()
+        try:
+            page = await self.client.list_requests(q=prefix, limit=2, org=self.org)
+        except Exception as exc:  # noqa: BLE001
+            self.notify(f"cannot look up {prefix}: {getattr(exc, 'message', exc)}", severity="error")
+            return None
+        ids = [r["id"] for r in page["items"] if r["id"].startswith(prefix)]
+        if len(ids) != 1:
+            self.notify(f"no request id starts with {prefix}" if not ids else f"{prefix} is ambiguous; type more",
+                        severity="warning")
+            return None
+        return ids[0]
 
     @work(exclusive=True, group="action")
     async def action_replay_last_failed(self) -> None:
         if self.read_only:
             self.notify("read-only: replay is disabled", severity="warning")
             return
-        failed = [r for r in self.snapshot.requests if r["status"] == "failed"]
-        if not failed:
-            self.notify("no failed request in view")
+        try:
+            page = await self.client.list_requests(status="failed", limit=1, worker_type=self.worker_type,
+                                                   org=self.org)
+        except Exception as exc:  # noqa: BLE001
+            self.notify(f"cannot search: {getattr(exc, 'message', exc)}", severity="error")
             return
-        self.open_request(failed[0]["id"])
+        if not page["items"]:
+            self.notify("no failed request")
+            return
+        target = page["items"][0]
+
+        async def go(ok: bool | None) -> None:
+            if not ok:
+                return
+            try:
+                new = await self.client.replay(target["id"])
+            except Exception as exc:  # noqa: BLE001
+                self.notify(f"replay failed: {getattr(exc, 'message', exc)}", severity="error")
+                return
+            self.notify(f"replayed {target['id'][:8]} as {new['id'][:8]}")
+            self.push_screen(RequestScreen(new["id"]))
+
+        self.push_screen(ConfirmModal(f"Replay the last failed request {target['id'][:8]} "
+                                      f"({target['workerType']})?"), go)

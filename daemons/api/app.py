@@ -23,6 +23,7 @@ from eve.daemons.api import errors, routes, schedules
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
 from eve.db import make_pool
+from eve.worker_types import WorkerTypeCache
 
 access_log = logging.getLogger("eve.api.access")
 
@@ -69,8 +70,11 @@ def create_app(settings: ApiSettings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = make_pool(settings.database_url, min_size=1, max_size=settings.pool_size, name="eve-api")
         await pool.open(wait=False)  # the API starts (and answers 503) even while PostgreSQL is down
-        hub = Hub(settings.database_url, pool, queue_size=settings.sse_queue_size)
+        worker_types = WorkerTypeCache()
+        hub = Hub(settings.database_url, pool, queue_size=settings.sse_queue_size,
+                  on_worker_types_changed=worker_types.invalidate)
         app.state.pool = pool
+        app.state.worker_types = worker_types
         app.state.hub = hub
         await hub.start()
         # No scheduler loop here: the API's database role is eve_api only (least privilege),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from eve.errors import Forbidden, NotFound, ValidationError
 from eve.queries import Q
 from eve.daemons.api.errors import ERROR_RESPONSES
 from eve.daemons.api.serialize import (
-    event_out, queue_out, request_out, result_out, worker_out, worker_type_out,
+    event_out, queue_out, request_out, result_out, stats_out, worker_out, worker_type_out,
 )
 from eve.daemons.api.sse import Subscriber, stream
 
@@ -57,7 +58,46 @@ class RequestIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     parent_id: str | None = None
 
 
+class ReplayIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    prompt: str | None = None
+
+
 Json = dict[str, Any]
+STATUSES = ("pending", "claimed", "processing", "waiting", "completed", "failed", "cancelled")
+WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern that matches `text` literally (%, _ and \\ escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _id_range(text: str | None) -> dict[str, str | None]:
+    """The ids that start with `text` as a uuid range (the primary key serves it), if it can start one."""
+    hexits = (text or "").lower().replace("-", "")
+    if not hexits or len(hexits) > 32 or any(ch not in "0123456789abcdef" for ch in hexits):
+        return {"id_lo": None, "id_hi": None}
+    return {"id_lo": str(UUID(hexits.ljust(32, "0"))), "id_hi": str(UUID(hexits.ljust(32, "f")))}
+
+
+def _statuses(status: str | None) -> list[str] | None:
+    if not status:
+        return None
+    wanted = [s.strip() for s in status.split(",") if s.strip()]
+    bad = [s for s in wanted if s not in STATUSES]
+    if bad:
+        raise ValidationError(f"unknown status {bad[0]!r}; use one or more of {', '.join(STATUSES)}, comma-separated")
+    return wanted
+
+
+def _window_s(window: str) -> int:
+    try:
+        seconds = int(float(window[:-1]) * WINDOW_UNITS[window[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise ValidationError(f"window {window!r}: use minutes, hours or days, like 15m, 1h, 7d") from None
+    if not 60 <= seconds <= 31 * 86400:
+        raise ValidationError("window must be between 1m and 31d")
+    return seconds
 
 
 def _cursor(row: dict[str, Any]) -> str:
@@ -104,35 +144,45 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
         c = data.config
         config = {k: v for k, v in {"variant": c.variant, "model": c.model, "timeout_ms": c.timeout_ms,
                                     "allowed_tools": c.allowed_tools}.items() if v is not None}
+    # BEGIN + identity, INSERT ... RETURNING, COMMIT: three round trips (worker types are cached)
     async with as_user(state.pool, caller.user_id) as conn:
         req = await queue.enqueue(conn, org_id=caller.org_id, user_id=caller.user_id, worker_type=data.worker_type,
                                   prompt=data.prompt, context=data.context, config=config, priority=data.priority,
                                   run_after=data.run_after, blocked_by=data.blocked_by, parent_id=data.parent_id,
-                                  settings=state.settings.queue)
-        cur = await conn.execute(Q.api_request_detail, {"id": req.id})
-        row = await cur.fetchone()
-    return request_out(row)
+                                  settings=state.settings.queue, worker_types=state.worker_types)
+    return request_out(dataclasses.asdict(req))  # a new request has no result to join
 
 
-@get("/requests", tags=["requests"], responses=ERROR_RESPONSES, summary="List requests, newest first")
+@get("/requests", tags=["requests"], responses=ERROR_RESPONSES,
+     summary="Search requests: newest first (or oldest), with a total and a cursor")
 async def list_requests(
     caller: Caller, state: State,
-    status: str | None = None,
+    status: Annotated[str | None, Parameter(description="One or more statuses, comma-separated")] = None,
     worker_type: Annotated[str | None, Parameter(query="workerType")] = None,
-    org: str | None = None,
+    org: Annotated[str | None, Parameter(description="Organization slug (operators see every org)")] = None,
+    q: Annotated[str | None, Parameter(description="Text in the prompt, or the start of the id",
+                                       max_length=200)] = None,
+    since: Annotated[datetime | None, Parameter(description="Created at or after")] = None,
+    until: Annotated[datetime | None, Parameter(description="Created before")] = None,
+    sort: Annotated[str, Parameter(pattern="^(newest|oldest)$")] = "newest",
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> Json:
     cursor_at, cursor_id = _parse_cursor(cursor) if cursor else (None, None)
+    text = (q or "").strip() or None
+    search = {"statuses": _statuses(status), "worker_type": worker_type, "since": since, "until": until,
+              "q_like": f"%{_like(text)}%" if text else None, **_id_range(text)}
     async with as_user(state.pool, caller.user_id) as conn:
-        org_id = await _org_id(conn, org)
-        cur = await conn.execute(Q.api_requests_page, {
-            "status": status, "worker_type": worker_type, "org_id": org_id, "cursor_at": cursor_at,
-            "cursor_id": cursor_id, "limit": limit + 1})
+        search["org_id"] = await _org_id(conn, org)
+        page_query = Q.api_requests_page_oldest if sort == "oldest" else Q.api_requests_page
+        cur = await conn.execute(page_query, {**search, "cursor_at": cursor_at, "cursor_id": cursor_id,
+                                              "limit": limit + 1})
         rows = await cur.fetchall()
+        total = (await (await conn.execute(Q.api_requests_count, search)).fetchone())["total"]
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": [request_out(r, full=False) for r in rows], "nextCursor": _cursor(rows[-1]) if more else None}
+    return {"items": [request_out(r, full=False) for r in rows], "nextCursor": _cursor(rows[-1]) if more else None,
+            "total": total}
 
 
 @get("/requests/{request_id:str}", tags=["requests"], responses=ERROR_RESPONSES, summary="One request")
@@ -167,10 +217,13 @@ async def cancel_request(request_id: str, caller: Caller, state: State) -> Json:
 
 
 @post("/requests/{request_id:str}/replay", status_code=201, tags=["requests"], responses=ERROR_RESPONSES,
-      summary="Run a request again as a new request")
-async def replay_request(request_id: str, caller: Caller, state: State) -> Json:
+      summary="Run a request again as a new request (optionally with an edited prompt)")
+async def replay_request(request_id: str, caller: Caller, state: State, data: ReplayIn | None = None) -> Json:
+    prompt = data.prompt if data is not None else None
+    if prompt is not None and not prompt.strip():
+        raise ValidationError("prompt must not be empty")
     async with as_user(state.pool, caller.user_id) as conn:
-        new = await queue.replay(conn, request_id, user_id=caller.user_id)
+        new = await queue.replay(conn, request_id, user_id=caller.user_id, prompt=prompt)
         row = await (await conn.execute(Q.api_request_detail, {"id": new.id})).fetchone()
     return request_out(row)
 
@@ -249,10 +302,13 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
 # -- platform -------------------------------------------------------------------------------------
 
 @get("/queue", tags=["platform"], responses=ERROR_RESPONSES,
-     summary="Queue depth per worker type (the caller's orgs; operators: all)")
+     summary="Queue depth per worker type (the caller's orgs; operators: all), with live workers")
 async def get_queue(caller: Caller, state: State) -> list[Json]:
     async with as_user(state.pool, caller.user_id) as conn:
-        return [queue_out(d) for d in await queue.queue_depth(conn)]
+        depth = await queue.queue_depth(conn)
+        cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
+        alive = {r["worker_type"]: r["alive"] for r in await cur.fetchall()}
+    return [{**queue_out(d), "workersAlive": alive.get(d.worker_type, 0)} for d in depth]
 
 
 @get("/workers", tags=["platform"], responses=ERROR_RESPONSES,
@@ -277,6 +333,42 @@ async def get_worker_logs(worker_id: str, caller: Caller, state: State,
                                                              "limit": limit})).fetchall()
     return [{"id": r["id"], "at": r["at"].isoformat().replace("+00:00", "Z"), "level": r["level"],
              "message": r["message"], "data": r["data"]} for r in rows]
+
+
+@post("/workers/{worker_id:str}/drain", status_code=202, tags=["platform"], responses=ERROR_RESPONSES,
+      summary="Ask a worker to stop claiming, finish what it runs and exit (operators)")
+async def drain_worker(worker_id: str, caller: Caller, state: State) -> Json:
+    if not caller.operator:
+        raise Forbidden("only operators can drain workers")
+    async with as_user(state.pool, caller.user_id) as conn:
+        row = await (await conn.execute(Q.api_worker_drain, {"id": worker_id})).fetchone()
+    if row is None:
+        raise NotFound(f"worker {worker_id!r} not found")
+    return {"id": row["id"], "state": row["state"], "drainRequestedAt": row["drain_requested_at"].isoformat()
+            .replace("+00:00", "Z")}
+
+
+@get("/stats", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="What finished in a window: in all, per worker type and per org")
+async def get_stats(caller: Caller, state: State, window: str = "1h",
+                    worker_type: Annotated[str | None, Parameter(query="workerType")] = None,
+                    org: str | None = None) -> Json:
+    window_s = _window_s(window)
+    async with as_user(state.pool, caller.user_id) as conn:
+        org_id = await _org_id(conn, org)
+        rows = await (await conn.execute(Q.api_stats, {"window_s": window_s, "worker_type": worker_type,
+                                                       "org_id": org_id})).fetchall()
+    totals = {"completed": 0, "failed": 0, "cancelled": 0, "p50Ms": None, "p95Ms": None, "costUsd": 0.0,
+              "tokens": 0, "jobsPerMin": 0.0}
+    by_type, by_org = [], []
+    for r in rows:
+        if r["by_type"] and r["by_org"]:
+            totals = stats_out(r, window_s)
+        elif not r["by_type"]:
+            by_type.append({"workerType": r["worker_type"], **stats_out(r, window_s)})
+        else:
+            by_org.append({"org": r["org_slug"], "orgId": str(r["org_id"]), **stats_out(r, window_s)})
+    return {"window": window, "windowSeconds": window_s, "totals": totals, "byType": by_type, "byOrg": by_org}
 
 
 @get("/worker-types", tags=["platform"], responses=ERROR_RESPONSES, summary="Worker types")
@@ -330,4 +422,4 @@ async def get_metrics(state: State) -> Response[bytes]:
 
 HANDLERS = [token, create_request, list_requests, get_request, get_result, cancel_request, replay_request,
             request_events, firehose, get_queue, get_workers, get_worker_logs, get_worker_types, get_status,
-            health, get_metrics]
+            health, get_metrics, drain_worker, get_stats]

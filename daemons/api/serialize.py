@@ -33,7 +33,8 @@ def _ms(start: datetime | None, end: datetime | None, now: datetime) -> int | No
 def request_out(row: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     out: dict[str, Any] = {
-        "id": str(row["id"]), "orgId": str(row["org_id"]), "userId": str(row["user_id"]),
+        "id": str(row["id"]), "orgId": str(row["org_id"]), "orgSlug": row.get("org_slug"),
+        "userId": str(row["user_id"]),
         "workerType": row["worker_type"], "status": row["status"], "prompt": row["prompt"],
         "config": config_out(row.get("config")), "priority": row["priority"], "attempts": row["attempts"],
         "maxAttempts": row["max_attempts"], "claimedBy": row["claimed_by"], "claimedAt": ts(row["claimed_at"]),
@@ -79,7 +80,8 @@ def queue_out(row: Any) -> dict[str, Any]:
     return {"workerType": row.worker_type, "pending": row.pending, "running": row.running,
             "oldestPendingAt": ts(oldest),
             "oldestPendingAgeS": round((now - oldest).total_seconds(), 3) if oldest else None,
-            "completedLastHour": row.completed_last_hour, "failedLastHour": row.failed_last_hour}
+            "completedLastHour": row.completed_last_hour, "failedLastHour": row.failed_last_hour,
+            "cancelledLastHour": row.cancelled_last_hour}
 
 
 def worker_out(row: dict[str, Any], lease_s: float) -> dict[str, Any]:
@@ -92,7 +94,17 @@ def worker_out(row: dict[str, Any], lease_s: float) -> dict[str, Any]:
             "currentRequestId": str(row["current_request_id"]) if row["current_request_id"] else None,
             "slots": row["slots"], "slotsBusy": int(row["slots_busy"] or 0), "startedAt": ts(row["started_at"]),
             "heartbeatAt": ts(row["heartbeat_at"]), "heartbeatAgeS": round(age, 3),
-            "sandbox": row.get("sandbox") or "none", "diskLow": bool(row.get("disk_low"))}
+            "sandbox": row.get("sandbox") or "none", "diskLow": bool(row.get("disk_low")),
+            "drainRequestedAt": ts(row.get("drain_requested_at"))}
+
+
+def stats_out(row: dict[str, Any], window_s: float) -> dict[str, Any]:
+    """One line of GET /stats: counts by outcome, p50/p95 wall time, cost, tokens, jobs per minute."""
+    return {"completed": row["completed"], "failed": row["failed"], "cancelled": row["cancelled"],
+            "p50Ms": None if row["p50_ms"] is None else int(row["p50_ms"]),
+            "p95Ms": None if row["p95_ms"] is None else int(row["p95_ms"]),
+            "costUsd": num(row["cost_usd"]) or 0.0, "tokens": int(row["tokens"] or 0),
+            "jobsPerMin": round(row["finished"] / (window_s / 60), 3)}
 
 
 def worker_type_out(wt: Any) -> dict[str, Any]:

@@ -66,9 +66,11 @@ class Subscriber:
 
 class Hub:
     def __init__(self, dsn: str, pool: AsyncConnectionPool, *, queue_size: int = 1000, poll_s: float = 0.5,
-                 presence_ttl_s: float = 30.0) -> None:
+                 presence_ttl_s: float = 30.0, on_worker_types_changed: Callable[[], None] | None = None) -> None:
         self.dsn = dsn
         self.poll_s = poll_s
+        # this LISTEN connection also hears eve_worker_types, for the API's worker-type cache
+        self.on_worker_types_changed = on_worker_types_changed or (lambda: None)
         self.pool = pool
         self.queue_size = queue_size
         self.listener_id = f"api-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -93,7 +95,11 @@ class Hub:
     async def _poll(self) -> None:
         """Poll-only mode (EVE_LISTEN=off, PgBouncer): read new rows every `poll_s` instead."""
         delay = self.poll_s
+        refreshed = time.monotonic()
         while True:
+            if time.monotonic() - refreshed > 10:  # no eve_worker_types NOTIFY without LISTEN
+                self.on_worker_types_changed()
+                refreshed = time.monotonic()
             try:
                 await self._backfill()
                 self.connected.set()
@@ -198,6 +204,8 @@ class Hub:
                 conn = await connect(self.dsn, autocommit=True)
                 try:
                     await conn.execute("LISTEN eve_events")
+                    await conn.execute("LISTEN eve_worker_types")
+                    self.on_worker_types_changed()  # a change may have gone by while not listening
                     self._presence_until = 0.0  # the database may have restarted: announce again
                     if self.subscribers:
                         await self._announce_and_settle()
@@ -205,6 +213,9 @@ class Hub:
                     self.connected.set()
                     delay = 0.5
                     async for note in conn.notifies():
+                        if note.channel == "eve_worker_types":
+                            self.on_worker_types_changed()
+                            continue
                         try:
                             payload = json.loads(note.payload)
                             ids = payload["ids"] if "ids" in payload else [payload["id"]]  # 0003 / 0001

@@ -122,7 +122,8 @@ class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.id = config.worker_id
-        self.pool = make_pool(config.dsn, min_size=2, max_size=max(4, config.slots + 3), name=self.id)
+        self.pool = make_pool(config.dsn, min_size=2, max_size=max(4, config.slots + 3), name=self.id,
+                              service_only=True)
         self.slots: dict[UUID, Slot] = {}
         self.wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -133,7 +134,7 @@ class Worker:
         self.worker_type: WorkerType | None = None
         self.runtime: Runtime | None = None
         self.disk_low = False
-        self._log_buffer: list[tuple[str, str, dict[str, Any]]] = []
+        self._log_buffer: list[tuple[Any, ...]] = []
         self.results = ResultWriter(self.with_db, self.id)
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -161,7 +162,7 @@ class Worker:
         """A worker-level line: JSON on stdout, and buffered for eve.worker_logs."""
         getattr(log, level if level != "warn" else "warning")(message, extra={
             "worker_id": self.id, "worker_type": self.config.worker_type, "data": data or None})
-        self._log_buffer.append((level, message, data))
+        self._log_buffer.append((level, message, data, datetime.now(timezone.utc)))
         del self._log_buffer[:-500]
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -284,7 +285,7 @@ class Worker:
         assert self.worker_type is not None
         slot = self.slots[req.id]
         extra = {"request_id": req.id, "org_id": req.org_id, "worker_type": req.worker_type, "worker_id": self.id}
-        log.info("request claimed (attempt %d)", req.attempts, extra=extra)
+        self.log("info", f"request {req.id} claimed (attempt {req.attempts})", request_id=str(req.id))
         batcher = EventBatcher(self, req)
         started = time.monotonic()
         try:
@@ -340,8 +341,8 @@ class Worker:
                                ("cache_creation", "cache_creation_input_tokens")):
             if usage.get(key):
                 metrics.TOKENS.labels(direction).inc(int(usage[key]))
-        log.info("request finished: %s%s", outcome.status, f" ({outcome.error_code})" if outcome.error_code else "",
-                 extra=extra)
+        self.log("info", f"request {req.id} finished: {outcome.status}"
+                 + (f" ({outcome.error_code})" if outcome.error_code else ""), request_id=str(req.id))
 
     # -- background loops ---------------------------------------------------------------------
 
@@ -400,8 +401,11 @@ class Worker:
                         self._cancel(str(rid))
                 state = "draining" if self.draining else ("busy" if self.slots else "idle")
                 current = next(iter(self.slots), None)
-                await self.with_db(lambda c: workers.heartbeat(c, self.id, state=state, current_request_id=current,
-                                                               disk_low=self.disk_low), attempts=1)
+                if await self.with_db(lambda c: workers.heartbeat(c, self.id, state=state, current_request_id=current,
+                                                                  disk_low=self.disk_low), attempts=1):
+                    if not self.stopping.is_set():
+                        self.log("info", "drain requested by an operator")
+                        self.request_stop()
                 await self._flush_logs()
                 self.last_heartbeat = time.time()
             except DB_ERRORS:

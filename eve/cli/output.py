@@ -82,8 +82,8 @@ def first_line(text: Any, limit: int = 120) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def describe_event(kind: str, data: dict[str, Any]) -> str:
-    """One human sentence per event, as in the seed's `eve logs` example."""
+def describe_event(kind: str, data: dict[str, Any], limit: int = 120) -> str:
+    """One human sentence per event, as in the seed's `eve logs` example (texts cut at `limit`)."""
     d = data or {}
     if kind == "claimed":
         return f"Claimed by {d.get('worker_id', '?')}" + (f" (attempt {d['attempt']})" if d.get("attempt", 1) > 1
@@ -95,21 +95,21 @@ def describe_event(kind: str, data: dict[str, Any]) -> str:
     if kind == "init":
         return f"Agent started (model {d.get('model')})"
     if kind == "tool_call":
-        return f"Tool call: {first_line(d.get('summary') or d.get('tool'), 200)}"
+        return f"Tool call: {first_line(d.get('summary') or d.get('tool'), max(200, limit))}"
     if kind == "tool_result":
         prefix = "Tool error" if d.get("is_error") else "Tool result"
-        return f"{prefix}: {first_line(d.get('content'))}"
+        return f"{prefix}: {first_line(d.get('content'), limit)}"
     if kind == "text":
-        return f"Agent: {first_line(d.get('text'))}"
+        return f"Agent: {first_line(d.get('text'), limit)}"
     if kind == "stderr":
-        return f"stderr: {first_line(d.get('line'))}"
+        return f"stderr: {first_line(d.get('line'), limit)}"
     if kind == "result":
         extra = [x for x in (f"{d['tokens_used']} tokens" if d.get("tokens_used") else "",
                              money(d.get("cost_usd")) if d.get("cost_usd") is not None else "") if x]
         return "Execution complete" + (f" ({', '.join(extra)})" if extra else "")
     if kind == "error":
         status = d.get("status", "failed")
-        return f"Execution {status}: {d.get('error_code', 'error')}: {first_line(d.get('error'), 300)}"
+        return f"Execution {status}: {d.get('error_code', 'error')}: {first_line(d.get('error'), max(300, limit))}"
     if kind == "requeued":
         return f"Requeued ({d.get('reason', 'retry')})"
     if kind == "cancel_requested":

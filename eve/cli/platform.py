@@ -13,7 +13,7 @@ from rich.markup import escape
 from eve.cli._client import JsonOpt, with_client
 from eve.cli.output import age, clock, console, duration, event_line, print_json, table
 
-workers_app = typer.Typer(help="Workers: list them, read their logs.", invoke_without_command=True)
+workers_app = typer.Typer(help="Workers: list them, read their logs, drain one.", invoke_without_command=True)
 
 if TYPE_CHECKING:
     from eve.client import EveClient
@@ -53,10 +53,11 @@ def queue(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     if as_json:
         print_json(rows)
         return
-    t = table("WORKER TYPE", "PENDING", "OLDEST", "RUNNING", "DONE/1H", "FAILED/1H")
+    t = table("WORKER TYPE", "PENDING", "OLDEST", "RUNNING", "DONE/1H", "FAILED/1H", "CANCELLED/1H", "WORKERS")
     for q in rows:
         t.add_row(q["workerType"], str(q["pending"]), duration(q.get("oldestPendingAgeS")), str(q["running"]),
-                  str(q["completedLastHour"]), str(q["failedLastHour"]))
+                  str(q["completedLastHour"]), str(q["failedLastHour"]), str(q.get("cancelledLastHour", "-")),
+                  str(q.get("workersAlive", "-")))
     console().print(t)
 
 
@@ -88,6 +89,21 @@ def workers(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
                   f"{w['slotsBusy']}/{w['slots']}", f"{w['heartbeatAgeS']:.0f}s ago",
                   f"[red]{box}[/]" if box == "none" else box, w["version"])
     console().print(t)
+
+
+@workers_app.command("drain")
+def worker_drain(
+    ctx: typer.Context,
+    worker_id: Annotated[str, typer.Argument(help="Worker ID (see `eve workers`).")],
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ask a worker to stop claiming; within a heartbeat it drains like on SIGTERM and exits (operators)."""
+    row = with_client(ctx, lambda c: c.drain_worker(worker_id))
+    if as_json:
+        print_json(row)
+        return
+    console().print(f"drain requested for {row['id']}: it stops claiming within a heartbeat, then exits "
+                    "when its running requests are done (or its grace period ends)")
 
 
 @workers_app.command("logs")

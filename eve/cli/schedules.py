@@ -86,7 +86,7 @@ def schedule_create(
     paused: Annotated[bool, typer.Option("--paused", help="Create it paused (resume later).")] = False,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Create a schedule: `eve schedule create --name nightly --cron '0 3 * * *' --tz Europe/Berlin -t code-review -p "..."`."""
+    """Create a schedule, e.g. --name nightly --cron '0 3 * * *' --tz Europe/Berlin -t code-review -p "..."."""
     _check_cron(cron, tz)
     if overlap not in ("skip", "allow"):
         die(f"--overlap must be skip or allow, not {overlap!r}", 2)

@@ -16,14 +16,17 @@ def ui(
     ctx: typer.Context,
     api_url: Annotated[str | None, typer.Option("--api-url", help="API base URL (default: the CLI config).")] = None,
     refresh: Annotated[str, typer.Option(help="Refresh interval, e.g. 2s (at least 1s).")] = "2s",
-    read_only: Annotated[bool, typer.Option("--read-only", help="Hide and disable replay, cancel and new.")] = False,
+    read_only: Annotated[bool, typer.Option("--read-only",
+                                            help="Hide and disable replay, cancel, drain and new.")] = False,
     worker_type: Annotated[str | None, typer.Option("--worker-type", "-t", help="Only this worker type.")] = None,
     org: Annotated[str | None, typer.Option(help="Only this org (operators).")] = None,
 ) -> None:
-    """Open the operator console: queue depth, workers, requests, live tail, drill-down, replay.
+    """Open the operator console: stats, alerts, queue, workers, a search over all requests, live tail.
 
-    Keys: ? help · : or ctrl+p commands · / filter · enter open · esc back · n new ·
-    w workers · p pause · +/- refresh rate · f follow tail · q quit.
+    Keys: ? help · : or ctrl+p commands · / search (status:failed type:x since:1h words) ·
+    j/k/g/G move · enter open · esc back · n new · space mark, C/R cancel/replay marked ·
+    < > sort · r/e/c replay, edit+replay, cancel · w workers (o open request, d drain) ·
+    p pause · t UTC/local · +/- refresh rate · f follow tail · q or ctrl+c quit.
     """
     from eve.client import EveClient
     from eve.config import resolve

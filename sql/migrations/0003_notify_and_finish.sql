@@ -113,3 +113,16 @@ CREATE TRIGGER orchestration_requests_cancel
 
 GRANT EXECUTE ON FUNCTION eve.notify_requests_inserted(), eve.notify_request_runnable(),
                           eve.notify_events_inserted() TO service_role;
+
+-- The API keeps worker types in memory (eve/worker_types.py); this tells it to read again.
+CREATE FUNCTION eve.notify_worker_types_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('eve_worker_types', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER worker_types_notify
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON eve.worker_types
+    FOR EACH STATEMENT EXECUTE FUNCTION eve.notify_worker_types_changed();

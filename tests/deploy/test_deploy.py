@@ -240,6 +240,7 @@ def test_systemd_analyze_verify_when_available(tmp_path: Path) -> None:
         pytest.skip("systemd-analyze not installed")
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(ROOT / "packaging/systemd/eve.target")],
                        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     assert "Failed to parse" not in r.stderr and "Unknown key" not in r.stderr, r.stderr
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -55,7 +56,7 @@ async def test_dashboard_follows_a_real_request(live_stack):
 
             def status_shown() -> str:
                 try:
-                    return str(table.get_cell(created["id"], table.ordered_columns[1].key))
+                    return str(table.get_cell(created["id"], "status"))
                 except Exception:  # noqa: BLE001 - not in the table yet
                     return ""
 
@@ -109,14 +110,14 @@ async def test_real_terminal_session_in_tmux(live_stack, tmp_path: Path):
 
     try:
         out = wait_screen("● live")
-        assert "Queue" in out and "Workers" in out and "Requests (1)" in out and api.url in out
+        assert "Queue" in out and "Workers" in out and "Requests 1 of 1" in out and api.url in out
         keys("/")
-        wait_screen("filter:")
+        wait_screen("search:")
         keys("status:pending", "Enter")
-        wait_screen("filter: status:pending")
+        wait_screen("search: status:pending")
         keys("?")
         out = wait_screen("Keys —")
-        assert "Filter" in out and "Quit" in out
+        assert "Search" in out and "Quit" in out
         keys("Escape")  # tmux holds a lone Escape for its escape-time before passing it on
         wait_gone("Keys —")
         keys("q")
@@ -124,3 +125,74 @@ async def test_real_terminal_session_in_tmux(live_stack, tmp_path: Path):
         assert "Queue" not in out  # the terminal is back to the shell, the TUI gone
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+async def test_operator_walk_at_80x24(db_url, tmp_path: Path, variant_bin, conn):
+    """Dashboard → search the history → a request → replay it → workers → drain one, as a person would."""
+    tenant = await make_tenant(conn, "ops", operator=True)
+    api = start_api(db_url, tmp_path)
+    worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "6"})
+    session = f"eve-ui-walk-{os.getpid()}"
+    try:
+        api.wait_ready()
+        wid = worker.wait_healthy()["worker_id"]
+        async with EveClient(api.url, api_key=tenant.api_key) as client:
+            done = await client.create_request("general", 'Echo "walk" using the Bash tool')
+            for i in range(3):
+                await client.create_request("playwright", f"[[text: history {i}]]")  # no such worker: pending
+            deadline = time.monotonic() + 90
+            while (await client.get_request(done["id"]))["status"] != "completed":
+                assert time.monotonic() < deadline, "the request never completed"
+                await asyncio.sleep(0.3)
+        env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "TERM": "xterm-256color",
+               "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+                        f"{sys.executable} -m eve.cli ui --refresh 1s; sleep 30"], env=env, check=True)
+
+        def screen() -> str:
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                  text=True).stdout
+
+        def wait_screen(text: str, timeout: float = 20) -> str:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                out = screen()
+                if text in out:
+                    return out
+                time.sleep(0.1)
+            raise AssertionError(f"{text!r} never appeared on screen:\n{screen()}")
+
+        def keys(*k: str) -> None:
+            subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+
+        out = wait_screen("● live")
+        assert "Requests 4 of 4" in out and "playwright: 3 pending and no live worker" in out
+        keys("/")
+        wait_screen("search:")
+        keys("status:completed", "Enter")
+        wait_screen("Requests 1 of 1")
+        keys("Enter")
+        out = wait_screen(f"Request {done['id']}")  # the whole id fits at 80 columns
+        wait_screen("completed")
+        keys("r")
+        wait_screen("as a new request?")
+        keys("y")
+        deadline = time.monotonic() + 20  # the replay opens: another request's id in the title
+        while done["id"] in screen() or "Request " not in screen():
+            assert time.monotonic() < deadline, f"the replay never opened:\n{screen()}"
+            time.sleep(0.1)
+        keys("Escape")
+        wait_screen("Requests")
+        keys("w")
+        wait_screen("d drain")
+        keys("d")
+        wait_screen("Drain ")
+        keys("y")
+        worker.proc.wait(timeout=30)  # it notices within a heartbeat (2 s here), drains and exits
+        assert worker.proc.returncode == 0 and "drain requested by an operator" in worker.output()
+        wait_screen("stopped", timeout=15)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        worker.stop()
+        api.stop()

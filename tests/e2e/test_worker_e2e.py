@@ -171,3 +171,35 @@ async def test_worker_registers_heartbeats_and_deregisters(db_url, conn, tmp_pat
         logs = c.execute("SELECT message FROM eve.worker_logs WHERE worker_id = %s", (body["worker_id"],)).fetchall()
     assert row["state"] == "stopped" and row["stopped_at"] is not None
     assert any("started" in r["message"] for r in logs) and any("stopped" in r["message"] for r in logs)
+
+
+async def test_model_allowed_tools_and_skills_reach_claude_code(db_url, conn, tenant, worker, fake_api):
+    """Read from the requests Claude Code sent to the fake API, not from our own events."""
+    from tests.e2e.fake_anthropic import first_user_text
+
+    # `touch` writes, so Claude Code asks permission for it (a bare `echo` it would run as read-only)
+    allowed = await submit(conn, tenant, "[[bash: touch made-by-bash && echo allowed-ran]] flags-allowed",
+                           config={"model": "claude-eve-test-model", "allowed_tools": ["Bash"]})
+    denied = await submit(conn, tenant, "[[bash: touch made-by-bash && echo denied-ran]] flags-denied",
+                          config={"allowed_tools": ["Read"]})
+    res_allowed, res_denied = result_of(db_url, allowed.id), result_of(db_url, denied.id)
+
+    turns = fake_api.main_requests("flags-allowed")
+    assert len(turns) == 2, [first_user_text(t["body"]) for t in turns]  # the tool call, then the answer
+    assert {t["body"]["model"] for t in turns} == {"claude-eve-test-model"}  # --model reached the API
+    body = json.dumps(turns[0]["body"], ensure_ascii=False)
+    skill = Path(__file__).resolve().parents[2] / "skills" / "general" / "SKILL.md"
+    description = next(line for line in skill.read_text().splitlines() if line.startswith("description:"))
+    assert description.split(":", 1)[1].strip()[:60] in body  # the copied skill was loaded by Claude Code
+    # --allowedTools: Bash allowed ran; Bash not allowed was refused by Claude Code itself
+    allowed_result = turns[1]["body"]["messages"][-1]["content"]
+    assert any(b.get("type") == "tool_result" and not b.get("is_error") and "allowed-ran" in json.dumps(b)
+               for b in allowed_result)
+    assert res_allowed["status"] == "success" and "allowed-ran" in res_allowed["summary"]
+    assert (worker.workspace_root / str(allowed.id) / "made-by-bash").exists()
+    assert not (worker.workspace_root / str(denied.id) / "made-by-bash").exists()
+    [_, after_denial] = fake_api.main_requests("flags-denied")
+    blocks = after_denial["body"]["messages"][-1]["content"]
+    assert any(b.get("type") == "tool_result" and b.get("is_error") for b in blocks), blocks
+    assert "[tool error]" in (res_denied["summary"] or "") and "Done." not in (res_denied["summary"] or "")
+    assert res_denied["output"]["permission_denials"], res_denied["output"]

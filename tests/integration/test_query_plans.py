@@ -9,6 +9,7 @@ shows which index each statement uses, with custom and generic plans.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from uuid import uuid4
@@ -91,12 +92,9 @@ async def test_one_row_statements_use_the_primary_key(conn, in_flight, name, gen
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 async def test_the_group_finish_finds_its_rows_by_primary_key(conn, in_flight, generic):
-    n = 10
-    params = {"ids": [uuid4() for _ in range(n)], "worker_ids": ["w1"] * n, "final_statuses": ["completed"] * n,
-              "statuses": ["success"] * n, "outputs": [None] * n, "summaries": [None] * n,
-              "durations_ms": [None] * n, "tokens_used": [None] * n, "costs_usd": [None] * n,
-              "errors": [None] * n, "error_codes": [None] * n, "event_kinds": ["result"] * n,
-              "event_datas": ["{}"] * n, "successes": [True] * n}
+    items = [{"id": str(uuid4()), "worker_id": "w1", "final_status": "completed", "status": "success",
+              "event_kind": "result", "event_data": {}, "success": True} for _ in range(10)]
+    params = {"items": json.dumps(items), "n": len(items)}
     plan = await _plan(conn, Q.finish_many, params, generic)
     assert PKEY in plan, plan
     assert "idx_requests_lease" not in plan and "Seq Scan on orchestration_requests" not in plan, plan

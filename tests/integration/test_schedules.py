@@ -243,3 +243,28 @@ async def test_rls_hides_other_orgs_schedules_and_fires(db_url, conn, tenant):
     assert await _as(db_url, tenant.user_id, "DELETE FROM eve.schedules WHERE id = %s RETURNING id",
                      (theirs["id"],)) == []
     assert (await schedules.get(conn, theirs["id"]))["enabled"] is True
+
+
+async def test_daily_0230_berlin_fires_once_a_day_across_both_transitions(conn, tenant):
+    s = await make(conn, tenant, "berlin", "30 2 * * *", timezone="Europe/Berlin", overlap="allow",
+                   now=datetime(2026, 3, 27, 12, tzinfo=UTC))
+
+    async def tick(*when: int) -> list[str]:
+        return [r.outcome for r in await schedules.fire_due(conn, now=datetime(*when, tzinfo=UTC))]
+
+    # spring forward (29 March): 02:30 does not exist; it runs at 03:00 CEST = 01:00 UTC
+    assert await tick(2026, 3, 28, 1, 30, 1) == ["fired"]          # 02:30 CET
+    assert await tick(2026, 3, 29, 0, 30, 1) == []                 # would be 02:30 CET: not a tick
+    assert await tick(2026, 3, 29, 1, 0, 1) == ["fired"]           # 03:00 CEST
+    assert (await schedules.get(conn, s["id"]))["next_fire_at"] == datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
+    # fall back (25 October): 02:30 happens twice; it runs at the first one only
+    await schedules.update(conn, s["id"], {"enabled": False}, org_id=tenant.org_id)
+    await schedules.update(conn, s["id"], {"enabled": True}, org_id=tenant.org_id,
+                           now=datetime(2026, 10, 24, 12, tzinfo=UTC))
+    assert await tick(2026, 10, 25, 0, 30, 1) == ["fired"]         # 02:30 CEST
+    assert await tick(2026, 10, 25, 1, 30, 1) == []                # 02:30 CET, the second time: no
+    assert await tick(2026, 10, 26, 1, 30, 1) == ["fired"]         # 02:30 CET next day
+    fires = [f["fire_at"] for f in await fires_of(conn, s["id"])]
+    assert fires == [datetime(2026, 3, 28, 1, 30, tzinfo=UTC), datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+                     datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC)]
+    assert len(await requests_of(conn, s["id"])) == 4

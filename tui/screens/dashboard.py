@@ -1,43 +1,59 @@
-"""The default screen: queue depth with sparklines, worker grid, requests table, live tail."""
+"""The default screen: stats strip, alerts, queue with trends, workers, requests (a server-side
+search over the whole history) and the live tail."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Input, RichLog, Sparkline, Static
+from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from eve.tui.screens.base import EveScreen
-from eve.tui.widgets.format import age, event_text, first_line, money, ms, state_text, status_text
+from eve.tui.widgets.format import age, event_text, first_line, money, ms, spark, state_text, status_text
 from eve.tui.widgets.header import StatusHeader
+from eve.tui.widgets.table import StableTable
 
 if TYPE_CHECKING:
     from eve.tui.app import Snapshot
 
+# (key, header, width) of the requests table; the prompt takes what is left
+COLUMNS = [("mark", " ", 1), ("id", "id", 8), ("status", "status", 10), ("type", "type", 11), ("org", "org", 10),
+           ("age", "age", 5), ("duration", "took", 6), ("cost", "cost", 7)]
+NARROW_DROP = {"cost", "org"}
+SORTS = ["age", "status", "type", "duration", "cost"]
+TREND = 20
 
-def matches(req: dict[str, Any], query: str) -> bool:
-    """`/` filter: words are ANDed; `status:x` and `type:x` match fields, other words any text."""
-    for word in query.lower().split():
-        if word.startswith("status:"):
-            if req["status"] != word[7:]:
-                return False
-        elif word.startswith("type:"):
-            if req["workerType"] != word[5:]:
-                return False
-        elif word not in " ".join(str(req.get(k) or "") for k in ("id", "status", "workerType", "prompt")).lower():
-            return False
-    return True
+
+def sort_key(column: str) -> Any:
+    def key(r: dict[str, Any]) -> Any:
+        if column == "cost":
+            return (r.get("result") or {}).get("costUsd") or 0.0
+        if column == "duration":
+            return r.get("durationMs") or 0
+        if column == "type":
+            return r["workerType"]
+        if column == "status":
+            return r["status"]
+        return r["createdAt"]
+    return key
 
 
 class DashboardScreen(EveScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
-        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("slash", "filter", "Search", key_display="/"),
         Binding("n", "new_request", "New"),
-        Binding("f", "follow", "Follow tail"),
+        Binding("f", "follow", "Follow tail", show=False),
+        Binding("space", "mark", "Mark", show=False),
+        Binding("C", "bulk_cancel", "Cancel marked", show=False),
+        Binding("R", "bulk_replay", "Replay marked", show=False),
+        Binding("less_than_sign", "sort(-1)", "Sort ←", key_display="<", show=False),
+        Binding("greater_than_sign", "sort(1)", "Sort →", key_display=">", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -46,49 +62,58 @@ class DashboardScreen(EveScreen):
         self.filter_text = ""
         self.following = True
         self.loading_more = False
+        self.marked: set[str] = set()
+        self.sort_column = "age"
+        self.sort_reverse = True
+        self.show_org = False
+        self._columns_for: tuple[int, bool, bool] | None = None
         self._early_events: list[dict[str, Any]] = []
-
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
+        yield Static("", id="stats")
+        yield Static("", id="alerts")
         with Horizontal(id="top"):
             with Vertical(id="queue-panel", classes="panel"):
-                yield Static("Queue", classes="panel-title")
-                yield DataTable(id="queue", cursor_type="none", zebra_stripes=False)
-                yield Vertical(id="sparklines")
+                yield Static("Queue", classes="panel-title", id="queue-title")
+                yield Static("", id="queue")
             with Vertical(id="workers-panel", classes="panel"):
-                yield Static("Workers", classes="panel-title")
-                yield DataTable(id="workers", cursor_type="none")
-        with Horizontal(id="bottom"):
+                yield Static("Workers", classes="panel-title", id="workers-title")
+                yield Static("", id="workers")
+        with Vertical(id="bottom"):
             with Vertical(id="requests-panel", classes="panel"):
                 yield Static("Requests", classes="panel-title", id="requests-title")
-                yield Input(placeholder="filter: text, status:failed, type:code-review  (enter to apply, esc clears)",
+                yield Input(placeholder="search: words status:failed,cancelled type:x org:x since:1h  (enter, esc clears)",
                             id="filter")
-                yield DataTable(id="requests", cursor_type="row")
+                yield StableTable(id="requests", cursor_type="row")
             with Vertical(id="tail-panel", classes="panel"):
                 yield Static("Live tail", classes="panel-title", id="tail-title")
-                yield RichLog(id="tail", wrap=False, markup=False, max_lines=2000, auto_scroll=True)
+                yield RichLog(id="tail", wrap=True, markup=False, max_lines=2000, auto_scroll=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        q = self.query_one("#queue", DataTable)
-        q.add_columns("type", "pending", "oldest", "running", "done/1h", "failed/1h")
-        w = self.query_one("#workers", DataTable)
-        w.add_columns("worker", "type", "state", "request", "slots", "beat")
-        r = self.query_one("#requests", DataTable)
-        r.add_columns("id", "status", "type", "age", "duration", "cost", "prompt")
         self.query_one("#filter", Input).display = False
-        q.can_focus = False
-        w.can_focus = False
+        self.query_one("#alerts", Static).display = False
+        self._narrow()
         self._ready = True
         self.update_snapshot(self.eve.snapshot)
         for event in self._early_events:
             self.add_tail_event(event)
         self._early_events.clear()
-        r.focus()
+        self.query_one("#requests", DataTable).focus()
+
+    def _narrow(self) -> None:
+        narrow = self.app.size.width < 100 or self.app.size.height < 30
+        self.set_class(narrow, "-narrow")
+        self.query_one("#tail", RichLog).can_focus = not narrow  # hidden: Tab must not land there
 
     def on_resize(self) -> None:
-        self.set_class(self.size.width < 100 or self.size.height < 30, "-narrow")
+        self._narrow()
+
+    @on(StableTable.Resized, "#requests")
+    def _table_resized(self) -> None:
+        if self._ready:
+            self._fill_requests()
 
     # -- rendering -------------------------------------------------------------------------------
 
@@ -96,55 +121,140 @@ class DashboardScreen(EveScreen):
         if not self._ready:
             return
         self.query_one(StatusHeader).refresh_text()
-        now = self.eve.clock()
-        q = self.query_one("#queue", DataTable)
-        q.clear()
+        self._stats(snap)
+        self._alerts(snap)
+        self._queue(snap)
+        self._workers(snap)
+        self._fill_requests()
+
+    def _stats(self, snap: Snapshot) -> None:
+        s = (snap.stats or {}).get("totals")
+        box = self.query_one("#stats", Static)
+        if not s:
+            box.update(Text("last 1h: no stats from this API", "bright_black"))
+            return
+        box.update(Text.assemble(
+            ("last 1h: ", "bold"), (f"{s['completed']} done · ", "green"), (f"{s['failed']} failed · ", "red"),
+            (f"{s['cancelled']} cancelled · ", "bright_black"),
+            f"p50 {ms(s.get('p50Ms'))} · p95 {ms(s.get('p95Ms'))} · {money(s.get('costUsd'))} · "
+            f"{s.get('tokens') or 0:,} tokens · {s.get('jobsPerMin') or 0:.1f} jobs/min"))
+
+    def _alerts(self, snap: Snapshot) -> None:
+        alerts = [f"{q['workerType']}: {q['pending']} pending and no live worker" for q in snap.queue
+                  if q["pending"] and q.get("workersAlive") == 0]
+        lost = [w["id"] for w in snap.workers if w["state"] == "lost"]
+        if lost:
+            alerts.append(f"{len(lost)} worker(s) lost: {', '.join(lost[:3])}")
+        box = self.query_one("#alerts", Static)
+        box.display = bool(alerts)
+        box.update(Text("⚠ " + " │ ".join(alerts), "bold white on dark_red"))
+
+    def _queue(self, snap: Snapshot) -> None:
+        narrow = self.has_class("-narrow")
+        top = max([max(h) for h in snap.history.values() if h] or [0.0])
+        t = Table(box=None, padding=(0, 1, 0, 0), expand=True, show_edge=False, header_style="bold")
+        t.add_column("type", no_wrap=True, overflow="ellipsis", min_width=8 if narrow else 12, ratio=1)
+        for name in ("pend", "oldest", "run", "done", "fail", "cxl", "wrk"):
+            if narrow and name in ("oldest", "cxl"):
+                continue
+            t.add_column(name, justify="right", no_wrap=True)
+        trend = 8 if narrow else 10
+        t.add_column(f"0–{top:g}", no_wrap=True, width=trend, min_width=trend)
         for row in snap.queue:
             oldest = row.get("oldestPendingAgeS")
-            q.add_row(row["workerType"], str(row["pending"]), ms(int(oldest * 1000)) if oldest is not None else "-",
-                      str(row["running"]), str(row["completedLastHour"]), str(row["failedLastHour"]))
-        self._sparklines(snap)
-        w = self.query_one("#workers", DataTable)
-        w.clear()
-        lease = 60.0
+            alive = row.get("workersAlive")
+            cells: list[Any] = [row["workerType"], str(row["pending"])]
+            if not narrow:
+                cells.append(ms(int(oldest * 1000)) if oldest is not None else "-")
+            cells += [str(row["running"]), str(row["completedLastHour"]),
+                      Text(str(row["failedLastHour"]), "red" if row["failedLastHour"] else "")]
+            if not narrow:
+                cells.append(str(row.get("cancelledLastHour", "-")))
+            cells.append(Text("-" if alive is None else str(alive),
+                              "bold red" if alive == 0 and row["pending"] else ""))
+            cells.append(Text(spark(snap.history.get(row["workerType"], []), top, trend), "cyan"))
+            t.add_row(*cells)
+        self.query_one("#queue", Static).update(t)
+        self.query_one("#queue-title", Static).update(Text.assemble(
+            ("Queue ", "bold"), ("1h: done/fail/cxl · wrk: live · trend: pending", "bright_black")
+            if not narrow else ("1h counts · trend: pending", "bright_black")))
+
+    def _workers(self, snap: Snapshot) -> None:
+        narrow = self.has_class("-narrow")
+        order = {"busy": 0, "draining": 1, "lost": 2, "idle": 3, "stopped": 4}
+        shown = sorted(snap.workers, key=lambda w: (order.get(w["state"], 5), w["id"]))
+        t = Table(box=None, padding=(0, 1, 0, 0), expand=True, show_edge=False, header_style="bold")
+        t.add_column("worker", no_wrap=True, overflow="ellipsis", ratio=1, min_width=8)
+        t.add_column("state", no_wrap=True)
+        t.add_column("request", no_wrap=True, width=8)
+        t.add_column("slots", no_wrap=True, justify="right")
+        if not narrow:
+            t.add_column("beat", no_wrap=True, justify="right")
+        for wk in shown:
+            name = wk["id"].removeprefix("worker-") if narrow else wk["id"]
+            cells: list[Any] = [name, state_text(wk["state"]), (wk.get("currentRequestId") or "-")[:8],
+                                f"{wk['slotsBusy']}/{wk['slots']}"]
+            if not narrow:
+                beat = f"{wk['heartbeatAgeS']:.0f}s"
+                cells.append(Text(beat, "red" if wk["state"] == "lost" else ""))
+            t.add_row(*cells)
+        self.query_one("#workers", Static).update(t)
+        counts: dict[str, int] = {}
         for wk in snap.workers:
-            beat = f"{wk['heartbeatAgeS']:.0f}s"
-            w.add_row(wk["id"], wk["workerType"], state_text(wk["state"]), (wk.get("currentRequestId") or "-")[:8],
-                      f"{wk['slotsBusy']}/{wk['slots']}", f"[red]{beat}[/]" if wk["heartbeatAgeS"] > lease else beat)
-        self._fill_requests(snap.requests, now)
+            counts[wk["state"]] = counts.get(wk["state"], 0) + 1
+        summary = " · ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda x: order.get(x[0], 5)))
+        self.query_one("#workers-title", Static).update(
+            Text.assemble(("Workers ", "bold"), (summary or "none", "bright_black")))
 
-    def _sparklines(self, snap: Snapshot) -> None:
-        box = self.query_one("#sparklines", Vertical)
-        for wt, data in snap.history.items():
-            sid = f"spark-{wt}"
-            existing = box.query(f"#{sid}")
-            if existing:
-                existing.first(Sparkline).data = data[-60:] or [0.0]
-            else:
-                box.mount(Horizontal(Static(f"{wt:<12}", classes="spark-label"),
-                                     Sparkline(data[-60:] or [0.0], id=sid, classes="spark"), classes="spark-row"))
+    def _columns(self, table: DataTable[Any]) -> list[str]:
+        """(Re)build the columns when the width or the org column changes; the prompt fills the rest."""
+        narrow = self.has_class("-narrow")
+        width = max(table.size.width, 40)
+        shape = (width, narrow, self.show_org)
+        keys = [k for k, _, _ in COLUMNS if not (narrow and k in NARROW_DROP) and (k != "org" or self.show_org)]
+        if shape != self._columns_for:
+            self._columns_for = shape
+            table.clear(columns=True)
+            used = 0
+            for key, label, w in COLUMNS:
+                if key in keys:
+                    arrow = ("▼" if self.sort_reverse else "▲") if key == self.sort_column or (
+                        key == "age" and self.sort_column == "age") else ""
+                    table.add_column(label + arrow, key=key, width=w)
+                    used += w + 2
+            table.add_column("prompt", key="prompt", width=max(10, width - used - 3))
+        return keys
 
-    def _fill_requests(self, requests: list[dict[str, Any]], now: Any) -> None:
-        table = self.query_one("#requests", DataTable)
-        selected = None
-        if table.row_count and table.cursor_row is not None:
-            try:
-                selected = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
-            except Exception:  # noqa: BLE001 - no selection yet
-                selected = None
-        table.clear()
-        shown = [r for r in requests if matches(r, self.filter_text)]
-        for r in shown:
+    def _fill_requests(self) -> None:
+        table = self.query_one("#requests", StableTable)
+        snap = self.eve.snapshot
+        now = self.eve.clock()
+        if not self.show_org and len({r.get("orgId") for r in snap.requests}) > 1:
+            self.show_org = True  # sticky: an operator sees many orgs; the column does not come and go
+        keys = self._columns(table)
+        prompt_col = table.columns.get("prompt")  # type: ignore[call-overload]
+        prompt_w = prompt_col.width if prompt_col is not None else 40
+        requests = snap.requests
+        if self.sort_column != "age" or not self.sort_reverse:
+            requests = sorted(requests, key=sort_key(self.sort_column), reverse=self.sort_reverse)
+        rows = []
+        for r in requests:
             cost = (r.get("result") or {}).get("costUsd")
-            table.add_row(r["id"][:8], status_text(r["status"]), r["workerType"], age(r["createdAt"], now),
-                          ms(r.get("durationMs")), money(cost), first_line(r["prompt"], 60), key=r["id"])
-        if selected is not None:
-            try:
-                table.move_cursor(row=table.get_row_index(selected))
-            except Exception:  # noqa: BLE001 - the row left the view
-                pass
-        title = f"Requests ({len(shown)}" + (f" of {len(requests)}, filter: {self.filter_text}" if self.filter_text
-                                             else "") + ")"
+            cells = {"mark": Text("●", "yellow") if r["id"] in self.marked else " ", "id": r["id"][:8],
+                     "status": status_text(r["status"]), "type": r["workerType"],
+                     "org": r.get("orgSlug") or str(r.get("orgId", ""))[:8], "age": age(r["createdAt"], now),
+                     "duration": ms(r.get("durationMs")), "cost": money(cost)}
+            prompt = Text(first_line(r["prompt"], 500), no_wrap=True, overflow="ellipsis")
+            prompt.truncate(prompt_w, overflow="ellipsis")
+            rows.append((r["id"], [cells[k] for k in keys] + [prompt]))
+        table.replace_rows(rows)
+        total = snap.total
+        count = f"{len(requests)} of {total:,}" if total is not None else str(len(requests))
+        title = Text.assemble(("Requests ", "bold"), count)
+        if self.filter_text:
+            title.append(f"  search: {self.filter_text}", "yellow")
+        if self.marked:
+            title.append(f"  {len(self.marked)} marked (C cancel, R replay)", "bold yellow")
         self.query_one("#requests-title", Static).update(title)
 
     def add_tail_event(self, event: dict[str, Any]) -> None:
@@ -153,7 +263,7 @@ class DashboardScreen(EveScreen):
             return
         log = self.query_one("#tail", RichLog)
         log.auto_scroll = self.following
-        log.write(event_text(event, with_request=True))
+        log.write(event_text(event, with_request=True, utc=self.eve.utc))
 
     # -- interaction -------------------------------------------------------------------------------
 
@@ -164,9 +274,18 @@ class DashboardScreen(EveScreen):
         box.focus()
 
     def set_filter(self, text: str) -> None:
+        from eve.tui.app import parse_filter
+
+        try:
+            params = parse_filter(text, self.eve.clock())
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
         self.filter_text = text.strip()
+        self.eve.search = params
         self.query_one("#filter", Input).display = bool(self.filter_text)
-        self._fill_requests(self.eve.snapshot.requests, self.eve.clock())
+        self.query_one("#requests-title", Static).update(Text.assemble(("Requests ", "bold"), "searching…"))
+        self.eve.refresh_data()
 
     @on(Input.Submitted, "#filter")
     def _apply_filter(self, event: Input.Submitted) -> None:
@@ -174,15 +293,14 @@ class DashboardScreen(EveScreen):
         self.query_one("#requests", DataTable).focus()
 
     def action_clear_filter(self) -> None:
-        self.set_filter("")
+        if self.filter_text or self.query_one("#filter", Input).display:
+            self.set_filter("")
         self.query_one("#requests", DataTable).focus()
 
     def action_open(self) -> None:
-        table = self.query_one("#requests", DataTable)
-        if table.row_count:
-            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
-            if key:
-                self.eve.open_request(str(key))
+        key = self.query_one("#requests", StableTable).selected_key()
+        if key:
+            self.eve.open_request(key)
 
     @on(DataTable.RowSelected, "#requests")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -192,19 +310,74 @@ class DashboardScreen(EveScreen):
     @on(DataTable.RowHighlighted, "#requests")
     def _maybe_load_more(self, event: DataTable.RowHighlighted) -> None:
         table = self.query_one("#requests", DataTable)
-        if event.cursor_row >= table.row_count - 5 and not self.loading_more and not self.filter_text:
+        if event.cursor_row >= table.row_count - 5 and not self.loading_more and self.eve.snapshot.next_cursor:
+            self.loading_more = True
             self._load_more()
 
     @work(exclusive=True, group="more")
     async def _load_more(self) -> None:
-        self.loading_more = True
         try:
             if await self.eve.load_more():
-                self._fill_requests(self.eve.snapshot.requests, self.eve.clock())
+                self._fill_requests()
         except Exception as exc:  # noqa: BLE001 - shown, not fatal
-            self.notify(f"could not load more: {exc}", severity="warning")
+            self.notify(f"could not load more: {getattr(exc, 'message', exc)}", severity="warning")
         finally:
             self.loading_more = False
+
+    def action_sort(self, step: int) -> None:
+        i = (SORTS.index(self.sort_column) + step) % len(SORTS)
+        self.sort_column = SORTS[i]
+        self.sort_reverse = self.sort_column in ("age", "duration", "cost")
+        self._columns_for = None
+        self._fill_requests()
+        self.notify(f"sorted by {self.sort_column}", timeout=1.5)
+
+    def action_mark(self) -> None:
+        table = self.query_one("#requests", StableTable)
+        key = table.selected_key()
+        if key is None:
+            return
+        self.marked.symmetric_difference_update({key})
+        self._fill_requests()
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+
+    def _bulk(self, verb: str) -> None:
+        from eve.tui.screens.modals import ConfirmModal
+
+        if self.eve.read_only:
+            self.notify(f"read-only: {verb} is disabled", severity="warning")
+            return
+        if not self.marked:
+            self.notify("mark requests with space first", severity="warning")
+            return
+        ids = sorted(self.marked)
+
+        def go(ok: bool | None) -> None:
+            if ok:
+                self._run_bulk(verb, ids)
+
+        self.app.push_screen(ConfirmModal(f"{verb.capitalize()} {len(ids)} marked request(s)?"), go)
+
+    @work(group="bulk")
+    async def _run_bulk(self, verb: str, ids: list[str]) -> None:
+        ok, failed = 0, []
+        for rid in ids:
+            try:
+                await (self.eve.client.cancel(rid) if verb == "cancel" else self.eve.client.replay(rid))
+                ok += 1
+            except Exception as exc:  # noqa: BLE001 - reported together below
+                failed.append(f"{rid[:8]}: {getattr(exc, 'message', exc)}")
+        self.marked.clear()
+        self.notify(f"{verb}: {ok} done" + (f", {len(failed)} failed — {failed[0]}" if failed else ""),
+                    severity="warning" if failed else "information")
+        self.eve.refresh_data()
+
+    def action_bulk_cancel(self) -> None:
+        self._bulk("cancel")
+
+    def action_bulk_replay(self) -> None:
+        self._bulk("replay")
 
     def action_follow(self) -> None:
         log = self.query_one("#tail", RichLog)
@@ -213,10 +386,6 @@ class DashboardScreen(EveScreen):
         if self.following:
             log.scroll_end(animate=False)
         self.query_one("#tail-title", Static).update("Live tail" + ("" if self.following else " (paused: f follows)"))
-
-    def on_mouse_scroll_up(self) -> None:
-        if self.following and self.query_one("#tail", RichLog).has_focus:
-            self.action_follow()
 
     def action_new_request(self) -> None:
         if self.eve.read_only:
@@ -231,6 +400,6 @@ class DashboardScreen(EveScreen):
         self.app.push_screen(NewRequestModal(), done)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "new_request" and self.eve.read_only:
+        if action in ("new_request", "bulk_cancel", "bulk_replay") and self.eve.read_only:
             return None  # hidden from the footer and disabled
         return True

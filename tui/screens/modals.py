@@ -1,4 +1,4 @@
-"""Modal screens: help, y/n confirm, new-request form, raw output viewer."""
+"""Modal screens: help, y/n confirm, new-request form, edit-and-replay, raw output viewer."""
 
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ class NewRequestModal(ModalScreen[dict[str, Any] | None]):
                 yield Button("Cancel (esc)", id="cancel")
 
     def on_mount(self) -> None:
+        self.set_class(self.app.size.height < 30 or self.app.size.width < 100, "-narrow")
         self.load_types()
         self.query_one("#prompt-area", TextArea).focus()
 
@@ -138,6 +139,38 @@ class NewRequestModal(ModalScreen[dict[str, Any] | None]):
             error.update(Text(getattr(exc, "message", None) or str(exc), "red"))
             return
         self.dismiss(created)
+
+
+class EditPromptModal(ModalScreen[str | None]):
+    """The prompt of a request to replay, editable; ctrl+s replays with it, esc does nothing."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel"), Binding("ctrl+s", "submit", "Replay")]
+
+    def __init__(self, prompt: str) -> None:
+        super().__init__()
+        self.prompt = prompt
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal-box", id="edit-box"):
+            yield Static("Replay with this prompt (ctrl+s replays, esc cancels)", classes="panel-title")
+            yield TextArea(self.prompt, id="edit-area")
+            yield Static("", id="edit-error")
+
+    def on_mount(self) -> None:
+        self.set_class(self.app.size.height < 30 or self.app.size.width < 100, "-narrow")
+        area = self.query_one("#edit-area", TextArea)
+        area.move_cursor(area.document.end)  # ready to append to the prompt
+        area.focus()
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def action_submit(self) -> None:
+        text = self.query_one("#edit-area", TextArea).text
+        if not text.strip():
+            self.query_one("#edit-error", Static).update(Text("the prompt is empty", "red"))
+            return
+        self.dismiss(text)
 
 
 class OutputScreen(Screen[None]):

@@ -1,4 +1,8 @@
-"""Drill-down into one request: metadata, prompt, result, live event timeline; replay/cancel."""
+"""Drill-down into one request: metadata, prompt, result, live event timeline; replay/cancel.
+
+While the request runs, its fields (status, duration, attempts) are re-read on every refresh,
+not only its timeline. The timeline shows each event once: a reload starts it over.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import json
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -14,8 +19,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, RichLog, Static
 
 from eve.tui.screens.base import EveScreen
-from eve.tui.widgets.format import event_text, money, ms, status_text
+from eve.tui.widgets.format import clock, event_text, money, ms, status_text, ts
 from eve.tui.widgets.header import StatusHeader
+
+FINISHED = ("completed", "failed", "cancelled")
 
 
 class RequestScreen(EveScreen):
@@ -23,6 +30,7 @@ class RequestScreen(EveScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("o", "output", "Output JSON"),
         Binding("r", "replay", "Replay"),
+        Binding("e", "edit_replay", "Edit+replay"),
         Binding("c", "cancel", "Cancel"),
         Binding("y", "copy_id", "Copy id"),
     ]
@@ -34,34 +42,37 @@ class RequestScreen(EveScreen):
         self.result: dict[str, Any] | None = None
         self.last_event_id = 0
 
-
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
         with Horizontal(id="request-body"):
             with VerticalScroll(id="request-meta", classes="panel"):
                 yield Static(f"Request {self.request_id}", classes="panel-title", id="request-title")
                 yield Static("loading…", id="meta")
-                yield Static("", id="result")
-                yield Static("", id="prompt")
             with Vertical(id="timeline-panel", classes="panel"):
                 yield Static("Timeline", classes="panel-title")
                 yield RichLog(id="timeline", wrap=True, markup=False, max_lines=5000)
         yield Footer()
 
     def on_mount(self) -> None:
+        self.set_class(self.app.size.width < 100, "-narrow")
         self._ready = True
         self.query_one(StatusHeader).refresh_text()
         self.load()
 
+    def on_resize(self) -> None:
+        self.set_class(self.app.size.width < 100, "-narrow")
+
     def update_snapshot(self, _snapshot: Any) -> None:
-        if self._ready:
-            self.query_one(StatusHeader).refresh_text()
+        if not self._ready:
+            return
+        self.query_one(StatusHeader).refresh_text()
+        if self.request is not None and self.request["status"] not in FINISHED:
+            self.reload_fields()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("replay", "cancel") and self.eve.read_only:
+        if action in ("replay", "cancel", "edit_replay") and self.eve.read_only:
             return None
-        if action == "cancel" and self.request is not None and self.request["status"] in (
-                "completed", "failed", "cancelled"):
+        if action == "cancel" and self.request is not None and self.request["status"] in FINISHED:
             return None
         return True
 
@@ -77,11 +88,28 @@ class RequestScreen(EveScreen):
         self.refresh_bindings()
         events = await self.eve.client.list_events(self.request_id)
         timeline = self.query_one("#timeline", RichLog)
+        timeline.clear()
+        self.last_event_id = 0
         for ev in events:
-            timeline.write(event_text(ev))
-            self.last_event_id = ev["id"]
-        if self.request["status"] not in ("completed", "failed", "cancelled") and self.eve.live:
+            self._add_event(ev)
+        if self.request["status"] not in FINISHED and self.eve.live:
             self.follow()
+
+    def _add_event(self, ev: dict[str, Any]) -> None:
+        if ev["id"] > self.last_event_id:
+            self.query_one("#timeline", RichLog).write(event_text(ev, utc=self.eve.utc))
+            self.last_event_id = ev["id"]
+
+    @work(exclusive=True, group="fields")
+    async def reload_fields(self) -> None:
+        try:
+            self.request = await self.eve.client.get_request(self.request_id)
+            if self.request["status"] in FINISHED:
+                self.result = await self.eve.client.get_result(self.request_id)
+        except Exception:  # noqa: BLE001 - the header already says the API is away
+            return
+        self._show()
+        self.refresh_bindings()
 
     @work(exclusive=True, group="timeline")
     async def follow(self) -> None:
@@ -89,9 +117,7 @@ class RequestScreen(EveScreen):
         try:
             async for ev in self.eve.client.stream_events(self.request_id, after=self.last_event_id):
                 if ev.event == "request_event" and isinstance(ev.data, dict):
-                    if ev.data["id"] > self.last_event_id:
-                        timeline.write(event_text(ev.data))
-                        self.last_event_id = ev.data["id"]
+                    self._add_event(ev.data)
                 elif ev.event == "end":
                     break
         except Exception as exc:  # noqa: BLE001 - a broken stream: say so, reload
@@ -105,33 +131,42 @@ class RequestScreen(EveScreen):
     def _show(self) -> None:
         r = self.request
         assert r is not None
-        meta = Text()
-        rows = [("status", status_text(r["status"])), ("type", Text(r["workerType"])),
-                ("created", Text(r["createdAt"] or "-")), ("attempts", Text(f"{r['attempts']}/{r['maxAttempts']}")),
-                ("claimed by", Text(r.get("claimedBy") or "-")), ("queued", Text(ms(r.get("queuedMs")))),
-                ("duration", Text(ms(r.get("durationMs")))),
-                ("config", Text(json.dumps(r.get("config") or {}))),
-                ("context", Text(json.dumps(r.get("context") or {})[:300]))]
+        utc = self.eve.utc
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(justify="right", style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")  # wrapped values stay in their column
+        created = ts(r.get("createdAt"))
+        grid.add_row("status", status_text(r["status"]))
+        grid.add_row("type", r["workerType"])
+        if r.get("orgSlug"):
+            grid.add_row("org", r["orgSlug"])
+        grid.add_row("created", clock(created, utc, "%Y-%m-%d %H:%M:%S") + (" UTC" if utc else ""))
+        grid.add_row("attempts", f"{r['attempts']}/{r['maxAttempts']}")
+        grid.add_row("worker", r.get("claimedBy") or "-")
+        grid.add_row("queued", ms(r.get("queuedMs")))
+        running = r["status"] not in FINISHED and r.get("startedAt")
+        grid.add_row("wall time", ms(r.get("durationMs")) + (" so far" if running else "")
+                     + ("  (start → finish, as the queue saw it)" if not running and r.get("durationMs") else ""))
+        grid.add_row("config", json.dumps(r.get("config") or {}))
+        grid.add_row("context", json.dumps(r.get("context") or {})[:300])
         if r.get("replayOf"):
-            rows.append(("replay of", Text(r["replayOf"])))
-        for key, value in rows:
-            meta.append(f"{key:>10}  ", style="bold")
-            meta.append_text(value)
-            meta.append("\n")
-        self.query_one("#meta", Static).update(meta)
-        res = Text()
+            grid.add_row("replay of", r["replayOf"])
+        if r.get("scheduleId"):
+            grid.add_row("schedule", r["scheduleId"])
         if self.result:
             x = self.result
-            res.append("    result  ", style="bold")
-            res.append_text(status_text(x["status"]))
-            res.append(f"   tokens {x.get('tokensUsed') or '-'}   cost {money(x.get('costUsd'))}   "
-                       f"took {ms(x.get('durationMs'))}\n")
+            grid.add_row("", "")
+            grid.add_row("result", status_text(x["status"]))
+            grid.add_row("agent time", ms(x.get("durationMs")) + "  (as Claude Code reported it)")
+            grid.add_row("tokens", f"{x.get('tokensUsed') or '-'}")
+            grid.add_row("cost", money(x.get("costUsd")))
             if x.get("errorCode"):
-                res.append(f"     error  {x['errorCode']}: {x.get('error') or ''}\n", style="red")
+                grid.add_row(Text("error", "red"), Text(f"{x['errorCode']}: {x.get('error') or ''}", "red"))
             if x.get("summary"):
-                res.append(f"   summary  {x['summary'][:500]}\n")
-        self.query_one("#result", Static).update(res)
-        self.query_one("#prompt", Static).update(Text.assemble(("    prompt  ", "bold"), r["prompt"][:2000]))
+                grid.add_row("summary", x["summary"][:500])
+        grid.add_row("", "")
+        grid.add_row("prompt", r["prompt"][:2000])
+        self.query_one("#meta", Static).update(grid)
 
     # -- actions -----------------------------------------------------------------------------------
 
@@ -159,16 +194,30 @@ class RequestScreen(EveScreen):
 
         self.app.push_screen(ConfirmModal(f"Replay request {self.request_id[:8]} as a new request?"), go)
 
+    def action_edit_replay(self) -> None:
+        """Replay with the prompt edited first (the new request keeps type, context and config)."""
+        from eve.tui.screens.modals import EditPromptModal
+
+        if self.eve.read_only or self.request is None:
+            return
+
+        def go(prompt: str | None) -> None:
+            if prompt:
+                self._replay(prompt)
+
+        self.app.push_screen(EditPromptModal(self.request["prompt"]), go)
+
     @work(group="act")
-    async def _replay(self) -> None:
+    async def _replay(self, prompt: str | None = None) -> None:
         try:
-            new = await self.eve.client.replay(self.request_id)
+            new = await (self.eve.client.replay(self.request_id, prompt=prompt) if prompt
+                         else self.eve.client.replay(self.request_id))
         except Exception as exc:  # noqa: BLE001
             self.notify(f"replay failed: {getattr(exc, 'message', exc)}", severity="error")
             return
         self.notify(f"replayed as {new['id'][:8]}")
         self.app.pop_screen()
-        self.eve.open_request(new["id"])
+        self.app.push_screen(RequestScreen(new["id"]))
 
     def action_cancel(self) -> None:
         from eve.tui.screens.modals import ConfirmModal

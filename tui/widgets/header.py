@@ -1,4 +1,7 @@
-"""The top line: API URL, connection state (live / reconnecting / down + last error), clock, paused."""
+"""The top line: connection state (live / reconnecting / down), clock, API URL, then the last error.
+
+One line, cut with an ellipsis at the terminal's width: the state comes first so it is never lost.
+"""
 
 from __future__ import annotations
 
@@ -13,4 +16,10 @@ class StatusHeader(Static):
     def refresh_text(self) -> None:
         app = self.app
         text = getattr(app, "header_text", None)
-        self.update(text() if callable(text) else "eve")
+        if not callable(text):
+            self.update("eve")
+            return
+        line = text()
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        self.update(line)

@@ -140,8 +140,12 @@ async def test_stream_resumes_after_a_database_restart_for_each_org_alone(tmp_pa
             await add_events(dsn, b, ["done_b"])
             await add_events(dsn, a, ["done_a"])
             ev_a, ev_b = await got_a, await got_b
-        assert [e["kind"] for e in ev_a] == ["text", "a_after_restart", "done_a"]
-        assert [e["kind"] for e in ev_b] == ["text", "b_after_restart", "done_b"]
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as c:
+            cur = await c.execute("SELECT id, org_id, kind FROM eve.request_events ORDER BY id")
+            table = await cur.fetchall()
+        why = f"{ev_a=}\n{ev_b=}\n{table=}\n{api.output()[-4000:]}"
+        assert [e["kind"] for e in ev_a] == ["text", "a_after_restart", "done_a"], why
+        assert [e["kind"] for e in ev_b] == ["text", "b_after_restart", "done_b"], why
         assert orgs_of(ev_a) == {str(a.org_id)} and orgs_of(ev_b) == {str(b.org_id)}
         assert "event listener lost the database" in api.output()
     finally:

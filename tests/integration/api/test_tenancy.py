@@ -59,6 +59,7 @@ async def test_worker_logs_are_for_operators(api, conn, db_url, alice, bob):
     op = client_for(api, await make_tenant(conn, "staff", operator=True))
     lines = op.http.get(f"/workers/{wid}/logs").json()
     assert [ln["data"] for ln in lines] == [{"request_id": rid}]
+    assert op.http.get("/workers/nope/logs").status_code == 404
     for member in (alice, bob):
         r = member.http.get(f"/workers/{wid}/logs")
         assert r.status_code == 403 and r.json()["error"] == "forbidden", r.text
