@@ -32,7 +32,7 @@ def first(lines: list[str], predicate) -> int:  # noqa: ANN001
     for i, line in enumerate(lines):
         if predicate(line):
             return i
-    raise AssertionError("no such line")
+    raise AssertionError("no such line in:\n" + "\n".join(ln[:200] for ln in lines))
 
 
 def test_ctrl_c_drains_the_running_request_then_stops_api_then_postgres(tmp_path: Path, variant_bin: Path):
@@ -68,10 +68,10 @@ def test_ctrl_c_drains_the_running_request_then_stops_api_then_postgres(tmp_path
             os.killpg(up.pid, signal.SIGKILL)
             up.wait(10)
     lines = out.lines
-    drain = first(lines, lambda ln: ln.startswith("worker-general-1") and "waiting for running requests" in ln)
-    finished = first(lines, lambda ln: ln.startswith("worker-general-1") and "request finished: success" in ln)
-    worker_gone = first(lines, lambda ln: ln.startswith("worker-general-1") and '"worker worker-' in ln
-                        and 'stopped"' in ln)
+    # eve up names its workers TYPE-N and passes that as their --id
+    drain = first(lines, lambda ln: ln.startswith("general-1 ") and "waiting for running requests" in ln)
+    finished = first(lines, lambda ln: ln.startswith("general-1 ") and "finished: success" in ln)
+    worker_gone = first(lines, lambda ln: ln.startswith("general-1 ") and '"worker general-1 stopped"' in ln)
     api_down = first(lines, lambda ln: ln.startswith("api") and "Shutting down" in ln)
     last = first(lines, lambda ln: ln.strip() == "stopped")
     assert drain < finished < worker_gone < api_down < last, text
