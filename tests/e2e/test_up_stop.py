@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -32,11 +34,13 @@ def first(lines: list[str], predicate) -> int:  # noqa: ANN001
     for i, line in enumerate(lines):
         if predicate(line):
             return i
-    raise AssertionError("no such line")
+    raise AssertionError("no such line in:\n" + "\n".join(ln[:200] for ln in lines))
 
 
 def test_ctrl_c_drains_the_running_request_then_stops_api_then_postgres(tmp_path: Path, variant_bin: Path):
-    data = tmp_path / "data"
+    # not under tmp_path: pytest resets /tmp/pytest-of-root to 0700 when another session starts,
+    # locking out the unprivileged user the embedded PostgreSQL runs as under root
+    data = Path(tempfile.mkdtemp(prefix="eve-up-")) / "data"
     port, pg_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("EVE_")}
     env.update({"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "NO_COLOR": "1", "COLUMNS": "500",
@@ -96,6 +100,7 @@ def test_ctrl_c_drains_the_running_request_then_stops_api_then_postgres(tmp_path
         assert row is not None and row["status"] == "success" and "drained" in row["summary"], row
     finally:
         pg.stop(mode="immediate")
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def _pids() -> list[int]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -112,6 +114,8 @@ class UpProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.postmaster() is None:
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
         return self.proc.returncode
 
 
@@ -132,8 +136,11 @@ def stable_port() -> int:
 
 
 def start_up(tmp: Path, variant_bin: Path | None, *args: str, env: dict[str, str] | None = None) -> UpProcess:
-    """`eve up` on free ports with its own data dir and CLI config under tmp."""
-    data = tmp / "data"
+    """`eve up` on free ports with its CLI config under tmp and its data dir in a fresh
+    /tmp/eve-up-* (removed by stop()): under root the embedded PostgreSQL runs as an
+    unprivileged user, and pytest resets /tmp/pytest-of-root to 0700 whenever another
+    session starts, which would lock that user out of a data dir below it."""
+    data = Path(tempfile.mkdtemp(prefix="eve-up-")) / "data"
     port, pg_port = free_port(), stable_port()
     child_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("EVE_")}
     child_env.update({"XDG_CONFIG_HOME": str(tmp / "cfg"), "NO_COLOR": "1", "COLUMNS": "200"})
