@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: up test bench venv lint clean
+.PHONY: up test chaos bench venv lint clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ up: $(STAMP)
 ## test: the whole suite (unit, integration on a real PostgreSQL, e2e with the real Claude Code CLI)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## chaos: kill -9 workers, the API and PostgreSQL at random under load for EVE_CHAOS_ROUNDS rounds (default 100)
+EVE_CHAOS_ROUNDS ?= 100
+chaos: $(STAMP)
+	EVE_CHAOS_ROUNDS=$(EVE_CHAOS_ROUNDS) $(BIN)/python -m pytest tests/chaos -m chaos -s -p no:cacheprovider -o timeout=0
 
 ## bench: queue/worker/API benchmarks against procrastinate and pgqueuer; prints tables, writes bench-results/
 bench: $(STAMP)

@@ -1,7 +1,7 @@
 """Tokens: API key → short-lived JWT (HS256), and strict verification of that JWT.
 
 Verification pins the algorithm (so `alg: none` and algorithm confusion fail), requires
-`exp`, `iat`, `sub` and `jti`, and maps every failure to the same 401 message: a
+`exp`, `iat`, `sub`, `jti` and `org`, and maps every failure to the same 401 message: a
 caller learns nothing about which part was wrong. Key checks are constant-time, and an
 unknown prefix costs the same hash-and-compare as a known one.
 """
@@ -59,10 +59,10 @@ def issue(secret: str, *, user_id: UUID, org_id: UUID, role: str, operator: bool
 def verify(secret: str, token: str) -> Caller:
     try:
         claims: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub", "jti"]})
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub", "jti", "org"]})
         return Caller(user_id=UUID(claims["sub"]), org_id=UUID(claims["org"]), role=str(claims.get("role", "member")),
                       operator=bool(claims.get("op", False)), token_id=str(claims["jti"]))
-    except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError, AttributeError):  # UUID(5): AttributeError
         raise AuthError(_INVALID) from None
 
 

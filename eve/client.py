@@ -226,6 +226,53 @@ class EveClient:
             return await self._send("POST", f"/requests/{request_id}/replay", json={"prompt": prompt})
         return await self._send("POST", f"/requests/{request_id}/replay")
 
+    # -- schedules -----------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        name: str,
+        cron_expression: str,
+        worker_type: str,
+        prompt: str,
+        *,
+        timezone: str = "UTC",
+        context: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+        priority: int | None = None,
+        overlap: str | None = None,
+        max_delay_s: int | None = None,
+        enabled: bool = True,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "cronExpression": cron_expression, "workerType": worker_type,
+                                "prompt": prompt, "timezone": timezone, "enabled": enabled}
+        body.update(_params(context=context, config=config or None, priority=priority, overlap=overlap,
+                            maxDelayS=max_delay_s))
+        return await self._send("POST", "/schedules", json=body)
+
+    async def list_schedules(self, *, org: str | None = None) -> list[dict[str, Any]]:
+        return (await self._send("GET", "/schedules", params=_params(org=org)))["items"]
+
+    async def get_schedule(self, schedule: str) -> dict[str, Any]:
+        """By id or by name (within the caller's org); includes nextFireTimes and recent fires."""
+        return await self._send("GET", f"/schedules/{schedule}")
+
+    async def update_schedule(self, schedule: str, **changes: Any) -> dict[str, Any]:
+        """PATCH with wire names (`enabled=False` pauses, `cronExpression=...`)."""
+        return await self._send("PATCH", f"/schedules/{schedule}", json=changes)
+
+    async def pause_schedule(self, schedule: str) -> dict[str, Any]:
+        return await self.update_schedule(schedule, enabled=False)
+
+    async def resume_schedule(self, schedule: str) -> dict[str, Any]:
+        return await self.update_schedule(schedule, enabled=True)
+
+    async def delete_schedule(self, schedule: str) -> None:
+        await self._send("DELETE", f"/schedules/{schedule}")
+
+    async def run_schedule(self, schedule: str) -> dict[str, Any]:
+        """Fire now; returns the created request."""
+        return await self._send("POST", f"/schedules/{schedule}/run")
+
     # -- platform ------------------------------------------------------------------------------
 
     async def queue(self) -> list[dict[str, Any]]:

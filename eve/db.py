@@ -4,20 +4,32 @@ Two identities matter (see sql/migrations/0001_initial.sql):
 
 * `service_role` for workers, the reaper and admin commands: RLS does not apply.
 * `eve_api` with `eve.user_id` set for one transaction: RLS decides what exists.
+  The API only ever takes this one (its login role under `eve up` is a member of
+  eve_api only); what it reads across orgs goes through definer functions.
 
 Both are NOLOGIN group roles; connections are made with whatever login the DSN names
-and switch with `SET LOCAL ROLE` inside each transaction, so a pooled connection can
-never leak one caller's identity into the next transaction.
+and switch roles for one transaction only (`set_config('role', ..., true)`, which is
+`SET LOCAL ROLE`), so a pooled connection can never leak one caller's identity into the
+next transaction.
+
+Round trips are the API's cost per request, so a pooled transaction (`as_user`,
+`as_service`) opens with BEGIN and its identity in one round trip and ends with COMMIT:
+two round trips around the work. Pooled connections are not health-checked at checkout
+(that was one more round trip each time); a connection found broken when the
+transaction opens, before anything ran, is dropped and the transaction retried on a
+fresh one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,6 +37,22 @@ from eve.errors import DatabaseUnavailable
 
 API_ROLE = "eve_api"
 SERVICE_ROLE = "service_role"
+
+
+def listen_enabled() -> bool:
+    """False with EVE_LISTEN=off: poll-only mode for PgBouncer in transaction pooling.
+
+    There a server connection serves another client after every transaction, so nothing
+    may outlive one: no LISTEN (pickup and SSE poll instead), no session-level SET (eve
+    only uses SET LOCAL / set_config(..., true)), no session advisory locks (the reaper's
+    lock is transaction-scoped; the migrator must connect to PostgreSQL directly), and no
+    server-side prepared statements (psycopg's `prepare_threshold=None` below).
+    """
+    return os.environ.get("EVE_LISTEN", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def _session_kwargs() -> dict[str, Any]:
+    return {} if listen_enabled() else {"prepare_threshold": None}
 
 
 def describe(dsn: str) -> str:
@@ -49,25 +77,48 @@ async def connect(dsn: str, *, autocommit: bool = True, timeout: float = 5.0) ->
     """
     try:
         return await psycopg.AsyncConnection.connect(
-            dsn, autocommit=autocommit, connect_timeout=max(1, int(timeout)), row_factory=dict_row
+            dsn, autocommit=autocommit, connect_timeout=max(1, int(timeout)), row_factory=dict_row,
+            **_session_kwargs(),
         )
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe(dsn)}: {reason}") from exc
 
 
-def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "eve") -> AsyncConnectionPool:
-    """A pool opened later by the owner (`await pool.open(wait=True)`), rows as dicts."""
-    return AsyncConnectionPool(
+def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "eve",
+              service_only: bool = False) -> AsyncConnectionPool:
+    """A pool opened later by the owner (`await pool.open(wait=True)`), rows as dicts.
+
+    No check at checkout: `as_user`/`as_service` reconnect when a connection turns out
+    broken instead (after a database restart, say).
+
+    `service_only` (the worker's pool: it never acts for a user) makes every connection
+    `service_role` for its whole session, so `as_service` needs no transaction around
+    each statement: one round trip instead of three. Every eve function that writes more
+    than one statement opens its own transaction, so nothing relies on the outer one.
+    """
+    async def as_service_session(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute("SET ROLE service_role")
+
+    # behind PgBouncer (poll-only mode) nothing may live in the session: the role is then
+    # taken per transaction like everywhere else
+    service_only = service_only and listen_enabled()
+
+    return (ServicePool if service_only else AsyncConnectionPool)(
         dsn,
         min_size=min_size,
         max_size=max_size,
         open=False,
         name=name,
-        kwargs={"row_factory": dict_row},
-        check=AsyncConnectionPool.check_connection,
+        # autocommit: transactions are explicit (_transaction); no prepared statements behind PgBouncer
+        kwargs={"row_factory": dict_row, "autocommit": True, **_session_kwargs()},
+        configure=as_service_session if service_only else None,
         reconnect_timeout=float("inf"),
     )
+
+
+class ServicePool(AsyncConnectionPool):
+    """A pool whose connections are `service_role` for the whole session (make_pool(service_only=True))."""
 
 
 async def set_identity(conn: psycopg.AsyncConnection[Any], *, user_id: UUID | str | None) -> None:
@@ -81,17 +132,69 @@ async def set_service(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute("SET LOCAL ROLE service_role")
 
 
+# BEGIN and the identity in one simple-protocol message (no parameters allowed there, so
+# the user id goes in as a quoted literal of a parsed UUID).
+_BEGIN_AS_USER = sql.SQL("BEGIN; SELECT set_config('role', 'eve_api', true), set_config('eve.user_id', {}, true)")
+_BEGIN_AS_SERVICE = sql.SQL("BEGIN; SELECT set_config('role', 'service_role', true)")
+_BEGIN_AS_API = sql.SQL("BEGIN; SELECT set_config('role', 'eve_api', true), set_config('eve.user_id', '', true)")
+
+
+@asynccontextmanager
+async def _transaction(pool: AsyncConnectionPool, begin: sql.Composable) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """BEGIN + identity in one round trip, the caller's statements, COMMIT (ROLLBACK on error).
+
+    Statements inside may still use `conn.transaction()`: it becomes a savepoint.
+    """
+    for attempt in (1, 2):
+        async with pool.connection() as conn:
+            try:
+                await conn.execute(begin)
+            except psycopg.OperationalError:
+                if attempt == 2 or not conn.closed:
+                    raise
+                # the connection died while idle in the pool and nothing ran on it: the
+                # others may be dead too (a database restart), so check them and go again
+            else:
+                try:
+                    yield conn
+                except BaseException:
+                    if not conn.closed:
+                        try:
+                            await conn.execute("ROLLBACK")
+                        except psycopg.Error:
+                            pass  # the pool discards a connection it cannot reset
+                    raise
+                await conn.execute("COMMIT")
+                return
+        await pool.check()
+
+
 @asynccontextmanager
 async def as_user(pool: AsyncConnectionPool, user_id: UUID | str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A transaction under RLS for one caller."""
-    async with pool.connection() as conn, conn.transaction():
-        await set_identity(conn, user_id=user_id)
+    uid = str(UUID(str(user_id)))  # a UUID and nothing else reaches the literal
+    async with _transaction(pool, _BEGIN_AS_USER.format(sql.Literal(uid))) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def as_api(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A transaction as `eve_api` acting for nobody: RLS shows no tenant rows. For the API's
+    unauthenticated work (token exchange through definer functions, health checks) and
+    its platform-wide reads through the `eve.api_*` definer functions (migration 0007)."""
+    async with _transaction(pool, _BEGIN_AS_API) as conn:
         yield conn
 
 
 @asynccontextmanager
 async def as_service(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A transaction as the service role."""
-    async with pool.connection() as conn, conn.transaction():
-        await set_service(conn)
+    """A transaction as the service role; on a `service_only` pool, an autocommit connection
+    that already is the service role (multi-statement eve functions open their own)."""
+    if isinstance(pool, ServicePool):
+        # a dead connection fails the first statement, the pool drops it on return, and the
+        # caller's retry (the worker's with_db) gets a fresh one
+        async with pool.connection() as conn:
+            yield conn
+        return
+    async with _transaction(pool, _BEGIN_AS_SERVICE) as conn:
         yield conn

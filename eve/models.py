@@ -18,8 +18,13 @@ class _Row:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Self:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = _FIELD_NAMES.get(cls)
+        if names is None:  # computed once per class: this runs for every row the queue reads
+            names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
         return cls(**{k: v for k, v in row.items() if k in names})
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 @dataclass(slots=True)
@@ -59,6 +64,7 @@ class Request(_Row):
     parent_id: UUID | None = None
     blocked_by: list[UUID] = field(default_factory=list)
     reply_to: dict[str, Any] | None = None
+    schedule_id: UUID | None = None
 
     @property
     def finished(self) -> bool:

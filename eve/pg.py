@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -70,7 +70,12 @@ def _running_as_root() -> bool:
 
 
 def postmaster_pid(data_dir: Path) -> int | None:
-    """PID of a live postmaster serving `data_dir`, from postmaster.pid, else None."""
+    """PID of a live postmaster serving `data_dir`, from postmaster.pid, else None.
+
+    A PID alone is not proof: after a crash the number may be reused by another process
+    (pid_max is often 32768), or the postmaster may linger as a zombie; where /proc shows
+    either, the file is stale.
+    """
     try:
         first = (data_dir / "postmaster.pid").read_text().splitlines()[0]
         pid = int(first.strip())
@@ -81,8 +86,22 @@ def postmaster_pid(data_dir: Path) -> int | None:
     except ProcessLookupError:
         return None
     except PermissionError:
-        return pid
+        pass
+    if not _is_live_postgres(pid):
+        return None
     return pid
+
+
+def _is_live_postgres(pid: int) -> bool:
+    proc = Path(f"/proc/{pid}")
+    if not proc.is_dir():
+        return True  # no /proc (macOS): trust kill(pid, 0)
+    try:
+        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        return b"postgres" in (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return True  # unreadable: assume it is what the file says
 
 
 def postmaster_port(data_dir: Path) -> int | None:
@@ -248,6 +267,40 @@ class EmbeddedPostgres:
             start_new_session=True, close_fds=True,
         )
 
+    def recover(self, *, timeout: float = 60, on_retry: Callable[[str], None] | None = None) -> str:
+        """Start again after the postmaster died (kill -9, OOM killer); returns the DSN.
+
+        PostgreSQL's crash recovery replays the WAL, so nothing committed is lost. Backends
+        of the dead postmaster may hold its shared memory for a moment (the new postmaster
+        then refuses to start), so starting is retried until `timeout`. The old guard is
+        retired first: left alone, it would stop the new cluster once its pipe closes.
+        """
+        self._stop_guard()
+        self._started = False
+        if self.running_pid() is None:
+            # stale after kill -9; PostgreSQL itself would refuse it if the PID was reused
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.start(timeout=max(5.0, min(20.0, deadline - time.monotonic())))
+            except EmbeddedPostgresError as exc:
+                if time.monotonic() > deadline:
+                    raise EmbeddedPostgresError(f"not back after {timeout:.0f}s; last attempt: {exc}") from exc
+                if on_retry is not None:
+                    on_retry(str(exc))
+                time.sleep(0.2)
+
+    def _stop_guard(self) -> None:
+        if self._guard_proc is not None:
+            if self._guard_proc.stdin:
+                self._guard_proc.stdin.close()
+            try:
+                self._guard_proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._guard_proc.kill()
+            self._guard_proc = None
+
     def stop(self, *, mode: str = "fast", timeout: float = 30) -> None:
         """Stop the cluster (idempotent) and the guard."""
         if self.running_pid() is not None:
@@ -260,14 +313,7 @@ class EmbeddedPostgres:
                     os.kill(pid, signal.SIGQUIT)  # immediate shutdown
                     _wait_gone(pid, 10)
         self._started = False
-        if self._guard_proc is not None:
-            if self._guard_proc.stdin:
-                self._guard_proc.stdin.close()
-            try:
-                self._guard_proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._guard_proc.kill()
-            self._guard_proc = None
+        self._stop_guard()
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

@@ -24,6 +24,7 @@ from eve.errors import Conflict, InvalidWorkerType, NotFound, PayloadTooLarge, R
 from eve.models import Event, Outcome, QueueDepth, Request, Result, WorkerType
 from eve.queries import Q
 from eve.settings import QueueSettings
+from eve.worker_types import WorkerTypeCache
 
 AsyncConn = psycopg.AsyncConnection[Any]
 
@@ -143,8 +144,14 @@ async def enqueue(
     reply_to: dict[str, Any] | None = None,
     max_attempts: int | None = None,
     settings: QueueSettings | None = None,
+    worker_types: WorkerTypeCache | None = None,
 ) -> Request:
-    """Validate everything, then insert one pending request (the trigger notifies workers)."""
+    """Validate everything, then insert one pending request (the trigger notifies workers).
+
+    With `worker_types` (the API's cache) and no blockers this is one statement, the
+    INSERT; it opens no transaction of its own (no savepoint inside the caller's): the
+    blocker check is a read and the insert one statement, atomic either way.
+    """
     settings = settings or QueueSettings()
     org = parse_uuid(org_id, "org id")
     user = parse_uuid(user_id, "user id")
@@ -155,38 +162,37 @@ async def enqueue(
         raise ValidationError("priority must be a whole number between -1000 and 1000")
     blockers = [parse_uuid(b, "blockedBy entry") for b in blocked_by]
     parent = parse_uuid(parent_id, "parent id") if parent_id is not None else None
-    wt = await get_worker_type(conn, worker_type)
+    wt = await (worker_types.get(conn, worker_type) if worker_types else get_worker_type(conn, worker_type))
     if max_attempts is None:
         max_attempts = int(wt.config.get("max_attempts", 3))
     if max_attempts < 1:
         raise ValidationError("max_attempts must be at least 1")
-    async with conn.transaction():
-        if blockers:
-            cur = await conn.execute(Q.requests_existing, {"ids": blockers})
-            found = {r["id"] for r in await cur.fetchall()}
-            missing = [str(b) for b in blockers if b not in found]
-            if missing:
-                raise ValidationError(f"blockedBy names requests that do not exist: {', '.join(missing)}")
-        cur = await conn.execute(
-            Q.request_insert,
-            {
-                "org_id": org,
-                "user_id": user,
-                "worker_type": wt.id,
-                "prompt": prompt,
-                "context": Jsonb(context),
-                "config": Jsonb(config),
-                "priority": priority,
-                "max_attempts": max_attempts,
-                "run_after": run_after,
-                "blocked_by": blockers,
-                "parent_id": parent,
-                "replay_of": replay_of,
-                "reply_to": Jsonb(reply_to) if reply_to is not None else None,
-                "workspace": None,
-            },
-        )
-        row = await cur.fetchone()
+    if blockers:
+        cur = await conn.execute(Q.requests_existing, {"ids": blockers})
+        found = {r["id"] for r in await cur.fetchall()}
+        missing = [str(b) for b in blockers if b not in found]
+        if missing:
+            raise ValidationError(f"blockedBy names requests that do not exist: {', '.join(missing)}")
+    cur = await conn.execute(
+        Q.request_insert,
+        {
+            "org_id": org,
+            "user_id": user,
+            "worker_type": wt.id,
+            "prompt": prompt,
+            "context": Jsonb(context),
+            "config": Jsonb(config),
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "run_after": run_after,
+            "blocked_by": blockers,
+            "parent_id": parent,
+            "replay_of": replay_of,
+            "reply_to": Jsonb(reply_to) if reply_to is not None else None,
+            "workspace": None,
+        },
+    )
+    row = await cur.fetchone()
     assert row is not None
     return Request.from_row(row)
 
@@ -323,6 +329,47 @@ async def complete(conn: AsyncConn, request: Request, worker_id: str | None, out
     return Result.from_row(row)
 
 
+async def complete_many(
+    conn: AsyncConn, worker_id: str | None, items: Sequence[tuple[Request, Outcome]]
+) -> dict[UUID, Result]:
+    """complete() for many requests in one statement (finish_many); the results written, by id.
+
+    Same guarantees as complete(), per request: written only while `worker_id` still holds
+    it, at most one result ever, its closing event, dependents unblocked on success and
+    failed on failure (in the same transaction). A request missing from the answer got no
+    result from this call: the caller treats it as complete()'s ResultConflict. One round
+    trip when every outcome is a success, as with complete().
+    """
+    if not items:
+        return {}
+    ids = [req.id for req, _ in items]
+    if len(set(ids)) != len(ids):
+        raise ValidationError("complete_many got the same request twice")
+    items_json: list[dict[str, Any]] = []
+    for req, outcome in items:
+        if outcome.status not in FINAL_STATUS:
+            raise ValidationError(f"unknown result status {outcome.status!r}")
+        kind, data = _result_event(outcome)
+        items_json.append({
+            "id": str(req.id), "worker_id": worker_id, "final_status": FINAL_STATUS[outcome.status],
+            "status": outcome.status, "output": outcome.output, "summary": outcome.summary,
+            "duration_ms": outcome.duration_ms, "tokens_used": outcome.tokens_used,
+            "cost_usd": str(outcome.cost_usd) if outcome.cost_usd is not None else None,  # exact, as numeric
+            "error": outcome.error, "error_code": outcome.error_code, "event_kind": kind, "event_data": data,
+            "success": outcome.status == "success",
+        })
+    params = {"items": Jsonb(items_json), "n": len(items_json)}
+    if all(item["success"] for item in items_json):
+        rows = await (await conn.execute(Q.finish_many, params)).fetchall()
+    else:
+        async with conn.transaction():
+            rows = await (await conn.execute(Q.finish_many, params)).fetchall()
+            for row in rows:
+                if row["has_dependents"]:
+                    await conn.execute(Q.fail_dependents, {"id": row["request_id"]})
+    return {row["request_id"]: Result.from_row(row) for row in rows}
+
+
 def backoff_seconds(attempt: int, settings: QueueSettings) -> float:
     """Exponential: base, 2×base, 4×base, ... capped."""
     return min(settings.retry_base_seconds * (2 ** max(attempt - 1, 0)), settings.retry_max_seconds)
@@ -449,20 +496,41 @@ async def reap(conn: AsyncConn, *, limit: int = 100) -> ReapReport:
         report.ran = True
         cur = await conn.execute(Q.expired_leases, {"limit": limit})
         for row in await cur.fetchall():
-            lost = f"lease expired while held by {row['claimed_by']} (attempt {row['attempts']})"
-            if row["attempts"] < row["max_attempts"]:
-                await conn.execute(Q.reap_requeue, {"id": row["id"], "error": lost})
-                await append_events(conn, row["id"], row["org_id"],
-                                    [("requeued", {"reason": "worker_lost", "worker_id": row["claimed_by"],
-                                                   "attempt": row["attempts"]})])
-                report.requeued.append(row["id"])
-            else:
-                req = await get_request(conn, row["id"])
-                await complete(conn, req, row["claimed_by"], Outcome(
-                    status="failed", error=f"{lost}; gave up after {row['max_attempts']} attempts",
-                    error_code="worker_lost"))
-                report.failed.append(row["id"])
+            await _recover(conn, row, report, reason="worker_lost",
+                           lost=f"lease expired while held by {row['claimed_by']} (attempt {row['attempts']})")
     return report
+
+
+async def release_claims(conn: AsyncConn, worker_id: str) -> ReapReport:
+    """At a worker's start: requeue what its previous incarnation (same id) still holds.
+
+    That process is gone, and with the sandbox its agents died with it, so there is no
+    reason to wait for the lease: the requests run again at once. As with the reaper, a
+    request out of attempts fails with `worker_lost`.
+    """
+    report = ReapReport(ran=True, requeued=[], failed=[])
+    async with conn.transaction():
+        cur = await conn.execute(Q.worker_claims, {"worker_id": worker_id})
+        for row in await cur.fetchall():
+            await _recover(conn, row, report, reason="worker_restarted",
+                           lost=f"worker {worker_id} restarted while holding it (attempt {row['attempts']})")
+    return report
+
+
+async def _recover(conn: AsyncConn, row: dict[str, Any], report: ReapReport, *, reason: str, lost: str) -> None:
+    """A request whose worker is gone: back to pending, or failed `worker_lost` after max_attempts."""
+    if row["attempts"] < row["max_attempts"]:
+        await conn.execute(Q.reap_requeue, {"id": row["id"], "error": lost})
+        await append_events(conn, row["id"], row["org_id"],
+                            [("requeued", {"reason": reason, "worker_id": row["claimed_by"],
+                                           "attempt": row["attempts"]})])
+        report.requeued.append(row["id"])
+    else:
+        req = await get_request(conn, row["id"])
+        await complete(conn, req, row["claimed_by"], Outcome(
+            status="failed", error=f"{lost}; gave up after {row['max_attempts']} attempts",
+            error_code="worker_lost"))
+        report.failed.append(row["id"])
 
 
 # ---------------------------------------------------------------------------
@@ -470,8 +538,10 @@ async def reap(conn: AsyncConn, *, limit: int = 100) -> ReapReport:
 # ---------------------------------------------------------------------------
 
 
-async def queue_depth(conn: AsyncConn) -> list[QueueDepth]:
-    cur = await conn.execute(Q.queue_depth)
+async def queue_depth(conn: AsyncConn, *, platform_wide: bool = False) -> list[QueueDepth]:
+    """Per worker type. `platform_wide`: as eve_api, through the definer function the API
+    uses for every org's counts (its role cannot bypass RLS); else as service_role."""
+    cur = await conn.execute(Q.api_queue_depth if platform_wide else Q.queue_depth)
     return [QueueDepth.from_row(r) for r in await cur.fetchall()]
 
 

@@ -32,9 +32,20 @@ def env_float(name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class QueueSettings:
-    """Knobs of the queue; the same for every process that touches it."""
+    """Knobs of the queue; the same for every process that touches it.
 
-    lease_seconds: float = field(default_factory=lambda: env_float("EVE_LEASE_SECONDS", 60.0))
+    Recovery timing lives here, in one place (README "What happens when things crash"):
+    a claim holds a lease of `lease_seconds`, renewed every `heartbeat_seconds`; a worker
+    that cannot renew stops its agent `fence_margin_seconds` before the lease would end
+    (fencing: never two live agents), and the reaper, every `reaper_seconds`, requeues
+    requests whose lease ran out. A worker restarting under its old id requeues its
+    claims at once, without waiting for the lease.
+    """
+
+    lease_seconds: float = field(default_factory=lambda: env_float("EVE_LEASE_SECONDS", 15.0))
+    heartbeat_seconds: float = field(default_factory=lambda: env_float("EVE_HEARTBEAT_SECONDS", 5.0))
+    reaper_seconds: float = field(default_factory=lambda: env_float("EVE_REAPER_SECONDS", 3.0))
+    fence_margin_seconds: float = field(default_factory=lambda: env_float("EVE_FENCE_MARGIN_SECONDS", 3.0))
     retry_base_seconds: float = field(default_factory=lambda: env_float("EVE_RETRY_BASE_SECONDS", 5.0))
     retry_max_seconds: float = field(default_factory=lambda: env_float("EVE_RETRY_MAX_SECONDS", 600.0))
     default_timeout_ms: int = 1_800_000

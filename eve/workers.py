@@ -16,15 +16,16 @@ LOG_KEEP = 1000
 
 
 async def register(conn: AsyncConn, *, worker_id: str, worker_type: str, hostname: str, pid: int, version: str,
-                   slots: int) -> None:
+                   slots: int, sandbox: str = "none") -> None:
     await conn.execute(Q.worker_register, {"id": worker_id, "worker_type": worker_type, "hostname": hostname,
-                                           "pid": pid, "version": version, "slots": slots})
+                                           "pid": pid, "version": version, "slots": slots, "sandbox": sandbox})
 
 
-async def heartbeat(conn: AsyncConn, worker_id: str, *, state: str, current_request_id: UUID | None) -> bool:
+async def heartbeat(conn: AsyncConn, worker_id: str, *, state: str, current_request_id: UUID | None,
+                    disk_low: bool = False) -> bool:
     """Renew the worker's row; True when an operator asked it to drain (POST /workers/{id}/drain)."""
     cur = await conn.execute(Q.worker_heartbeat, {"id": worker_id, "state": state,
-                                                  "current_request_id": current_request_id})
+                                                  "current_request_id": current_request_id, "disk_low": disk_low})
     row = await cur.fetchone()
     return bool(row and (row["drain"] if isinstance(row, dict) else row[0]))
 

@@ -4,9 +4,11 @@
 #
 #   sudo packaging/install-vps.sh [--dry-run] [--source DIR|PACKAGE] [--workers "general code-review"]
 #
-# It creates the `eve` system user (home /var/lib/eve), a venv in /opt/eve/venv with
-# eve-horizon, Node.js' Claude Code and cc-mirror's `mclaude` variant for that user, an
-# env file template in /etc/eve/eve.env (kept if it exists), and the systemd units.
+# It creates the `eve` system user for workers (home /var/lib/eve) and `eve-api` for the
+# API, a venv in /opt/eve/venv with eve-horizon, Node.js' Claude Code and cc-mirror's
+# `mclaude` variant for `eve`, one env file per kind of process in /etc/eve (api.env for
+# eve-api, worker.env for eve, migrate.env for root; each 0600, kept if it exists), and
+# the systemd units.
 set -euo pipefail
 
 DRY_RUN=0
@@ -53,8 +55,11 @@ echo "== user and directories"
 if ! id eve >/dev/null 2>&1; then
     run useradd --system --home-dir "$STATE" --create-home --shell /usr/sbin/nologin eve
 fi
+if ! id eve-api >/dev/null 2>&1; then
+    run useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin eve-api
+fi
 run install -d -o eve -g eve -m 0750 "$STATE" "$STATE/workspaces"
-run install -d -o root -g eve -m 0750 "$ETC"
+run install -d -o root -g root -m 0755 "$ETC"
 run install -d -m 0755 "$PREFIX"
 
 echo "== eve-horizon in $PREFIX/venv"
@@ -69,12 +74,16 @@ run npm install -g --silent @anthropic-ai/claude-code
 as_eve npx --yes cc-mirror quick --provider mirror --name mclaude
 
 echo "== configuration"
-if [ ! -f "$ETC/eve.env" ]; then
-    run install -o root -g eve -m 0640 "$SOURCE/.env.example" "$ETC/eve.env"
-    echo "   wrote $ETC/eve.env from .env.example: fill in DATABASE_URL, JWT_SECRET and provider keys"
-else
-    echo "   keeping existing $ETC/eve.env"
-fi
+# least privilege: each file readable by its own unit's user only; the owner's DSN stays with root
+for spec in api:eve-api worker:eve migrate:root; do
+    name="${spec%%:*}" owner="${spec##*:}"
+    if [ ! -f "$ETC/$name.env" ]; then
+        run install -o "$owner" -g "$owner" -m 0600 "$SOURCE/packaging/systemd/$name.env.example" "$ETC/$name.env"
+        echo "   wrote $ETC/$name.env (owner $owner, 0600): fill it in"
+    else
+        echo "   keeping existing $ETC/$name.env"
+    fi
+done
 
 echo "== systemd units"
 for unit in eve-api.service eve-worker@.service eve.target; do
@@ -88,7 +97,7 @@ done
 
 cat <<NEXT
 == done. Next:
-   1. edit $ETC/eve.env (DATABASE_URL, JWT_SECRET, ANTHROPIC_API_KEY, ...)
-   2. sudo -u eve env \$(grep -v '^#' $ETC/eve.env | xargs) $PREFIX/venv/bin/eve db migrate
+   1. fill in $ETC/migrate.env, $ETC/api.env and $ETC/worker.env (packaging/README.md)
+   2. sudo sh -c 'set -a; . $ETC/migrate.env; $PREFIX/venv/bin/eve db migrate && $PREFIX/venv/bin/eve db roles'
    3. bootstrap a tenant and key (packaging/README.md), then: systemctl start eve.target
 NEXT

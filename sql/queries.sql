@@ -79,12 +79,15 @@ RETURNING *;
 -- name: renew_leases
 -- Heartbeat for every slot of a worker at once; returns the ids it still holds and
 -- whether a cancel was asked for, so the worker learns both in one round trip.
-UPDATE eve.orchestration_requests
+-- A join with the id list (not `id = ANY(...)`), so even the generic plan is one
+-- primary-key lookup per id (tests/integration/test_query_plans.py).
+UPDATE eve.orchestration_requests r
 SET heartbeat_at = now(),
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-WHERE id = ANY(%(ids)s::uuid[]) AND claimed_by = %(worker_id)s
-  AND status IN ('claimed', 'processing')
-RETURNING id, cancel_requested_at IS NOT NULL AS cancel_requested;
+FROM unnest(%(ids)s::uuid[]) AS held(id)
+WHERE r.id = held.id AND r.claimed_by = %(worker_id)s
+  AND r.status IN ('claimed', 'processing')
+RETURNING r.id, r.cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: finish_request
 -- The result row, the final status and the closing event in one statement: the update
@@ -126,6 +129,80 @@ SELECT res.*,
             WHERE d.status = 'pending' AND d.blocked_by <> '{}' AND d.blocked_by @> ARRAY[res.request_id]
        )) AS has_dependents
 FROM res;
+
+-- name: finish_many
+-- finish_request for many requests in one statement (the worker coalesces results that
+-- finish within a few ms): the same fence per row (still in flight, held by that
+-- worker), one result per request (unique request_id), the closing events, and
+-- dependents unblocked once for every finished blocker of theirs in the batch.
+-- The input is one JSON array of objects, one per request, with distinct ids (one
+-- json.dumps in the client instead of fourteen arrays dumped element by element).
+WITH input AS (
+    SELECT *
+    FROM jsonb_to_recordset(%(items)s::jsonb)
+         AS i(id uuid, worker_id text, final_status text, status text, output jsonb, summary text,
+              duration_ms integer, tokens_used integer, cost_usd numeric, error text, error_code text,
+              event_kind text, event_data jsonb, success boolean)
+    LIMIT %(n)s  -- = the number of items: tells the planner how many (it guesses 100 otherwise)
+), locked AS (
+    -- One primary-key lookup per input row: a LATERAL subquery with LIMIT is never
+    -- flattened into a join the planner could turn into a scan of the table. Rows are
+    -- locked in id order, so overlapping batches wait for each other instead of
+    -- deadlocking; a row finished meanwhile fails the re-checked filter and is skipped.
+    SELECT r.id, i.final_status, i.error
+    FROM (SELECT * FROM input ORDER BY id) i
+    CROSS JOIN LATERAL (
+        SELECT r.id FROM eve.orchestration_requests r
+        WHERE r.id = i.id
+          AND r.status IN ('claimed', 'processing')
+          AND r.claimed_by IS NOT DISTINCT FROM i.worker_id
+        LIMIT 1
+        FOR UPDATE
+    ) r
+), req AS (
+    UPDATE eve.orchestration_requests r
+    SET status = l.final_status,
+        finished_at = now(),
+        lease_expires_at = NULL,
+        last_error = l.error
+    FROM locked l
+    WHERE r.id = l.id
+    RETURNING r.id, r.org_id
+), res AS (
+    INSERT INTO eve.orchestration_results
+        (request_id, org_id, status, output, summary, duration_ms, tokens_used, cost_usd, error, error_code)
+    SELECT req.id, req.org_id, i.status, i.output, i.summary, i.duration_ms, i.tokens_used, i.cost_usd,
+           i.error, i.error_code
+    FROM req JOIN input i ON i.id = req.id
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING *
+), logged AS (
+    INSERT INTO eve.request_events (request_id, org_id, kind, data)
+    SELECT res.request_id, res.org_id, i.event_kind, i.event_data
+    FROM res JOIN input i ON i.id = res.request_id
+), succeeded AS (
+    SELECT array_agg(res.request_id) AS ids
+    FROM res JOIN input i ON i.id = res.request_id
+    WHERE i.success
+), dependents AS (
+    SELECT d.id, s.ids
+    FROM eve.orchestration_requests d, succeeded s
+    WHERE s.ids IS NOT NULL AND d.status = 'pending' AND d.blocked_by <> '{}' AND d.blocked_by && s.ids
+    ORDER BY d.id
+    FOR UPDATE OF d
+), unblocked AS (
+    UPDATE eve.orchestration_requests d
+    SET blocked_by = ARRAY(SELECT b FROM unnest(d.blocked_by) WITH ORDINALITY AS u(b, n)
+                           WHERE b <> ALL(dep.ids) ORDER BY n)
+    FROM dependents dep
+    WHERE d.id = dep.id
+)
+SELECT res.*,
+       (NOT i.success AND EXISTS (
+            SELECT 1 FROM eve.orchestration_requests d
+            WHERE d.status = 'pending' AND d.blocked_by <> '{}' AND d.blocked_by @> ARRAY[res.request_id]
+       )) AS has_dependents
+FROM res JOIN input i ON i.id = res.request_id;
 
 -- name: fail_dependents
 -- Everything (transitively) blocked by a request that did not succeed can never run:
@@ -201,6 +278,14 @@ WHERE status IN ('claimed', 'processing') AND lease_expires_at < now()
 ORDER BY lease_expires_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
+
+-- name: worker_claims
+-- What a worker id still holds: at start, its previous incarnation's claims (that
+-- process and, with the sandbox, its agents are dead), to requeue at once.
+SELECT id, org_id, attempts, max_attempts, claimed_by
+FROM eve.orchestration_requests
+WHERE claimed_by = %(worker_id)s AND status IN ('claimed', 'processing')
+FOR UPDATE;
 
 -- name: reap_requeue
 UPDATE eve.orchestration_requests

@@ -12,7 +12,7 @@ SELECT r.id, r.created_at, r.org_id, o.slug AS org_slug, r.user_id, r.worker_typ
        left(r.prompt, 200) AS prompt,
        r.config, r.priority, r.attempts, r.max_attempts, r.claimed_by, r.claimed_at, r.run_after,
        r.started_at, r.finished_at, r.lease_expires_at, r.cancel_requested_at, r.replay_of, r.parent_id,
-       r.blocked_by, r.last_error,
+       r.blocked_by, r.last_error, r.schedule_id,
        res.status AS result_status, res.summary AS result_summary, res.duration_ms AS result_duration_ms,
        res.tokens_used AS result_tokens_used, res.cost_usd AS result_cost_usd, res.error AS result_error,
        res.error_code AS result_error_code
@@ -79,35 +79,35 @@ WHERE r.id = %(id)s;
 -- name: api_org_by_slug
 SELECT id, slug FROM eve.organizations WHERE slug = %(slug)s;
 
--- name: api_visible_org_ids
-SELECT id FROM eve.organizations;
-
 -- name: api_workers
 -- Busy/idle and the current request come from the claims (the queue's truth, now), not from
 -- the worker's last heartbeat row, which lags by up to a heartbeat; draining and stopped do.
+-- Through eve.workers_visible (0004, 0006): slots_busy counts every org's claims; the
+-- current request is one the caller may see (row-level security on the claims), else NULL.
 SELECT w.id, w.worker_type, w.hostname, w.pid, w.version, w.slots, w.started_at, w.heartbeat_at, w.stopped_at,
-       w.drain_requested_at,
+       w.drain_requested_at, w.sandbox, w.disk_low,
        extract(epoch FROM now() - w.heartbeat_at) AS heartbeat_age_s,
-       coalesce(c.busy, 0) AS slots_busy,
+       CASE WHEN w.state = 'stopped' THEN 0 ELSE w.slots_busy END AS slots_busy,
        c.current_request_id,
        CASE WHEN w.state IN ('stopped', 'draining') THEN w.state
             WHEN w.drain_requested_at IS NOT NULL THEN 'draining'
-            WHEN coalesce(c.busy, 0) > 0 THEN 'busy'
+            WHEN w.slots_busy > 0 THEN 'busy'
             ELSE 'idle' END AS state
-FROM eve.workers w
+FROM eve.workers_visible w
 LEFT JOIN LATERAL (
-    SELECT count(*) AS busy, (array_agg(r.id ORDER BY r.claimed_at))[1] AS current_request_id
+    SELECT r.id AS current_request_id
     FROM eve.orchestration_requests r
     WHERE r.claimed_by = w.id AND r.status IN ('claimed', 'processing')
+    ORDER BY r.claimed_at
+    LIMIT 1
 ) c ON w.state <> 'stopped'
 WHERE w.state <> 'stopped' OR w.stopped_at > now() - interval '1 hour'
 ORDER BY w.worker_type, w.id;
 
 -- name: api_worker_drain
--- Runs as the service role after the API checked the caller is an operator.
-UPDATE eve.workers SET drain_requested_at = coalesce(drain_requested_at, now())
-WHERE id = %(id)s
-RETURNING id, state, drain_requested_at;
+-- Through a definer function (0006): the API's role may not write eve.workers, and the
+-- function itself admits operators only.
+SELECT * FROM eve.api_worker_drain(%(id)s);
 
 -- name: api_stats
 -- What finished in the window, in all, per worker type and per org: counts by outcome,
@@ -138,17 +138,19 @@ FROM g LEFT JOIN eve.organizations o ON o.id = g.org_id
 ORDER BY g.by_type DESC, g.by_org DESC, g.worker_type, o.slug;
 
 -- name: api_worker_exists
-SELECT 1 FROM eve.workers WHERE id = %(id)s;
+SELECT 1 FROM eve.workers_visible WHERE id = %(id)s;
 
 -- name: api_worker_logs
+-- Row-level security (0004) returns rows to operators only.
 SELECT id, at, level, message, data FROM eve.worker_logs
 WHERE worker_id = %(worker_id)s AND id > %(after)s
 ORDER BY id
 LIMIT %(limit)s;
 
--- name: api_events_by_ids
--- The SSE hub fetches the rows a burst of notifications named (as the service role; it
--- then delivers each only to subscribers whose org memberships allow it).
+-- name: api_visible_events_by_ids
+-- The SSE hub fetches the rows a burst of notifications named, once per connected caller
+-- and under that caller's identity: row-level security decides who gets which.
+-- (Never through a SECURITY DEFINER function or the service role: that would undo it.)
 SELECT e.id, e.request_id, e.org_id, e.at, e.kind, e.data, r.worker_type
 FROM eve.request_events e
 JOIN eve.orchestration_requests r ON r.id = e.request_id
@@ -168,14 +170,40 @@ ORDER BY e.id
 LIMIT %(limit)s;
 
 -- name: api_last_event_id
-SELECT coalesce(max(id), 0) AS id FROM eve.request_events;
+SELECT eve.api_last_event_id() AS id;
+
+-- name: api_queue_depth
+-- The whole platform's queue depth (see queue_depth), for /queue, /status and /metrics.
+SELECT * FROM eve.api_queue_depth();
 
 -- name: api_workers_per_type
 SELECT t.id AS worker_type,
        count(w.id) FILTER (WHERE w.state <> 'stopped'
                            AND w.heartbeat_at > now() - make_interval(secs => %(lease_seconds)s)) AS alive,
-       count(w.id) FILTER (WHERE w.state <> 'stopped') AS expected
+       count(w.id) FILTER (WHERE w.state <> 'stopped') AS expected,
+       count(w.id) FILTER (WHERE w.state <> 'stopped' AND w.sandbox = 'none') AS unsandboxed,
+       count(w.id) FILTER (WHERE w.state <> 'stopped' AND w.disk_low) AS disk_low
 FROM eve.worker_types t
-LEFT JOIN eve.workers w ON w.worker_type = t.id
+LEFT JOIN eve.workers_visible w ON w.worker_type = t.id
 GROUP BY t.id
 ORDER BY t.id;
+
+-- name: api_event_listener_announce
+-- This API process has live SSE subscribers: request eve_events notifications until
+-- expires_at (refreshed while it has any). Long-expired rows of dead processes go too.
+WITH gone AS (
+    DELETE FROM eve.event_listeners WHERE expires_at < now() - interval '1 hour'
+)
+INSERT INTO eve.event_listeners (id, expires_at)
+VALUES (%(id)s, now() + make_interval(secs => %(ttl_seconds)s))
+ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+
+-- name: api_event_listener_withdraw
+DELETE FROM eve.event_listeners WHERE id = %(id)s;
+
+-- name: api_snapshot_xmax
+-- Transactions with an id below this had started when the announcement committed.
+SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax;
+
+-- name: api_snapshot_xmin
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin;

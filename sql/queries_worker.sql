@@ -1,17 +1,19 @@
 -- Named queries of the worker daemon: its registry row and its bounded log.
 
 -- name: worker_register
-INSERT INTO eve.workers (id, worker_type, hostname, pid, version, slots, state, started_at, heartbeat_at)
-VALUES (%(id)s, %(worker_type)s, %(hostname)s, %(pid)s, %(version)s, %(slots)s, 'idle', now(), now())
+INSERT INTO eve.workers (id, worker_type, hostname, pid, version, slots, state, started_at, heartbeat_at, sandbox)
+VALUES (%(id)s, %(worker_type)s, %(hostname)s, %(pid)s, %(version)s, %(slots)s, 'idle', now(), now(), %(sandbox)s)
 ON CONFLICT (id) DO UPDATE
 SET worker_type = EXCLUDED.worker_type, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
     version = EXCLUDED.version, slots = EXCLUDED.slots, state = 'idle', started_at = now(),
-    heartbeat_at = now(), stopped_at = NULL, current_request_id = NULL, drain_requested_at = NULL;
+    heartbeat_at = now(), stopped_at = NULL, current_request_id = NULL, sandbox = EXCLUDED.sandbox,
+    disk_low = false, drain_requested_at = NULL;
 
 -- name: worker_heartbeat
 -- Also tells the worker whether an operator asked it to drain.
 UPDATE eve.workers
-SET heartbeat_at = now(), state = %(state)s, current_request_id = %(current_request_id)s
+SET heartbeat_at = now(), state = %(state)s, current_request_id = %(current_request_id)s,
+    disk_low = %(disk_low)s
 WHERE id = %(id)s
 RETURNING drain_requested_at IS NOT NULL AS drain;
 

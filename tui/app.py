@@ -29,6 +29,7 @@ from textual.screen import Screen
 from eve.tui.screens.dashboard import DashboardScreen
 from eve.tui.screens.modals import ConfirmModal, HelpScreen
 from eve.tui.screens.request import RequestScreen
+from eve.tui.screens.schedules import SchedulesScreen
 from eve.tui.screens.workers import WorkersScreen
 
 HISTORY_SECONDS = 600
@@ -59,6 +60,9 @@ class Client(Protocol):
     async def replay(self, request_id: str, **kw: Any) -> dict[str, Any]: ...
     async def stats(self, **kw: Any) -> dict[str, Any]: ...
     async def drain_worker(self, worker_id: str) -> dict[str, Any]: ...
+    async def list_schedules(self, **kw: Any) -> list[dict[str, Any]]: ...
+    async def update_schedule(self, schedule: str, **changes: Any) -> dict[str, Any]: ...
+    async def run_schedule(self, schedule: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -128,6 +132,7 @@ class EveCommands(Provider):
         commands: list[tuple[str, Callable[[], Any], str]] = [
             ("dashboard", app.action_dashboard, "Queue, workers, requests, live tail"),
             ("workers", app.action_workers, "All workers; Enter tails a worker's log"),
+            ("schedules", app.action_schedules, "Cron schedules: next fire, last result; pause, resume, run now"),
             ("replay last failed", app.action_replay_last_failed, "Replay the newest failed request (asks first)"),
             ("pause / resume refresh", app.action_toggle_pause, "Stop or restart fetching and the tail"),
             ("toggle UTC / local time", app.action_toggle_utc, "Show times in UTC or this machine's zone"),
@@ -181,6 +186,7 @@ class EveApp(App[None]):
         Binding("plus", "faster", "Faster", key_display="+", show=False),
         Binding("minus", "slower", "Slower", key_display="-", show=False),
         Binding("w", "workers", "Workers"),
+        Binding("s", "schedules", "Schedules", show=False),  # in ? help and the palette
     ]
 
     def __init__(self, client: Client, *, refresh_s: float = 2.0, read_only: bool = False,
@@ -384,6 +390,10 @@ class EveApp(App[None]):
         if not isinstance(self.screen, WorkersScreen):
             self.push_screen(WorkersScreen())
             self._broadcast()
+
+    def action_schedules(self) -> None:
+        if not isinstance(self.screen, SchedulesScreen):
+            self.push_screen(SchedulesScreen())
 
     def action_dashboard(self) -> None:
         while len(self.screen_stack) > 2:

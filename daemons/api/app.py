@@ -19,10 +19,11 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from eve import __version__
 from eve.auth import Caller, bearer, verify
-from eve.daemons.api import errors, routes
+from eve.daemons.api import errors, routes, schedules
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
 from eve.db import make_pool
+from eve.worker_types import WorkerTypeCache
 
 access_log = logging.getLogger("eve.api.access")
 
@@ -69,10 +70,15 @@ def create_app(settings: ApiSettings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = make_pool(settings.database_url, min_size=1, max_size=settings.pool_size, name="eve-api")
         await pool.open(wait=False)  # the API starts (and answers 503) even while PostgreSQL is down
-        hub = Hub(settings.database_url, pool, queue_size=settings.sse_queue_size)
+        worker_types = WorkerTypeCache()
+        hub = Hub(settings.database_url, pool, queue_size=settings.sse_queue_size,
+                  on_worker_types_changed=worker_types.invalidate)
         app.state.pool = pool
+        app.state.worker_types = worker_types
         app.state.hub = hub
         await hub.start()
+        # No scheduler loop here: the API's database role is eve_api only (least privilege),
+        # and firing a schedule writes as the service role. Every worker runs the loop.
         try:
             yield
         finally:
@@ -80,7 +86,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=routes.HANDLERS,
+        route_handlers=[*routes.HANDLERS, *schedules.HANDLERS],
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -26,6 +26,7 @@ class ErrorBody(msgspec.Struct):
 ERROR_RESPONSES = {
     400: ResponseSpec(ErrorBody, description="Bad input (invalid_input, invalid_worker_type)"),
     401: ResponseSpec(ErrorBody, description="Missing, invalid or expired token; wrong or revoked API key"),
+    403: ResponseSpec(ErrorBody, description="Not allowed for this caller (worker logs: operators only)"),
     404: ResponseSpec(ErrorBody, description="Not found, or not visible to the caller"),
     409: ResponseSpec(ErrorBody, description="Conflict with the request's state"),
     413: ResponseSpec(ErrorBody, description="Body over 2 MB or prompt over 1 MB"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from eve import __version__, auth, metrics, queue
 from eve.auth import Caller
-from eve.db import as_service, as_user
+from eve.db import as_api, as_user
 from eve.errors import Forbidden, NotFound, ValidationError
 from eve.queries import Q
 from eve.daemons.api.errors import ERROR_RESPONSES
@@ -128,8 +129,7 @@ async def _org_id(conn: Any, slug: str | None) -> UUID | None:
 @post("/auth/token", status_code=200, tags=["auth"], responses=ERROR_RESPONSES, security=[],
       summary="Exchange an API key for a JWT")
 async def token(data: TokenIn, state: State) -> TokenOut:
-    async with as_service(state.pool) as conn:
-        await conn.execute("SET LOCAL ROLE eve_api")  # the key lookup runs through its definer functions
+    async with as_api(state.pool) as conn:  # the key lookup runs through its definer functions
         tok, expires = await auth.exchange_api_key(conn, data.api_key, state.settings.jwt_secret,
                                                    state.settings.token_ttl_s)
     return TokenOut(token=tok, expires_at=expires.isoformat().replace("+00:00", "Z"))
@@ -144,14 +144,13 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
         c = data.config
         config = {k: v for k, v in {"variant": c.variant, "model": c.model, "timeout_ms": c.timeout_ms,
                                     "allowed_tools": c.allowed_tools}.items() if v is not None}
+    # BEGIN + identity, INSERT ... RETURNING, COMMIT: three round trips (worker types are cached)
     async with as_user(state.pool, caller.user_id) as conn:
         req = await queue.enqueue(conn, org_id=caller.org_id, user_id=caller.user_id, worker_type=data.worker_type,
                                   prompt=data.prompt, context=data.context, config=config, priority=data.priority,
                                   run_after=data.run_after, blocked_by=data.blocked_by, parent_id=data.parent_id,
-                                  settings=state.settings.queue)
-        cur = await conn.execute(Q.api_request_detail, {"id": req.id})
-        row = await cur.fetchone()
-    return request_out(row)
+                                  settings=state.settings.queue, worker_types=state.worker_types)
+    return request_out(dataclasses.asdict(req))  # a new request has no result to join
 
 
 @get("/requests", tags=["requests"], responses=ERROR_RESPONSES,
@@ -231,14 +230,6 @@ async def replay_request(request_id: str, caller: Caller, state: State, data: Re
 
 # -- events -------------------------------------------------------------------------------------
 
-async def _visible_orgs(state: State, caller: Caller) -> frozenset[UUID] | None:
-    if caller.operator:
-        return None
-    async with as_user(state.pool, caller.user_id) as conn:
-        cur = await conn.execute(Q.api_visible_org_ids)
-        return frozenset(r["id"] for r in await cur.fetchall())
-
-
 def _sse(frames: Any) -> ServerSentEvent:
     async def gen() -> Any:
         async for f in frames:
@@ -282,7 +273,7 @@ async def request_events(request: Request[Any, Any, Any], request_id: str, calle
         async with as_user(state.pool, caller.user_id) as c:
             return (await queue.get_request(c, rid)).finished
 
-    sub = Subscriber(orgs=await _visible_orgs(state, caller), request_id=rid)
+    sub = Subscriber(user_id=caller.user_id, request_id=rid)
     return _sse(stream(state.hub, sub, after=_last_event_id(request, after), fetch_after=fetch_after,
                        is_finished=finished, ping_s=state.settings.sse_ping_s, to_json=event_out))
 
@@ -294,6 +285,7 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
                    org: str | None = None) -> Response[Any]:
     async with as_user(state.pool, caller.user_id) as conn:
         org_id = await _org_id(conn, org)
+    await state.hub.ensure_presence()  # also brings hub.last_id up to date if nobody was listening
     start = _last_event_id(request, 0) or state.hub.last_id
 
     async def fetch_after(last: int) -> list[dict[str, Any]]:
@@ -302,7 +294,7 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
                                                        "org_id": org_id, "limit": 500})
             return await cur.fetchall()
 
-    sub = Subscriber(orgs=await _visible_orgs(state, caller), worker_type=worker_type, org_filter=org_id)
+    sub = Subscriber(user_id=caller.user_id, worker_type=worker_type, org_filter=org_id)
     return _sse(stream(state.hub, sub, after=start, fetch_after=fetch_after, is_finished=None,
                        ping_s=state.settings.sse_ping_s, to_json=event_out))
 
@@ -310,26 +302,30 @@ async def firehose(request: Request[Any, Any, Any], caller: Caller, state: State
 # -- platform -------------------------------------------------------------------------------------
 
 @get("/queue", tags=["platform"], responses=ERROR_RESPONSES,
-     summary="Queue depth per worker type, with how many workers of the type are alive")
+     summary="Queue depth per worker type (the caller's orgs; operators: all), with live workers")
 async def get_queue(caller: Caller, state: State) -> list[Json]:
-    async with as_service(state.pool) as conn:
+    async with as_user(state.pool, caller.user_id) as conn:
         depth = await queue.queue_depth(conn)
         cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
         alive = {r["worker_type"]: r["alive"] for r in await cur.fetchall()}
     return [{**queue_out(d), "workersAlive": alive.get(d.worker_type, 0)} for d in depth]
 
 
-@get("/workers", tags=["platform"], responses=ERROR_RESPONSES, summary="Workers and what they run")
+@get("/workers", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="Workers and what they run (another org's request id is null)")
 async def get_workers(caller: Caller, state: State) -> list[Json]:
     async with as_user(state.pool, caller.user_id) as conn:
         rows = await (await conn.execute(Q.api_workers)).fetchall()
     return [worker_out(r, state.settings.queue.lease_seconds) for r in rows]
 
 
-@get("/workers/{worker_id:str}/logs", tags=["platform"], responses=ERROR_RESPONSES, summary="A worker's log tail")
+@get("/workers/{worker_id:str}/logs", tags=["platform"], responses=ERROR_RESPONSES,
+     summary="A worker's log tail (operators only: lines name every org's requests)")
 async def get_worker_logs(worker_id: str, caller: Caller, state: State,
                           after: Annotated[int, Parameter(ge=0)] = 0,
                           limit: Annotated[int, Parameter(ge=1, le=1000)] = 500) -> list[Json]:
+    if not caller.operator:  # row-level security returns no rows to members anyway; say why
+        raise Forbidden("worker logs are for operators: their lines name requests of every org")
     async with as_user(state.pool, caller.user_id) as conn:
         if await (await conn.execute(Q.api_worker_exists, {"id": worker_id})).fetchone() is None:
             raise NotFound(f"worker {worker_id!r} not found")
@@ -344,7 +340,7 @@ async def get_worker_logs(worker_id: str, caller: Caller, state: State,
 async def drain_worker(worker_id: str, caller: Caller, state: State) -> Json:
     if not caller.operator:
         raise Forbidden("only operators can drain workers")
-    async with as_service(state.pool) as conn:
+    async with as_user(state.pool, caller.user_id) as conn:
         row = await (await conn.execute(Q.api_worker_drain, {"id": worker_id})).fetchone()
     if row is None:
         raise NotFound(f"worker {worker_id!r} not found")
@@ -383,12 +379,13 @@ async def get_worker_types(caller: Caller, state: State) -> list[Json]:
 
 @get("/status", tags=["platform"], responses=ERROR_RESPONSES, summary="What `eve status` prints")
 async def get_status(caller: Caller, state: State) -> Json:
-    async with as_service(state.pool) as conn:
-        depth = await queue.queue_depth(conn)
+    async with as_user(state.pool, caller.user_id) as conn:
+        depth = await queue.queue_depth(conn)  # the caller's orgs only, like GET /queue
         cur = await conn.execute(Q.api_workers_per_type, {"lease_seconds": state.settings.queue.lease_seconds})
         per_type = await cur.fetchall()
     return {"api": "ok", "database": "ok", "version": __version__,
-            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"]}
+            "workers": [{"workerType": r["worker_type"], "alive": r["alive"], "expected": r["expected"],
+                         "unsandboxed": r["unsandboxed"], "diskLow": r["disk_low"]}
                         for r in per_type],
             "queue": [queue_out(d) for d in depth]}
 
@@ -399,7 +396,7 @@ async def health(state: State, ready: bool = False) -> Response[Json]:
     if not ready:
         return Response({"status": "ok"})
     try:
-        async with as_service(state.pool) as conn:
+        async with as_api(state.pool) as conn:
             await conn.execute("SELECT 1")
     except Exception:  # noqa: BLE001 - any failure means not ready
         return Response({"status": "unavailable", "database": "down"}, status_code=503)
@@ -414,8 +411,8 @@ _depth_cache: dict[str, float] = {"at": 0.0}
 async def get_metrics(state: State) -> Response[bytes]:
     if time.monotonic() - _depth_cache["at"] > 1.0:
         try:
-            async with as_service(state.pool) as conn:
-                for d in await queue.queue_depth(conn):
+            async with as_api(state.pool) as conn:
+                for d in await queue.queue_depth(conn, platform_wide=True):
                     metrics.QUEUE_DEPTH.labels(d.worker_type).set(d.pending)
             _depth_cache["at"] = time.monotonic()
         except Exception:  # noqa: BLE001 - serve the last known values when the DB is away

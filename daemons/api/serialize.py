@@ -43,6 +43,7 @@ def request_out(row: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
         "cancelRequestedAt": ts(row["cancel_requested_at"]),
         "replayOf": str(row["replay_of"]) if row["replay_of"] else None,
         "parentId": str(row["parent_id"]) if row["parent_id"] else None,
+        "scheduleId": str(row["schedule_id"]) if row.get("schedule_id") else None,
         "blockedBy": [str(b) for b in row.get("blocked_by") or []], "lastError": row["last_error"],
         "queuedMs": _ms(row["created_at"], row["started_at"], now),
         "durationMs": _ms(row["started_at"], row["finished_at"], now),
@@ -93,6 +94,7 @@ def worker_out(row: dict[str, Any], lease_s: float) -> dict[str, Any]:
             "currentRequestId": str(row["current_request_id"]) if row["current_request_id"] else None,
             "slots": row["slots"], "slotsBusy": int(row["slots_busy"] or 0), "startedAt": ts(row["started_at"]),
             "heartbeatAt": ts(row["heartbeat_at"]), "heartbeatAgeS": round(age, 3),
+            "sandbox": row.get("sandbox") or "none", "diskLow": bool(row.get("disk_low")),
             "drainRequestedAt": ts(row.get("drain_requested_at"))}
 
 

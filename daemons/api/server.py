@@ -33,6 +33,12 @@ def serve(host: str = "127.0.0.1", port: int = 3000, workers: int = 1) -> None:
     except EveError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         sys.exit(1)
-    # our access log (JSON, with request id, org, route, status, latency) replaces uvicorn's
+    # our access log (JSON, with request id, org, route, status, latency) replaces uvicorn's.
+    # Keep-alive: uvicorn closes an idle connection after 5 s by default, exactly when httpx
+    # (keepalive_expiry 5 s) may still reuse it: the request then meets a closing socket and
+    # the client gets ReadError('') (seen once in ten runs of the POST benchmark, never in
+    # the access log). The server must outlast its clients' idle timeouts (httpx 5 s,
+    # nginx/ALB 60 s), so 75 s, as gunicorn and nginx use; EVE_API_KEEPALIVE_S overrides.
     uvicorn.run("eve.daemons.api.server:app_factory", factory=True, host=host, port=port, workers=workers,
-                log_config=None, access_log=False, proxy_headers=True, timeout_graceful_shutdown=5)
+                log_config=None, access_log=False, proxy_headers=True, timeout_graceful_shutdown=5,
+                timeout_keep_alive=int(os.environ.get("EVE_API_KEEPALIVE_S", "75")), backlog=2048)

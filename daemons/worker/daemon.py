@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -30,11 +31,13 @@ from uuid import UUID
 
 import psycopg
 
-from eve import __version__, metrics, queue, workers
+from eve import __version__, metrics, queue, scheduler, workers
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
+from eve.executor.sandbox import DEFAULT_UID_BASE, Runtime, kill_uid_processes
 from eve.models import Outcome, Request, WorkerType
+from eve.daemons.worker.results import ResultWriter
 from eve.settings import QueueSettings
 
 log = logging.getLogger("eve.worker")
@@ -53,16 +56,26 @@ class WorkerConfig:
     grace_s: float = 30.0
     poll_interval_s: float = 5.0
     isolate_home: bool = False
+    listen: bool = True  # False: poll only (PgBouncer transaction pooling); cancels arrive with the heartbeat
     queue: QueueSettings = field(default_factory=QueueSettings)
     worker_id: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}")
+    sandbox: str = "auto"  # auto | bwrap | uid | none (eve.executor.sandbox)
+    sandbox_hide: tuple[str, ...] = ()  # platform paths agents must never see (data dirs, config)
+    sandbox_uid_base: int = DEFAULT_UID_BASE  # slot i runs as uid base+i (root workers)
+    keep_workspaces: bool = False  # development: keep every workspace
+    keep_failed_s: float = 86_400.0  # failed requests' workspaces stay this long for debugging
+    min_free_disk_mb: int = 1024  # below this much free space under the workspace root, stop claiming
 
 
 @dataclass
 class Slot:
     request: Request
     task: asyncio.Task[None]
+    index: int = 0  # which slot: picks the agent's uid
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     shutdown: bool = False
+    fenced: bool = False  # the claim is lost (or could not be renewed): stop, write nothing
+    renewed_at: float = field(default_factory=time.monotonic)
 
 
 class EventBatcher:
@@ -109,7 +122,8 @@ class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.id = config.worker_id
-        self.pool = make_pool(config.dsn, min_size=2, max_size=max(4, config.slots + 3), name=self.id)
+        self.pool = make_pool(config.dsn, min_size=2, max_size=max(4, config.slots + 3), name=self.id,
+                              service_only=True)
         self.slots: dict[UUID, Slot] = {}
         self.wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -118,7 +132,10 @@ class Worker:
         self.claim_loop_alive = 0.0
         self.db_ok = False
         self.worker_type: WorkerType | None = None
+        self.runtime: Runtime | None = None
+        self.disk_low = False
         self._log_buffer: list[tuple[Any, ...]] = []
+        self.results = ResultWriter(self.with_db, self.id)
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- database helpers --------------------------------------------------------------
@@ -152,16 +169,37 @@ class Worker:
 
     async def run(self) -> None:
         cfg = self.config
+        # refuses to start (SandboxUnavailable) rather than run agents unconfined by surprise
+        self.runtime = Runtime.create(cfg.sandbox, workspace_root=cfg.workspace_root, hide=cfg.sandbox_hide,
+                                      uid_base=cfg.sandbox_uid_base)
+        if self.runtime.mode == "uid":
+            # no PID namespace: agents of a killed previous incarnation may still run as our slot uids
+            leftovers = kill_uid_processes(self.runtime.slot_uids(cfg.slots))
+            if leftovers:
+                self.log("warning", f"killed {len(leftovers)} leftover agent process(es) of a previous run",
+                         pids=leftovers)
+        self.runtime.prepare_workspace_root(cfg.workspace_root)
         await self.pool.open(wait=False)
         self.worker_type = await self.with_db(lambda c: queue.get_worker_type(c, cfg.worker_type))
-        cfg.workspace_root.mkdir(parents=True, exist_ok=True)
         await self.with_db(lambda c: workers.register(
             c, worker_id=self.id, worker_type=cfg.worker_type, hostname=socket.gethostname(), pid=os.getpid(),
-            version=__version__, slots=cfg.slots))
+            version=__version__, slots=cfg.slots, sandbox=self.runtime.mode))
         self.log("info", f"worker {self.id} started: type={cfg.worker_type} slots={cfg.slots} "
-                         f"workspace={cfg.workspace_root}")
+                         f"workspace={cfg.workspace_root} sandbox={self.runtime.mode} ({self.runtime.reason})")
+        if self.runtime.mode == "none":
+            self.log("warning", "SANDBOX DISABLED (--sandbox none): agents run with this worker's uid and can "
+                                "read its files and processes; use it only for development")
+        released = await self.with_db(lambda c: queue.release_claims(c, self.id))
+        if released.requeued or released.failed:
+            self.log("info", f"previous run of {self.id} held {len(released.requeued) + len(released.failed)} "
+                             "request(s): requeued at once", requeued=[str(i) for i in released.requeued],
+                     failed=[str(i) for i in released.failed])
+        self._sweep_workspaces(dead=[*released.requeued, *released.failed])
         self._tasks = [asyncio.create_task(t, name=n) for n, t in (
-            ("listener", self._listen()), ("heartbeat", self._heartbeat()), ("reaper", self._reap()))]
+            ("listener", self._listen()), ("heartbeat", self._heartbeat()), ("reaper", self._reap()),
+            ("fence", self._fence_watch()))]
+        if (cron := scheduler.start(self.pool, cfg.dsn, name=self.id)) is not None:
+            self._tasks.append(cron)  # cron schedules: every worker tries each tick, one wins
         try:
             await self._claim_loop()
             await self._drain()
@@ -205,7 +243,7 @@ class Worker:
             self.claim_loop_alive = time.monotonic()
             free = cfg.slots - len(self.slots)
             claimed: list[Request] = []
-            if free > 0:
+            if free > 0 and self._disk_ok():
                 self.wakeup.clear()
                 try:
                     claimed = await self.with_db(
@@ -227,7 +265,10 @@ class Worker:
             pass
 
     def _start(self, req: Request) -> None:
-        slot = Slot(request=req, task=asyncio.create_task(self._run_one(req), name=f"request-{req.id}"))
+        used = {s.index for s in self.slots.values()}
+        index = next(i for i in range(self.config.slots) if i not in used)
+        slot = Slot(request=req, index=index,
+                    task=asyncio.create_task(self._run_one(req), name=f"request-{req.id}"))
         self.slots[req.id] = slot
         metrics.SLOTS_BUSY.set(len(self.slots))
         slot.task.add_done_callback(lambda _t, rid=req.id: self._finished(rid))
@@ -253,17 +294,24 @@ class Worker:
             except ResultConflict:
                 log.warning("request taken over before it started", extra=extra)
                 return
-            settings = ExecutorSettings(workspace_root=cfg.workspace_root, isolate_home=cfg.isolate_home)
+            settings = ExecutorSettings(workspace_root=cfg.workspace_root, isolate_home=cfg.isolate_home,
+                                        sandbox=self.runtime, slot=slot.index)
             outcome = await execute(req, self.worker_type, settings, batcher.emit, slot.cancel)
         except Exception as exc:  # noqa: BLE001 - a bug here must not kill the worker
             log.exception("executor failed", extra=extra)
             outcome = Outcome(status="failed", error=f"worker error: {exc!r}", error_code="variant_crashed",
                               retryable=True)
         await batcher.close()
+        if slot.fenced:
+            # the lease is (about to be) gone: another worker may already run it; write nothing
+            log.warning("claim lost; agent stopped, no result written", extra=extra)
+            return
         if slot.shutdown:
             await self._give_back(req, extra)
             return
         await self._report(req, outcome, extra, time.monotonic() - started)
+        if not cfg.keep_workspaces and outcome.status in ("success", "cancelled"):
+            self._remove_workspace(req.id)
 
     async def _give_back(self, req: Request, extra: dict[str, Any]) -> None:
         try:
@@ -277,7 +325,7 @@ class Worker:
         """Write the result; held and retried while the database is away, never dropped."""
         try:
             if outcome.status in ("success", "cancelled") or not outcome.retryable:
-                await self.with_db(lambda c: queue.complete(c, req, self.id, outcome))
+                await self.results.complete(req, outcome)  # coalesced with others finishing now
             else:
                 await self.with_db(lambda c: queue.fail(c, req, self.id, outcome, settings=self.config.queue))
         except ResultConflict as exc:
@@ -299,6 +347,8 @@ class Worker:
     # -- background loops ---------------------------------------------------------------------
 
     async def _listen(self) -> None:
+        if not self.config.listen:
+            return
         delay = 0.5
         while True:
             try:
@@ -330,19 +380,29 @@ class Worker:
                 slot.cancel.set()
 
     async def _heartbeat(self) -> None:
-        interval = max(0.2, self.config.queue.lease_seconds / 3)
+        q = self.config.queue
+        interval = max(0.2, min(q.heartbeat_seconds, q.lease_seconds / 3))
         while True:
             try:
                 ids = list(self.slots)
+                asked = time.monotonic()
                 cancels = await self.with_db(
                     lambda c: queue.renew_leases(c, self.id, ids, settings=self.config.queue), attempts=1)
+                for rid in ids:
+                    slot = self.slots.get(rid)
+                    if slot is None:
+                        continue
+                    if rid in cancels:
+                        slot.renewed_at = asked
+                    elif not slot.fenced:  # someone else holds it now (reaped, requeued): stop at once
+                        self._fence(slot, "the claim was taken over")
                 for rid, wanted in cancels.items():
                     if wanted:
                         self._cancel(str(rid))
                 state = "draining" if self.draining else ("busy" if self.slots else "idle")
                 current = next(iter(self.slots), None)
-                if await self.with_db(lambda c: workers.heartbeat(c, self.id, state=state,
-                                                                  current_request_id=current), attempts=1):
+                if await self.with_db(lambda c: workers.heartbeat(c, self.id, state=state, current_request_id=current,
+                                                                  disk_low=self.disk_low), attempts=1):
                     if not self.stopping.is_set():
                         self.log("info", "drain requested by an operator")
                         self.request_stop()
@@ -357,8 +417,72 @@ class Worker:
             batch, self._log_buffer = self._log_buffer, []
             await self.with_db(lambda c: workers.write_logs(c, self.id, batch), attempts=1)
 
+    def _fence(self, slot: Slot, why: str) -> None:
+        slot.fenced = True
+        slot.cancel.set()
+        self.log("warning", f"fencing: stopping the agent of {slot.request.id}: {why}",
+                 request_id=str(slot.request.id))
+
+    async def _fence_watch(self) -> None:
+        """Stop an agent before its lease can run out: never two live agents for one request.
+
+        Independent of the heartbeat, which may hang on a partitioned network: if a slot's
+        lease was last renewed longer ago than the lease minus a margin, its agent stops
+        and the worker writes no result; the reaper requeues the request elsewhere.
+        """
+        q = self.config.queue
+        limit = q.lease_seconds - min(q.fence_margin_seconds, q.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(min(0.5, limit / 4))
+            now = time.monotonic()
+            for slot in list(self.slots.values()):
+                if not slot.fenced and now - slot.renewed_at > limit:
+                    self._fence(slot, f"lease not renewed for {now - slot.renewed_at:.1f}s "
+                                      f"(lease {q.lease_seconds:g}s); the database is unreachable")
+
+    # -- workspaces and disk ---------------------------------------------------------------------
+
+    def _remove_workspace(self, request_id: UUID) -> None:
+        path = self.config.workspace_root / str(request_id)
+        shutil.rmtree(path, ignore_errors=True)
+
+    def _sweep_workspaces(self, dead: list[UUID]) -> None:
+        """At start: drop the workspaces of dead attempts, and failed ones past keep_failed_s."""
+        if self.config.keep_workspaces:
+            return
+        for rid in dead:
+            self._remove_workspace(rid)
+        cutoff = time.time() - self.config.keep_failed_s
+        try:
+            entries = list(os.scandir(self.config.workspace_root))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                continue
+
+    def _disk_ok(self) -> bool:
+        """Below the free-disk floor the worker stops claiming (and says so) until space is back."""
+        try:
+            free_mb = shutil.disk_usage(self.config.workspace_root).free // (1024 * 1024)
+        except OSError:
+            return True
+        low = free_mb < self.config.min_free_disk_mb
+        if low != self.disk_low:
+            self.disk_low = low
+            if low:
+                self.log("warning", f"disk_low: {free_mb} MB free under {self.config.workspace_root} "
+                                    f"(floor {self.config.min_free_disk_mb} MB); not claiming")
+            else:
+                self.log("info", "disk space is back above the floor; claiming again")
+        return not low
+
     async def _reap(self) -> None:
-        interval = max(0.5, self.config.queue.lease_seconds / 2)
+        q = self.config.queue
+        interval = max(0.5, min(q.reaper_seconds, q.lease_seconds / 2))
         while True:
             await asyncio.sleep(interval)
             try:
@@ -378,5 +502,6 @@ class Worker:
             "status": "ok" if ok else "unhealthy", "worker_id": self.id, "worker_type": self.config.worker_type,
             "slots": self.config.slots, "slots_busy": len(self.slots), "draining": self.draining,
             "database": "ok" if self.db_ok else "down", "last_heartbeat": self.last_heartbeat,
+            "sandbox": self.runtime.mode if self.runtime else None, "disk_low": self.disk_low,
             "running": [str(r) for r in self.slots],
         }

@@ -12,11 +12,16 @@ from pathlib import Path
 from eve import logging as eve_logging
 from eve.daemons.worker.daemon import Worker, WorkerConfig
 from eve.daemons.worker.health import serve
+from eve.db import listen_enabled
 from eve.errors import EveError
+from eve.executor.sandbox import DEFAULT_UID_BASE, MODES, make_non_dumpable
 from eve.settings import QueueSettings
 
 
 async def run(config: WorkerConfig) -> int:
+    # same-uid processes (an agent in `none`/`uid` mode included) cannot read our
+    # /proc/PID/environ (DATABASE_URL) or ptrace us
+    make_non_dumpable()
     worker = Worker(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -44,18 +49,38 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
     p.add_argument("--health-host", default=env.get("EVE_HEALTH_HOST", "0.0.0.0"))
     p.add_argument("--workspace-root", default=env.get("EVE_WORKSPACE_ROOT", "/workspace"))
     p.add_argument("--grace", type=float, default=float(env.get("EVE_WORKER_GRACE", "30")))
-    p.add_argument("--poll-interval", type=float, default=float(env.get("EVE_POLL_INTERVAL", "5")))
+    p.add_argument("--poll-interval", type=float, default=None,
+                   help="Seconds between polls (default 5, or 1 without LISTEN).")
     p.add_argument("--isolate-home", action="store_true", default=env.get("EVE_ISOLATE_HOME", "") == "1")
     p.add_argument("--database-url", default=env.get("DATABASE_URL"))
+    p.add_argument("--id", dest="worker_id", default=env.get("EVE_WORKER_ID") or None,
+                   help="Stable worker id (default: worker-HOST-PID).")
+    p.add_argument("--sandbox", choices=MODES, default=env.get("EVE_SANDBOX") or "auto")
+    p.add_argument("--sandbox-hide", action="append",
+                   default=[x for x in env.get("EVE_SANDBOX_HIDE", "").split(":") if x])
+    p.add_argument("--sandbox-uid-base", type=int, default=int(env.get("EVE_SANDBOX_UID_BASE") or DEFAULT_UID_BASE))
+    p.add_argument("--keep-workspaces", action="store_true", default=env.get("EVE_KEEP_WORKSPACES", "") == "1")
+    p.add_argument("--keep-failed-hours", type=float, default=float(env.get("EVE_KEEP_FAILED_HOURS") or 24))
+    p.add_argument("--min-free-disk-mb", type=int, default=int(env.get("EVE_MIN_FREE_DISK_MB") or 1024))
+    p.add_argument("--no-listen", action="store_true", default=not listen_enabled(),
+                   help="Poll only, no LISTEN (PgBouncer in transaction pooling); same as EVE_LISTEN=off.")
     a = p.parse_args(argv)
     if not a.database_url:
         p.error("no database: set DATABASE_URL or pass --database-url")
     if a.slots < 1:
         p.error("--slots must be at least 1")
+    if a.no_listen:
+        os.environ["EVE_LISTEN"] = "off"  # process-wide: eve.db then keeps no session state either
+    poll = a.poll_interval if a.poll_interval is not None else float(
+        env.get("EVE_POLL_INTERVAL") or (5 if listen_enabled() else 1))
     return WorkerConfig(dsn=a.database_url, worker_type=a.worker_type, slots=a.slots,
                         health_port=a.health_port if a.health_port >= 0 else None, health_host=a.health_host,
-                        workspace_root=Path(a.workspace_root), grace_s=a.grace, poll_interval_s=a.poll_interval,
-                        isolate_home=a.isolate_home, queue=QueueSettings())
+                        workspace_root=Path(a.workspace_root), grace_s=a.grace, poll_interval_s=poll,
+                        isolate_home=a.isolate_home, queue=QueueSettings(), listen=listen_enabled(),
+                        sandbox=a.sandbox, sandbox_hide=tuple(a.sandbox_hide), sandbox_uid_base=a.sandbox_uid_base,
+                        keep_workspaces=a.keep_workspaces, keep_failed_s=a.keep_failed_hours * 3600,
+                        min_free_disk_mb=a.min_free_disk_mb,
+                        **({"worker_id": a.worker_id} if a.worker_id else {}))
 
 
 def cli(argv: list[str] | None = None) -> None:

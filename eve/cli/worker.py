@@ -22,12 +22,39 @@ def run(
     grace: Annotated[float, typer.Option(envvar="EVE_WORKER_GRACE",
                                          help="Seconds running requests get to finish on SIGTERM before "
                                               "they are stopped and requeued.")] = 30.0,
-    poll_interval: Annotated[float, typer.Option(envvar="EVE_POLL_INTERVAL",
-                                                 help="Poll fallback (s) besides LISTEN/NOTIFY wake-ups.")] = 5.0,
+    poll_interval: Annotated[float | None, typer.Option(envvar="EVE_POLL_INTERVAL", show_default="5, or 1 with "
+                                                        "--no-listen",
+                                                        help="Poll fallback (s) besides LISTEN/NOTIFY "
+                                                             "wake-ups.")] = None,
+    listen: Annotated[bool, typer.Option("--listen/--no-listen",
+                                         help="--no-listen: poll only, no LISTEN/NOTIFY and no session state, for "
+                                              "PgBouncer in transaction pooling (same as EVE_LISTEN=off).")] = True,
     isolate_home: Annotated[bool, typer.Option(envvar="EVE_ISOLATE_HOME",
                                                help="Give each agent its own HOME inside its workspace.")] = False,
     database_url: Annotated[str | None, typer.Option(envvar="DATABASE_URL", show_envvar=False,
                                                      help="PostgreSQL URL (default: $DATABASE_URL).")] = None,
+    worker_id: Annotated[str | None, typer.Option(
+        "--id", envvar="EVE_WORKER_ID",
+        help="Stable worker name (general-1, the systemd instance, the pod name). A worker restarting under "
+             "the same id requeues what it held at once. Default: worker-HOST-PID.")] = None,
+    sandbox: Annotated[str, typer.Option(
+        envvar="EVE_SANDBOX",
+        help="How agents are contained: auto (bwrap if it works here, else a uid per slot, else refuse), "
+             "bwrap, uid, or none (no containment; development only). See docs/security.md.")] = "auto",
+    sandbox_hide: Annotated[list[str] | None, typer.Option(
+        help="A path agents must never see (data dir, secrets); repeatable. Env: EVE_SANDBOX_HIDE=a:b.")] = None,
+    sandbox_uid_base: Annotated[int | None, typer.Option(
+        envvar="EVE_SANDBOX_UID_BASE", show_default="61000",
+        help="Root workers run slot i's agent as uid BASE+i; give workers on one host distinct bases.")] = None,
+    keep_workspaces: Annotated[bool, typer.Option(envvar="EVE_KEEP_WORKSPACES",
+                                                  help="Keep every workspace (development).")] = False,
+    keep_failed_hours: Annotated[float, typer.Option(
+        envvar="EVE_KEEP_FAILED_HOURS",
+        help="Failed requests' workspaces are kept this long for debugging; successful ones are deleted "
+             "when their result is written.")] = 24.0,
+    min_free_disk_mb: Annotated[int, typer.Option(
+        envvar="EVE_MIN_FREE_DISK_MB",
+        help="Stop claiming (state disk_low) while less than this is free under the workspace root.")] = 1024,
 ) -> None:
     """Claim requests of one worker type and run them through their Claude Code variant.
 
@@ -35,10 +62,25 @@ def run(
     are requeued. Workers also run the lease reaper (one at a time across all workers),
     so no separate reaper process is needed.
     """
+    if sandbox not in ("auto", "bwrap", "uid", "none"):
+        raise typer.BadParameter("must be one of auto, bwrap, uid, none", param_hint="--sandbox")
     args = ["--type", worker_type, "--slots", str(slots), "--health-port", str(health_port),
-            "--workspace-root", str(workspace_root), "--grace", str(grace), "--poll-interval", str(poll_interval)]
+            "--workspace-root", str(workspace_root), "--grace", str(grace), "--sandbox", sandbox,
+            "--keep-failed-hours", str(keep_failed_hours), "--min-free-disk-mb", str(min_free_disk_mb)]
+    if poll_interval is not None:
+        args += ["--poll-interval", str(poll_interval)]
+    if not listen:
+        args.append("--no-listen")
+    if worker_id:
+        args += ["--id", worker_id]
+    for path in sandbox_hide or []:
+        args += ["--sandbox-hide", str(path)]
+    if sandbox_uid_base is not None:
+        args += ["--sandbox-uid-base", str(sandbox_uid_base)]
     if isolate_home:
         args.append("--isolate-home")
+    if keep_workspaces:
+        args.append("--keep-workspaces")
     if database_url:
         args += ["--database-url", database_url]
     importlib.import_module("eve.daemons.worker.main").cli(args)

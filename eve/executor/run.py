@@ -22,6 +22,7 @@ from typing import Any
 from eve.errors import EveError
 from eve.executor import variant as variants
 from eve.executor.env import build_env
+from eve.executor.sandbox import Runtime, kill_uid_processes
 from eve.executor.stream import StreamParser
 from eve.executor.workspace import prepare, skills_for
 from eve.models import Outcome, Request, WorkerType
@@ -37,6 +38,8 @@ class ExecutorSettings:
     kill_grace_s: float = 10.0
     isolate_home: bool = False
     worker_env: Mapping[str, str] | None = None
+    sandbox: Runtime | None = None  # None: no sandbox (mode none)
+    slot: int = 0  # which of the worker's slots runs this request (picks the agent's uid)
 
 
 def timeout_ms(request: Request, worker_type: WorkerType) -> int:
@@ -54,12 +57,25 @@ def command(path: str, request: Request, worker_type: WorkerType) -> list[str]:
     return [*cmd, "--", request.prompt]
 
 
-async def kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the process group, SIGKILL it if anything is left after `grace` seconds."""
+async def kill_group(proc: asyncio.subprocess.Process, grace: float, uid: int | None = None) -> None:
+    """SIGTERM the process group, SIGKILL it if anything is left after `grace` seconds.
+
+    With a per-slot uid, whatever still runs as that uid is killed too: a tool that left
+    the process group (setsid) cannot outlive its request.
+    """
     try:
         pgid = os.getpgid(proc.pid)
     except ProcessLookupError:
-        return
+        pgid = None
+    try:
+        if pgid is not None:
+            await _kill_pgid(proc, pgid, grace)
+    finally:
+        if uid is not None:
+            kill_uid_processes([uid])
+
+
+async def _kill_pgid(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pgid, sig)
@@ -106,17 +122,28 @@ async def execute(
                              context=request.context)
     for item in skipped:
         await emit("context_skipped", item)
-    cmd = command(path, request, worker_type)
+    runtime = settings.sandbox or Runtime(mode="none")
+    try:
+        spawn = runtime.spawn(command(path, request, worker_type), env=env, workspace=ws.path, home_source=ws.home,
+                              request_id=str(request.id), slot=settings.slot, variant_path=path,
+                              worker_home=worker_env.get("HOME") or str(ws.home))
+    except OSError as exc:
+        return Outcome(status="failed", error=f"cannot prepare the sandbox: {exc}", error_code="workspace_error",
+                       retryable=True)
+    # uid mode has no PID namespace: whatever runs as the slot's uid belongs to this agent
+    sweep_uid = spawn.uid if runtime.mode == "uid" else None
     limit_s = timeout_ms(request, worker_type) / 1000
     try:
         proc = await asyncio.create_subprocess_exec(
-            *cmd, cwd=str(ws.path), env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=MAX_LINE,
+            *spawn.argv, cwd=spawn.cwd, env=spawn.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=MAX_LINE,
+            preexec_fn=spawn.preexec,  # type: ignore[arg-type]
         )
     except OSError as exc:
         return Outcome(status="failed", error=f"cannot start variant {name} ({path}): {exc}",
                        error_code="variant_crashed", retryable=True)
-    await emit("spawned", {"variant": name, "path": path, "pid": proc.pid, "workspace": str(ws.path),
+    await emit("spawned", {"variant": name, "path": path, "pid": proc.pid, "workspace": spawn.workspace_inside,
+                           "sandbox": runtime.mode, "uid": spawn.uid,
                            "model": request.config.get("model") or worker_type.config.get("model"),
                            "timeout_ms": int(limit_s * 1000)})
     parser = StreamParser()
@@ -157,7 +184,7 @@ async def execute(
             elapsed = int((time.monotonic() - started) * 1000)
             return parser.outcome(exit_code, stderr_tail="\n".join(stderr_tail), duration_ms=elapsed)
         reason = "cancelled" if cancel.is_set() else "timeout"
-        await kill_group(proc, settings.kill_grace_s)
+        await kill_group(proc, settings.kill_grace_s, sweep_uid)
         elapsed = int((time.monotonic() - started) * 1000)
         if reason == "cancelled":
             return Outcome(status="cancelled", error="cancelled by request", error_code="cancelled",
@@ -165,7 +192,7 @@ async def execute(
         return Outcome(status="timeout", error=f"no result within {limit_s:g} s; the agent was stopped",
                        error_code="timeout", duration_ms=elapsed)
     except BaseException:
-        await kill_group(proc, 1.0)  # worker shutting down or crashing: never leave the agent behind
+        await kill_group(proc, 1.0, sweep_uid)  # worker shutting down or crashing: never leave the agent behind
         raise
     finally:
         cancel_wait.cancel()

@@ -3,6 +3,30 @@
 -- Registering again (a restart) clears it.
 ALTER TABLE eve.workers ADD COLUMN drain_requested_at timestamptz;
 
+-- The API reads workers only through eve.workers_visible (0004): it shows the flag too.
+CREATE OR REPLACE VIEW eve.workers_visible WITH (security_barrier = true) AS
+SELECT w.id, w.worker_type, w.hostname, w.pid, w.version, w.slots, w.state,
+       CASE WHEN r.org_id IS NOT NULL AND eve.can_see_org(r.org_id) THEN w.current_request_id END
+           AS current_request_id,
+       w.started_at, w.heartbeat_at, w.stopped_at, w.sandbox, w.disk_low,
+       (SELECT count(*) FROM eve.orchestration_requests b
+        WHERE b.claimed_by = w.id AND b.status IN ('claimed', 'processing')) AS slots_busy,
+       w.drain_requested_at
+FROM eve.workers w
+LEFT JOIN eve.orchestration_requests r ON r.id = w.current_request_id;
+
+-- The API's role (eve_api) may not write eve.workers: drain goes through this function,
+-- which admits operators only (eve.is_operator() reads the caller's eve.user_id).
+CREATE FUNCTION eve.api_worker_drain(p_id text)
+    RETURNS TABLE (id text, state text, drain_requested_at timestamptz)
+    LANGUAGE sql SECURITY DEFINER SET search_path = eve, pg_temp AS $$
+    UPDATE eve.workers w SET drain_requested_at = coalesce(w.drain_requested_at, now())
+    WHERE w.id = p_id AND eve.is_operator()
+    RETURNING w.id, w.state, w.drain_requested_at
+$$;
+REVOKE ALL ON FUNCTION eve.api_worker_drain(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eve.api_worker_drain(text) TO eve_api;
+
 -- Tenant policies that cost one lookup per query, not per row. `eve.can_see_org(org_id)` is a
 -- SECURITY DEFINER function, so PostgreSQL cannot inline it and calls it (two lookups) for each
 -- row it reads: counting a search over 100,000 requests took seconds. The same rule written with

@@ -22,6 +22,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from eve import migrate, queue
+from eve.daemons.worker.results import ResultWriter
+from eve.db import as_service, make_pool
 from eve.models import Outcome
 from eve.pg import EmbeddedPostgres
 from tests.support.pgharness import with_dbname
@@ -67,26 +69,37 @@ async def eve_fill(dsn: str, tenant: Any, n: int) -> None:
         await c.execute("ANALYZE eve.orchestration_requests")
 
 
-async def eve_throughput(dsn: str, tenant: Any, batch: int) -> float:
-    await eve_fill(dsn, tenant, JOBS)
+async def eve_throughput(dsn: str, tenant: Any, batch: int, jobs: int = JOBS) -> float:
+    """Each consumer runs the worker's path: a pool, service-role transactions (with_db),
+    claims of up to `batch`, and results through the worker's ResultWriter (group finish)."""
+    await eve_fill(dsn, tenant, jobs)
     done = 0
 
     async def consumer(i: int) -> None:
         nonlocal done
-        async with await connect(dsn) as c:
+        pool = make_pool(dsn, min_size=2, max_size=max(4, batch + 3), name=f"bench-{i}", service_only=True)
+        await pool.open(wait=True)
+
+        async def with_db(fn: Any) -> Any:
+            async with as_service(pool) as c:
+                return await fn(c)
+
+        writer = ResultWriter(with_db, f"bench-{i}")
+        try:
             while True:
-                got = await queue.claim(c, "general", f"bench-{i}", limit=batch)
+                got = await with_db(lambda c: queue.claim(c, "general", f"bench-{i}", limit=batch))
                 if not got:
                     return
-                for req in got:
-                    await queue.complete(c, req, f"bench-{i}", Outcome(status="success"))
+                await asyncio.gather(*(writer.complete(req, Outcome(status="success")) for req in got))
                 done += len(got)
+        finally:
+            await pool.close()
 
     start = time.perf_counter()
     await asyncio.gather(*(consumer(i) for i in range(CONSUMERS)))
     elapsed = time.perf_counter() - start
-    assert done == JOBS, done
-    return JOBS / elapsed
+    assert done == jobs, done
+    return jobs / elapsed
 
 
 async def eve_pickup(dsn: str, tenant: Any) -> list[float]:
@@ -207,22 +220,29 @@ def as_uri(dsn: str) -> str:
     return f"postgresql://{d['user']}:{d['password']}@{d['host']}:{d['port']}/{d['dbname']}"
 
 
-async def pgqueuer_run(admin: str) -> tuple[float, list[float]]:
-    """pgqueuer on asyncpg, its primary driver (its psycopg driver shares one connection between
-    LISTEN and queries, which adds up to a second of pickup latency)."""
+async def pgqueuer_throughput(admin: str, jobs: int = JOBS, db: str = "bench_pgqueuer") -> tuple[float, Any]:
+    """pgqueuer draining `jobs` no-op jobs with CONSUMERS queue managers, batch 10.
+
+    On asyncpg, its primary driver (its psycopg driver shares one connection between
+    LISTEN and queries, which adds up to a second of pickup latency). Returns the
+    throughput and a callable that makes a QueueManager on a connection (for pickup).
+    """
     import asyncpg
     from pgqueuer import QueueManager
     from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
     from pgqueuer.domain.types import QueueExecutionMode
     from pgqueuer.queries import Queries
 
-    dsn = as_uri(await create_db(admin, "bench_pgqueuer"))
+    dsn = as_uri(await create_db(admin, db))
     setup = await asyncpg.connect(dsn)
-    queries = Queries(AsyncpgDriver(setup))
-    await queries.install()
-    for i in range(0, JOBS, 1000):
-        n = min(1000, JOBS - i)
-        await queries.enqueue(["noop"] * n, [None] * n, [0] * n)
+    try:
+        queries = Queries(AsyncpgDriver(setup))
+        await queries.install()
+        for i in range(0, jobs, 1000):
+            n = min(1000, jobs - i)
+            await queries.enqueue(["noop"] * n, [None] * n, [0] * n)
+    finally:
+        await setup.close()
     count = 0
     latencies: list[float] = []
 
@@ -239,10 +259,26 @@ async def pgqueuer_run(admin: str) -> tuple[float, list[float]]:
         return qm
 
     conns = [await asyncpg.connect(dsn) for _ in range(CONSUMERS)]
-    start = time.perf_counter()
-    await asyncio.gather(*(manager(c).run(mode=QueueExecutionMode.drain, batch_size=10) for c in conns))
-    throughput = count / (time.perf_counter() - start)
-    qm = manager(conns[0])
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(manager(c).run(mode=QueueExecutionMode.drain, batch_size=10) for c in conns))
+        throughput = count / (time.perf_counter() - start)
+    finally:
+        for c in conns:
+            await c.close()
+    return throughput, (dsn, manager, latencies)
+
+
+async def pgqueuer_run(admin: str) -> tuple[float, list[float]]:
+    import asyncpg
+    from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
+    from pgqueuer.queries import Queries
+
+    throughput, (dsn, manager, latencies) = await pgqueuer_throughput(admin)
+    conn = await asyncpg.connect(dsn)
+    setup = await asyncpg.connect(dsn)
+    queries = Queries(AsyncpgDriver(setup))
+    qm = manager(conn)
     runner = asyncio.create_task(qm.run(batch_size=1, dequeue_timeout=__import__("datetime").timedelta(seconds=5)))
     await asyncio.sleep(1.0)
     for _ in range(SAMPLES):
@@ -257,7 +293,7 @@ async def pgqueuer_run(admin: str) -> tuple[float, list[float]]:
         await asyncio.wait_for(runner, 10)
     except (asyncio.TimeoutError, Exception):  # noqa: BLE001
         runner.cancel()
-    for c in [setup, *conns]:
+    for c in (setup, conn):
         await c.close()
     return throughput, latencies
 

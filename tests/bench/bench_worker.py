@@ -114,9 +114,10 @@ def run() -> dict[str, Any]:
         stub.chmod(0o755)
         write_variant(tmp / "bin", "mclaude", claude=ensure_claude_code(), base_url=fake.url, home=tmp / "home")
         with bench_database(tmp) as (dsn, t):
-            worker = start_worker(dsn, tmp, path_prepend=tmp / "bin", env={"EVE_LOG_LEVEL": "WARNING"})
+            worker = start_worker(dsn, tmp, path_prepend=tmp / "bin", env={"EVE_LOG_LEVEL": "WARNING"},
+                                  args=["--sandbox", "auto"])
             try:
-                worker.wait_healthy()
+                results["sandbox"] = worker.wait_healthy()["sandbox"]
                 time.sleep(2)  # let start-up settle before reading the idle footprint
                 results["idle_rss_mb"] = rss_mb(worker.pid)
                 results.update(asyncio.run(overhead(dsn, t)))
@@ -124,8 +125,19 @@ def run() -> dict[str, Any]:
                 results["e2e_claude_code_s_p50"] = asyncio.run(e2e_latency(dsn, t))
             finally:
                 worker.stop()
+            # the same spawn path without containment, to show what the sandbox costs
+            bare = start_worker(dsn, tmp, path_prepend=tmp / "bin", env={"EVE_LOG_LEVEL": "WARNING"},
+                                args=["--sandbox", "none"], name="bare")
+            try:
+                bare.wait_healthy()
+                none = asyncio.run(overhead(dsn, t))
+                results["claim_to_spawn_ms_p50_no_sandbox"] = none["claim_to_spawn_ms_p50"]
+            finally:
+                bare.stop()
     print("| measure | value | target |\n|---|---|---|")
-    print(f"| claim → spawn, p50 over {N} | {results['claim_to_spawn_ms_p50']:.1f} ms | ≤ 20 ms |")
+    print(f"| claim → spawn, p50 over {N}, sandbox {results['sandbox']} | "
+          f"{results['claim_to_spawn_ms_p50']:.1f} ms | ≤ 20 ms |")
+    print(f"| claim → spawn, p50 over {N}, sandbox none | {results['claim_to_spawn_ms_p50_no_sandbox']:.1f} ms | — |")
     print(f"| agent exit → result committed, p50 | {results['exit_to_result_ms_p50']:.1f} ms | ≤ 20 ms |")
     print(f"| stream parsing into the database | {results['stream_events_per_s']:,.0f} events/s | ≥ 20,000 |")
     print(f"| idle worker RSS | {results['idle_rss_mb']:.0f} MB | ≤ 100 MB |")

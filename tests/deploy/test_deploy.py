@@ -99,18 +99,37 @@ def test_references_between_k8s_objects_resolve() -> None:
         spec = dep["spec"]["template"]["spec"]
         container = spec["containers"][0]
         assert_eve_command_exists(container["args"])
+        # least privilege: the API reads only its Secret, workers only theirs (no JWT secret)
+        own = "eve-api-secrets" if name == "eve-api" else "eve-worker-secrets"
         for e in container.get("env", []):
             ref = e.get("valueFrom", {}).get("secretKeyRef")
             if ref:
-                assert ref["name"] == "eve-secrets"
+                assert ref["name"] == own, (name, ref)
+                assert ref["key"] != "jwt-secret" or name == "eve-api", name
                 for overlay in ("dev", "prod"):
-                    example = (K8S / "overlays" / overlay / "secrets.env.example").read_text()
+                    example = (K8S / "overlays" / overlay / f"{own.removeprefix('eve-').removesuffix('-secrets')}"
+                               ".env.example").read_text()
                     assert f"{ref['key']}=" in example, (name, ref["key"])
         if name.startswith("eve-worker"):
             grace = float(container["args"][container["args"].index("--grace") + 1])
             assert spec["terminationGracePeriodSeconds"] > grace
             assert container["livenessProbe"]["httpGet"]["path"] == "/health"
             assert container["livenessProbe"]["httpGet"]["port"] in (8080, "health")
+
+
+def test_only_the_migrate_job_holds_the_owner_dsn() -> None:
+    job = next(d for _, d in k8s_docs() if d["kind"] == "Job")
+    pod = job["spec"]["template"]["spec"]
+    containers = pod["initContainers"] + pod["containers"]
+    assert [c["args"] for c in containers] == [["db", "migrate"], ["db", "roles"]]
+    for c in containers:
+        assert_eve_command_exists(c["args"])
+        assert {e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"]} == {"eve-migrate-secrets"}
+    for overlay in ("dev", "prod"):
+        names = {g["name"] for g in yaml.safe_load((K8S / "overlays" / overlay / "kustomization.yaml").read_text())
+                 ["secretGenerator"]}
+        assert names == {"eve-migrate-secrets", "eve-api-secrets", "eve-worker-secrets"}
+        assert "api-db-password=" in (K8S / "overlays" / overlay / "migrate.env.example").read_text()
 
 
 def test_the_hpa_metric_is_one_the_api_exports() -> None:
@@ -124,7 +143,17 @@ def test_the_hpa_metric_is_one_the_api_exports() -> None:
 def test_compose_file_is_consistent() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"db", "migrate", "api", "worker-general", "worker-code-review"} <= set(services)
+    assert {"db", "migrate", "roles", "api", "worker-general", "worker-code-review"} <= set(services)
+    # least privilege: only migrate and roles get the owner's DSN; workers never JWT_SECRET
+    for name, svc in services.items():
+        env = svc.get("environment", {})
+        dsn = env.get("DATABASE_URL", "")
+        if name in ("migrate", "roles"):
+            assert dsn.startswith("postgresql://eve:"), name
+        elif name == "api":
+            assert dsn.startswith("postgresql://eve_api_login:") and "JWT_SECRET" in env
+        elif name.startswith("worker-"):
+            assert dsn.startswith("postgresql://eve_worker_login:") and "JWT_SECRET" not in env, name
     assert services["db"]["image"] == "postgres:15" and "healthcheck" in services["db"]
     assert services["worker-general"]["deploy"]["replicas"] == 2
     assert services["api"]["ports"] == ["3000:3000"]
@@ -182,12 +211,19 @@ def unit(name: str) -> configparser.ConfigParser:
 
 def test_systemd_units() -> None:
     api, worker, target = unit("eve-api.service"), unit("eve-worker@.service"), unit("eve.target")
+    # least privilege: the API and the workers run as different users, each reading its own env file
+    assert api["Service"]["User"] == "eve-api" and api["Service"]["EnvironmentFile"] == "/etc/eve/api.env"
+    assert worker["Service"]["User"] == "eve" and worker["Service"]["EnvironmentFile"] == "/etc/eve/worker.env"
+    assert "/var/lib/eve" in worker["Service"]["ReadWritePaths"] and "ReadWritePaths" not in api["Service"]
+    for name, user in (("api", "eve-api"), ("worker", "eve"), ("migrate", "root")):
+        text = (ROOT / "packaging" / "systemd" / f"{name}.env.example").read_text()
+        assert "DATABASE_URL=" in text and ("JWT_SECRET=" in text) == (name == "api"), name
+        assert f"install -o \"$owner\"" in (ROOT / "packaging" / "install-vps.sh").read_text()
+        assert f"{name}:{user}" in (ROOT / "packaging" / "install-vps.sh").read_text()
     for u in (api, worker):
         svc = u["Service"]
-        assert svc["User"] == "eve" and svc["EnvironmentFile"] == "/etc/eve/eve.env"
         assert svc["Restart"] == "on-failure" and svc["KillMode"] == "mixed"
         assert svc["NoNewPrivileges"] == "yes" and svc["ProtectSystem"] == "strict" and svc["PrivateTmp"] == "yes"
-        assert "/var/lib/eve" in svc["ReadWritePaths"]
         assert u["Install"]["WantedBy"] == "eve.target" and u["Unit"]["PartOf"] == "eve.target"
         exe, *args = svc["ExecStart"].split()
         assert exe == "/opt/eve/venv/bin/eve"
@@ -204,6 +240,7 @@ def test_systemd_analyze_verify_when_available(tmp_path: Path) -> None:
         pytest.skip("systemd-analyze not installed")
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(ROOT / "packaging/systemd/eve.target")],
                        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     assert "Failed to parse" not in r.stderr and "Unknown key" not in r.stderr, r.stderr
 
 

@@ -5,7 +5,9 @@ Claude Code is pointed at it with ANTHROPIC_BASE_URL. It answers `POST /v1/messa
 a small JSON 200 so side requests never hang. Behaviour comes from the conversation:
 
 * `Echo "X" using the Bash tool` (the seed's smoke prompt) or `[[bash: CMD]]` → a
-  `Bash` tool_use; once the tool result is back, a final text quoting its output.
+  `Bash` tool_use; once the tool result is back, a final text quoting its output —
+  or, when Claude Code marks the result `is_error` (the tool failed or permission was
+  denied), a text saying so with `[tool error]`, never "Done".
 * `[[read: PATH]]` → a `Read` tool_use, then a final text quoting the file.
 * `[[api_error]]` / `[[api_error: 400]]` → an HTTP error in Anthropic's error shape.
 * `[[hang]]` → the request is accepted and never answered (until `stop()`).
@@ -34,6 +36,7 @@ from typing import Any
 
 Rule = Callable[[dict[str, Any]], dict[str, Any] | None]
 
+TOOL_FAILED_MARK = "[tool error]"
 USAGE = {"input_tokens": 120, "output_tokens": 30, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 40}
 
 
@@ -64,17 +67,26 @@ def first_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
-def last_tool_result(body: dict[str, Any]) -> str | None:
+def _last_tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
     msgs = body.get("messages", [])
     if not msgs or msgs[-1].get("role") != "user":
-        return None
+        return []
     content = msgs[-1].get("content")
     if not isinstance(content, list):
-        return None
-    results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
+def last_tool_result(body: dict[str, Any]) -> str | None:
+    results = _last_tool_results(body)
     if not results:
         return None
     return "\n".join(_text_of(r.get("content")) for r in results)
+
+
+def last_tool_failed(body: dict[str, Any]) -> bool:
+    """Claude Code marks a tool's error or a permission denial with `is_error: true`."""
+    return any(r.get("is_error") for r in _last_tool_results(body))
 
 
 def default_rule(body: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +100,8 @@ def default_rule(body: dict[str, Any]) -> dict[str, Any]:
         return {"hang": True}
     result = last_tool_result(body)
     if result is not None:
+        if last_tool_failed(body):  # never a canned success: say it failed, as a model would
+            return {"text": f"I could not do it: the tool failed.\n{TOOL_FAILED_MARK}\n{result.strip()}"}
         return {"text": f"Done. The tool said:\n{result.strip()}"}
     m = re.search(r"\[\[bash:\s*(.+?)\]\]", prompt, re.S)
     if m:
@@ -135,11 +149,13 @@ class FakeAnthropic:
         with self._lock:
             self.requests.append({"path": path, "body": body, "at": time.time()})
 
-    def main_requests(self) -> list[dict[str, Any]]:
-        """The recorded /v1/messages calls that carried tools (the agent's own turns)."""
+    def main_requests(self, marker: str | None = None) -> list[dict[str, Any]]:
+        """The recorded /v1/messages calls that carried tools (the agent's own turns);
+        with `marker`, only those whose prompt contains it (one test's requests)."""
         with self._lock:
             return [r for r in self.requests
-                    if r["path"].startswith("/v1/messages") and isinstance(r["body"], dict) and r["body"].get("tools")]
+                    if r["path"].split("?", 1)[0].endswith("/v1/messages") and isinstance(r["body"], dict)
+                    and r["body"].get("tools") and (marker is None or marker in first_user_text(r["body"]))]
 
     def start(self) -> FakeAnthropic:
         fake = self

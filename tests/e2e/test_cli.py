@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from eve.pg import free_port
 from tests.support.apiserver import start_api
 from tests.support.pgharness import PgCluster
 from tests.support.tenants import make_tenant
-from tests.support.waiting import wait_for
+from tests.support.waiting import LineReader, wait_for
 from tests.support.workerproc import start_worker
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +54,11 @@ def stack(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory, varia
 
 def eve(stack: dict, *args: str, env: dict | None = None, input: str | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return run_eve(stack, *args, env=env, input=input, timeout=timeout)
+
+
+def run_eve(stack: dict, *args: str, env: dict | None = None, input: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "eve.cli", *args], capture_output=True, text=True, input=input,
                           env={**stack["env"], **(env or {})}, timeout=timeout)
 
@@ -148,29 +152,36 @@ def test_workers_and_worker_logs(configured):
     rows = json.loads(eve(configured, "workers", "--json").stdout)
     assert [w["workerType"] for w in rows] == ["general"] and rows[0]["state"] in ("idle", "busy")
     assert rows[0]["id"] in eve(configured, "workers").stdout
-    logs = eve(configured, "workers", "logs", rows[0]["id"])
-    assert logs.returncode == 0 and "started" in logs.stdout
+    denied = eve(configured, "workers", "logs", rows[0]["id"])  # cli-org's user is a member
+    assert denied.returncode == 1 and "operators" in denied.stderr and "Traceback" not in denied.stderr
+
+    async def operator_key() -> str:
+        async with await psycopg.AsyncConnection.connect(configured["dsn"], autocommit=True,
+                                                         row_factory=dict_row) as c:
+            return (await make_tenant(c, "cli-staff", operator=True)).api_key
+
+    logs = eve(configured, "workers", "logs", rows[0]["id"], env={"EVE_API_KEY": asyncio.run(operator_key())})
+    assert logs.returncode == 0 and "started" in logs.stdout, logs.stderr
 
 
 def test_tail_sees_an_event_created_after_it_starts(configured):
     tail = subprocess.Popen([sys.executable, "-m", "eve.cli", "tail", "--json"], env=configured["env"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = LineReader(tail.stdout), LineReader(tail.stderr)
     try:
-        assert "connected" in tail.stderr.readline()
+        assert "connected" in (err.next(30, "tail to connect") or "")
         rid = json.loads(eve(configured, "request", "create", "-t", "general", "--prompt", "[[text: hi]]",
                              "--json").stdout)["id"]
-        deadline = time.monotonic() + 60
-        seen = []
-        while time.monotonic() < deadline:
-            line = tail.stdout.readline()
-            if not line:
-                break
+        seen: list[str] = []
+
+        def is_result_of_rid(line: str) -> bool:
             ev = json.loads(line)
             if ev["requestId"] == rid:
                 seen.append(ev["kind"])
-                if "result" in seen:
-                    break
-        assert seen[0] == "claimed" and "result" in seen
+            return ev["requestId"] == rid and ev["kind"] == "result"
+
+        out.until(is_result_of_rid, 60, "the request's result event")
+        assert seen[0] == "claimed" and seen[-1] == "result"
     finally:
         tail.send_signal(signal.SIGINT)
         try:
@@ -181,6 +192,12 @@ def test_tail_sees_an_event_created_after_it_starts(configured):
 
 def test_errors_are_one_line_with_exit_codes(configured, stack):
     port = free_port()
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def eve(*args: Any, **kw: Any) -> subprocess.CompletedProcess[str]:
+        results.append(run_eve(*args, **kw))
+        return results[-1]
+
     r = eve(stack, "status", env={"EVE_API_URL": f"http://127.0.0.1:{port}"})
     assert r.returncode == 1 and r.stderr.strip() == (
         f"error: cannot reach API at http://127.0.0.1:{port} (connection refused) — is it running? "
@@ -199,8 +216,9 @@ def test_errors_are_one_line_with_exit_codes(configured, stack):
     assert r.returncode == 2
     r = eve(configured, "no-such-command")
     assert r.returncode == 2
-    for res in (r,):
-        assert "Traceback" not in res.stderr
+    assert len(results) == 8
+    for res in results:  # every one of them, not only the last
+        assert res.returncode != 0 and "Traceback" not in res.stderr + res.stdout, res.args
 
 
 def test_prompt_from_stdin(configured):
@@ -218,24 +236,18 @@ def test_eve_up_serves_a_request_and_stops_cleanly(tmp_path, variant_bin):
     up = subprocess.Popen([sys.executable, "-m", "eve.cli", "up", "--data-dir", str(data), "--port", str(port),
                            "--pg-port", str(pg_port), "--workers", "general=1"],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
+    out = LineReader(up.stdout)  # read to the end by a thread: eve up never blocks on a full pipe
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = up.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("ready: API"):
-                break
-        assert any(line.startswith("ready: API") for line in lines), "".join(lines)
+        out.until(lambda line: line.startswith("ready: API"), 90, "eve up to be ready")
         r = subprocess.run([sys.executable, "-m", "eve.cli", "request", "create", "-t", "general", "--prompt", SMOKE,
                             "--wait"], env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "smoke test passed" in r.stdout, r.stdout + r.stderr
         pids = _children(up.pid)
         assert len(pids) >= 2  # the API and a worker
         up.send_signal(signal.SIGTERM)
-        assert up.wait(90) == 0
+        text = out.rest(120)
+        assert up.wait(30) == 0, text
+        assert text.rstrip().endswith("stopped") and "Traceback" not in text, text
     finally:
         if up.poll() is None:
             up.kill()

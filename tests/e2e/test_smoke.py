@@ -56,6 +56,13 @@ def test_worker_processes_request_successfully(stack):
     assert result["status"] == "success"
     assert result["output"] is not None
     assert "smoke test passed" in str(result["output"])
+    # "smoke test passed" is also in the prompt (and would be in a denial's text): prove Bash ran.
+    # Its tool_result is exactly echo's output, not an error, and nothing was denied.
+    events = httpx.get(f"{url}/requests/{request['id']}/events", headers=headers).json()
+    results = [e["data"] for e in events if e["kind"] == "tool_result"]
+    assert [(r["content"].strip(), bool(r.get("is_error"))) for r in results] == [("smoke test passed", False)]
+    assert not (result["output"] or {}).get("permission_denials"), result["output"]
+    assert "[tool error]" not in str(result["output"])
 
 
 @pytest.mark.skipif(not os.environ.get("GH_TOKEN") or shutil.which("gh") is None,

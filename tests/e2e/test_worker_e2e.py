@@ -13,6 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from eve import queue
+from tests.support.agents import agent_pids
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
 from tests.support.workerproc import WorkerProcess, start_worker
@@ -31,7 +32,9 @@ async def tenant(conn):
 
 @pytest.fixture
 def worker(db_url, tmp_path, variant_bin):
-    w = start_worker(db_url, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "3"}, args=["--grace", "5"])
+    # JWT_SECRET is set so that the environment test's "not passed on" means something
+    w = start_worker(db_url, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "3", "JWT_SECRET": "j" * 40},
+                     args=["--grace", "5"])
     try:
         w.wait_healthy()
         yield w
@@ -57,17 +60,8 @@ def events_of(db_url: str, request_id) -> list[dict[str, Any]]:
 
 
 def no_processes_in(workspace: Path) -> bool:
-    """True when no process runs with its cwd inside the workspace (the agent and its tools are gone)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if cwd.startswith(str(workspace)):
-            return False
-    return True
+    """True when no agent process of a request under this workspace root is left (agent and tools gone)."""
+    return not agent_pids(workspace.parent, [workspace.name])
 
 
 async def test_smoke_prompt_runs_bash_and_succeeds(db_url, conn, tenant, worker: WorkerProcess):
@@ -87,8 +81,10 @@ async def test_smoke_prompt_runs_bash_and_succeeds(db_url, conn, tenant, worker:
     assert "smoke test passed" in tool_result["data"]["content"]
     skills = {e["data"]["skill"] for e in events if e["kind"] == "skill_loaded"}
     assert skills == {"general", "orchestration"}
-    ws = worker.workspace_root / str(req.id)
-    assert (ws / ".claude" / "skills" / "general" / "SKILL.md").read_text().startswith("---")
+    spawned = next(e for e in events if e["kind"] == "spawned")
+    assert spawned["data"]["workspace"] == f"/workspace/{req.id}" and spawned["data"]["sandbox"] == "bwrap"
+    # a successful request's workspace is deleted with its result
+    wait_for(lambda: not (worker.workspace_root / str(req.id)).exists(), 10, "the workspace to be removed")
     with sync_conn(db_url) as c:
         row = c.execute("SELECT status, attempts, claimed_by FROM eve.orchestration_requests WHERE id = %s",
                         (req.id,)).fetchone()
@@ -108,7 +104,10 @@ async def test_agent_environment_is_allowlisted(db_url, conn, tenant, worker, mo
     assert "EVE_WORKER_TYPE=general" in lines
     assert "EVE_CTX_REPO_FULL_NAME=acme/api" in lines and "EVE_CTX_PR_NUMBER=42" in lines
     assert 'EVE_CTX_LABELS=["a", "b"]' in lines and "EVE_CTX_PATH=/evil" in lines
+    worker_env = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+    assert {b"DATABASE_URL", b"JWT_SECRET"} <= {e.split(b"=", 1)[0] for e in worker_env}  # the worker has them
     assert not any(line.startswith(("DATABASE_URL=", "JWT_SECRET=", "EVE_TEST_DATABASE_URL=")) for line in lines)
+    assert "j" * 40 not in env_dump
     assert not any(line == "PATH=/evil" for line in lines)
     skipped = [e["data"] for e in events_of(db_url, req.id) if e["kind"] == "context_skipped"]
     assert skipped == [{"key": "bad key!", "reason": "not a valid env name"}]
@@ -172,3 +171,35 @@ async def test_worker_registers_heartbeats_and_deregisters(db_url, conn, tmp_pat
         logs = c.execute("SELECT message FROM eve.worker_logs WHERE worker_id = %s", (body["worker_id"],)).fetchall()
     assert row["state"] == "stopped" and row["stopped_at"] is not None
     assert any("started" in r["message"] for r in logs) and any("stopped" in r["message"] for r in logs)
+
+
+async def test_model_allowed_tools_and_skills_reach_claude_code(db_url, conn, tenant, worker, fake_api):
+    """Read from the requests Claude Code sent to the fake API, not from our own events."""
+    from tests.e2e.fake_anthropic import first_user_text
+
+    # `touch` writes, so Claude Code asks permission for it (a bare `echo` it would run as read-only)
+    allowed = await submit(conn, tenant, "[[bash: touch made-by-bash && echo allowed-ran]] flags-allowed",
+                           config={"model": "claude-eve-test-model", "allowed_tools": ["Bash"]})
+    denied = await submit(conn, tenant, "[[bash: touch made-by-bash && echo denied-ran]] flags-denied",
+                          config={"allowed_tools": ["Read"]})
+    res_allowed, res_denied = result_of(db_url, allowed.id), result_of(db_url, denied.id)
+
+    turns = fake_api.main_requests("flags-allowed")
+    assert len(turns) == 2, [first_user_text(t["body"]) for t in turns]  # the tool call, then the answer
+    assert {t["body"]["model"] for t in turns} == {"claude-eve-test-model"}  # --model reached the API
+    body = json.dumps(turns[0]["body"], ensure_ascii=False)
+    skill = Path(__file__).resolve().parents[2] / "skills" / "general" / "SKILL.md"
+    description = next(line for line in skill.read_text().splitlines() if line.startswith("description:"))
+    assert description.split(":", 1)[1].strip()[:60] in body  # the copied skill was loaded by Claude Code
+    # --allowedTools: Bash allowed ran; Bash not allowed was refused by Claude Code itself
+    allowed_result = turns[1]["body"]["messages"][-1]["content"]
+    assert any(b.get("type") == "tool_result" and not b.get("is_error") and "allowed-ran" in json.dumps(b)
+               for b in allowed_result)
+    assert res_allowed["status"] == "success" and "allowed-ran" in res_allowed["summary"]
+    assert (worker.workspace_root / str(allowed.id) / "made-by-bash").exists()
+    assert not (worker.workspace_root / str(denied.id) / "made-by-bash").exists()
+    [_, after_denial] = fake_api.main_requests("flags-denied")
+    blocks = after_denial["body"]["messages"][-1]["content"]
+    assert any(b.get("type") == "tool_result" and b.get("is_error") for b in blocks), blocks
+    assert "[tool error]" in (res_denied["summary"] or "") and "Done." not in (res_denied["summary"] or "")
+    assert res_denied["output"]["permission_denials"], res_denied["output"]

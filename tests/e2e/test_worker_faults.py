@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from eve import migrate, queue
 from eve.pg import EmbeddedPostgres
 from tests.support.pgharness import FAST_SETTINGS
+from tests.support.agents import agent_pids, kill_agents
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
 from tests.support.workerproc import WorkerProcess, start_worker
@@ -39,13 +40,8 @@ def wait_event(dsn: str, request_id: Any, kind: str, timeout: float = 30) -> Non
 
 
 def kill_agents_in(workspace: Path) -> None:
-    """Stop agents a SIGKILLed worker left behind (their cwd is inside its workspace)."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.readlink(f"/proc/{pid}/cwd").startswith(str(workspace)):
-                os.kill(int(pid), signal.SIGKILL)
-        except OSError:
-            pass
+    """Stop agents a SIGKILLed worker left behind (if the sandbox did not already)."""
+    kill_agents(workspace)
 
 
 async def submit(dsn: str, prompt: str, **kw: Any):
@@ -93,10 +89,17 @@ async def test_sigterm_lets_a_running_request_finish(db_url, tmp_path, variant_b
         w.wait_healthy()
         req = await submit(db_url, SLOW_ECHO)
         wait_event(db_url, req.id, "spawned")
+        wait_for(lambda: _agents_alive(w.workspace_root), 30, "the agent to run")
+        # the request is running when the signal arrives: no result yet, the agent is alive
+        assert one(db_url, "SELECT status FROM eve.orchestration_requests WHERE id = %s", req.id) == {
+            "status": "processing"}
+        assert one(db_url, "SELECT 1 FROM eve.orchestration_results WHERE request_id = %s", req.id) is None
+        assert w.health()[1]["running"] == [str(req.id)]
         w.proc.send_signal(signal.SIGTERM)
         assert w.proc.wait(90) == 0
         res = one(db_url, "SELECT status FROM eve.orchestration_results WHERE request_id = %s", req.id)
         assert res == {"status": "success"}
+        assert '"running": 1' in w.output() and "waiting for running requests" in w.output()
         assert one(db_url, "SELECT state FROM eve.workers WHERE pid = %s", w.pid) == {"state": "stopped"}
     finally:
         w.kill()
@@ -120,13 +123,7 @@ async def test_sigterm_past_the_grace_period_requeues_without_counting_the_attem
 
 
 def _agents_alive(workspace: Path) -> bool:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.readlink(f"/proc/{pid}/cwd").startswith(str(workspace)):
-                return True
-        except OSError:
-            pass
-    return False
+    return bool(agent_pids(workspace))
 
 
 @pytest.fixture
@@ -143,28 +140,50 @@ def own_cluster(tmp_path: Path):
 
 async def test_database_restart_while_idle_and_while_running(own_cluster, tmp_path, variant_bin):
     pg, dsn = own_cluster
-    await submit(dsn, "[[text: warm-up]]")  # creates the tenant
-    w = start_worker(dsn, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "30"}, name="resilient")
+    warm = await submit(dsn, "[[text: warm-up]]")  # creates the tenant
+    # The worker notices an outage when a pooled connection fails, or only when the pool gives up
+    # waiting for one (30 s): the lease is well above that, so the held result is still its own.
+    w = start_worker(dsn, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "150"}, name="resilient")
     try:
         w.wait_healthy()
-        # idle: the database goes away and comes back; the worker stays up and serves again
+        wait_for(lambda: one(dsn, "SELECT 1 FROM eve.orchestration_results WHERE request_id = %s", warm.id), 60,
+                 "the warm-up result")
+        # idle: nothing in flight; the database goes away and comes back; the worker stays up and serves again
+        assert one(dsn, "SELECT count(*) AS n FROM eve.orchestration_requests "
+                        "WHERE status IN ('pending', 'claimed', 'processing')") == {"n": 0}
         pg.stop(mode="fast")
-        wait_for(lambda: w.health()[0] == 503, 30, "health to report the database down")
-        assert w.proc.poll() is None
+        wait_for(lambda: w.health()[0] == 503, 90, "health to report the database down")
+        assert w.health()[1]["running"] == [] and w.proc.poll() is None
         pg.start()
+        wait_for(lambda: w.health()[0] == 200, 30, "health to report the database back")
         req = await submit(dsn, "[[text: after the restart]]")
         res = wait_for(lambda: one(dsn, "SELECT status FROM eve.orchestration_results WHERE request_id = %s",
                                    req.id), 60, "a request after the restart")
         assert res == {"status": "success"}
-        # running: the agent finishes while the database is down; the result is held, then written
+
+        # running: the database stays down until the agent has finished, so the worker must hold
+        # the result in memory and write it (once) only after the database is back
         req = await submit(dsn, SLOW_ECHO)
         wait_event(dsn, req.id, "spawned")
+        wait_for(lambda: _agents_alive(w.workspace_root), 30, "the agent to run")
+        mark = len(w.output())  # lines from here on belong to this outage
         pg.stop(mode="fast")
-        wait_for(lambda: "database unavailable" in w.output(), 60, "the worker to notice")
+        wait_for(lambda: not _agents_alive(w.workspace_root), 90, "the agent to finish while the database is down")
+        wait_for(lambda: "database unavailable" in w.output()[mark:], 90, "the worker to retry the result")
+        status, body = w.health()
+        assert status == 503 and body["running"] == [str(req.id)] and w.proc.poll() is None
         pg.start()
-        res = wait_for(lambda: one(dsn, "SELECT status FROM eve.orchestration_results WHERE request_id = %s",
-                                   req.id), 90, "the held result")
-        assert res == {"status": "success"}
+        res = wait_for(lambda: one(dsn, "SELECT status, summary, created_at > pg_postmaster_start_time() AS after "
+                                        "FROM eve.orchestration_results WHERE request_id = %s", req.id),
+                       90, "the held result")
+        assert res["status"] == "success" and res["after"] is True, res
+        assert one(dsn, "SELECT count(*) AS n FROM eve.orchestration_results WHERE request_id = %s",
+                   req.id) == {"n": 1}
+        assert one(dsn, "SELECT status, attempts FROM eve.orchestration_requests WHERE id = %s",
+                   req.id) == {"status": "completed", "attempts": 1}
+        tool = one(dsn, "SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'tool_result'",
+                   req.id)
+        assert tool is not None and "survived" in str(tool["data"])  # Bash ran; its output was held too
         assert w.proc.poll() is None
         w.wait_healthy()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
@@ -14,6 +15,7 @@ from psycopg.rows import dict_row
 from eve import queue
 from eve.errors import Conflict, InvalidWorkerType, NotFound, PayloadTooLarge, ResultConflict, ValidationError
 from eve.models import Outcome
+from eve.queries import Q
 from eve.settings import QueueSettings
 from tests.support.tenants import Tenant, make_tenant
 
@@ -322,6 +324,27 @@ async def test_only_one_reaper_runs_at_a_time(db_url, conn, tenant):
     assert (await queue.reap(conn)).ran is True
 
 
+async def test_restarted_worker_requeues_its_claims_at_once(conn, tenant):
+    """A worker starting under its old id takes back nothing: its claims run again without waiting for the lease."""
+    held = await _enqueue(conn, tenant)
+    other = await _enqueue(conn, tenant)
+    last = await _enqueue(conn, tenant, max_attempts=1)
+    assert {r.id for r in await queue.claim(conn, "general", "general-1", limit=2)} == {held.id, other.id}
+    await queue.claim(conn, "general", "general-2", limit=1)  # `last`, held by another worker
+    await conn.execute("UPDATE eve.orchestration_requests SET claimed_by = 'general-1' WHERE id = %s", (last.id,))
+    await conn.execute("UPDATE eve.orchestration_requests SET claimed_by = 'general-2' WHERE id = %s", (other.id,))
+    report = await queue.release_claims(conn, "general-1")
+    assert report.requeued == [held.id] and report.failed == [last.id]
+    again = await queue.get_request(conn, held.id)
+    assert again.status == "pending" and again.claimed_by is None and again.lease_expires_at is None
+    assert (await queue.get_request(conn, other.id)).status == "claimed"  # another worker's claim is untouched
+    assert (await queue.get_result(conn, last.id)).error_code == "worker_lost"
+    cur = await conn.execute("SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'requeued'",
+                             (held.id,))
+    assert [r["data"]["reason"] for r in await cur.fetchall()] == ["worker_restarted"]
+    assert [r.id for r in await queue.claim(conn, "general", "general-1", limit=5)] == [held.id]
+
+
 # -- cancel, replay ----------------------------------------------------------------------
 
 
@@ -392,11 +415,13 @@ async def test_insert_notifies_workers_with_the_worker_type(db_url, conn, tenant
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as listener:
         await listener.execute("LISTEN eve_requests")
         await listener.execute("LISTEN eve_events")
+        # eve_events is sent only while an SSE hub has announced subscribers (migration 0003)
+        await conn.execute(Q.api_event_listener_announce, {"id": "test", "ttl_seconds": 60})
         req = await _enqueue(conn, tenant, worker_type="code-review")
-        await queue.append_events(conn, req.id, req.org_id, [("text", {"text": "x"})])
+        [event_id] = await queue.append_events(conn, req.id, req.org_id, [("text", {"text": "x"})])
         got = [(n.channel, n.payload) async for n in listener.notifies(timeout=5, stop_after=2)]
     assert got[0] == ("eve_requests", "code-review")
-    assert got[1][0] == "eve_events" and str(req.id) in got[1][1]
+    assert got[1][0] == "eve_events" and json.loads(got[1][1]) == {"ids": [event_id]}
 
 
 async def test_prune_deletes_old_finished_requests(conn, tenant):

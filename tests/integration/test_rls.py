@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from eve import queue
+from eve import admin, queue
 from eve.models import Outcome
 from tests.support.tenants import Tenant, make_tenant
 
@@ -89,9 +89,63 @@ async def test_operator_sees_every_org(db_url, conn, two_orgs):
     assert prompts == {"A's own", "B's secret"}
 
 
-async def test_api_role_cannot_read_key_hashes_of_others_or_bypass(db_url, two_orgs):
+async def test_api_role_cannot_read_key_hashes_of_others_or_bypass(db_url, two_orgs, conn):
     a, b, _ = two_orgs
+    cur = await conn.execute("SELECT user_id, secret_hash FROM eve.api_keys")
+    hashes = {r["user_id"]: r["secret_hash"] for r in await cur.fetchall()}
+    assert len(hashes) == 2 and all(h.startswith("sha256$") for h in hashes.values())
+    seen = await _as(db_url, a.user_id, "SELECT user_id, secret_hash FROM eve.api_keys")
+    assert [r["user_id"] for r in seen] == [a.user_id]
+    assert hashes[b.user_id] not in {r["secret_hash"] for r in seen}
+    assert await _as(db_url, None, "SELECT secret_hash FROM eve.api_keys") == []
+    # the definer lookup is the only way in, and only with the public prefix
     rows = await _as(db_url, a.user_id, "SELECT rolbypassrls FROM pg_roles WHERE rolname = 'eve_api'")
     assert rows == [{"rolbypassrls": False}]
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         await _as(db_url, a.user_id, "DELETE FROM eve.orchestration_requests")
+
+
+async def test_users_and_memberships_of_another_org_are_invisible(db_url, two_orgs, conn):
+    a, b, _ = two_orgs
+    users = await _as(db_url, a.user_id, "SELECT id, email FROM eve.users")
+    assert [u["email"] for u in users] == [a.email]
+    members = await _as(db_url, a.user_id, "SELECT org_id, user_id FROM eve.org_members")
+    assert [(m["org_id"], m["user_id"]) for m in members] == [(a.org_id, a.user_id)]
+    assert await _as(db_url, None, "SELECT * FROM eve.users") == []
+    assert await _as(db_url, None, "SELECT * FROM eve.org_members") == []
+    # a shared org makes its members visible to each other, and nothing more
+    await admin.add_member(conn, a.slug, b.email, "member")
+    emails = {u["email"] for u in await _as(db_url, a.user_id, "SELECT email FROM eve.users")}
+    assert emails == {a.email, b.email}
+    orgs_b_sees = {m["org_id"] for m in await _as(db_url, b.user_id, "SELECT org_id FROM eve.org_members")}
+    assert orgs_b_sees == {a.org_id, b.org_id}
+    orgs_a_sees = {m["org_id"] for m in await _as(db_url, a.user_id, "SELECT org_id FROM eve.org_members")}
+    assert orgs_a_sees == {a.org_id}
+    # the API role writes neither table
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await _as(db_url, a.user_id, "UPDATE eve.users SET is_operator = true WHERE id = %s", (a.user_id,))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await _as(db_url, a.user_id, "INSERT INTO eve.org_members (org_id, user_id) VALUES (%s, %s)",
+                  (b.org_id, a.user_id))
+
+
+async def test_results_of_another_org_cannot_be_written(db_url, two_orgs, conn):
+    a, b, ids = two_orgs
+    pending_b = await queue.enqueue(conn, org_id=b.org_id, user_id=b.user_id, worker_type="general", prompt="B2")
+    insert = ("INSERT INTO eve.orchestration_results (request_id, org_id, status, summary) "
+              "VALUES (%s, %s, 'success', 'forged')")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        await _as(db_url, a.user_id, insert, (pending_b.id, b.org_id))
+    # labelled with A's own org, for B's request: still refused
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        await _as(db_url, a.user_id, insert, (pending_b.id, a.org_id))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        await _as(db_url, a.user_id, "INSERT INTO eve.request_events (request_id, org_id, kind) "
+                  "VALUES (%s, %s, 'text')", (pending_b.id, a.org_id))
+    await _as(db_url, a.user_id, "UPDATE eve.orchestration_results SET summary = 'hijacked', status = 'failed'")
+    cur = await conn.execute("SELECT status, summary FROM eve.orchestration_results WHERE request_id = %s",
+                             (ids["request_id"],))
+    assert await cur.fetchone() == {"status": "success", "summary": "B's result"}
+    cur = await conn.execute("SELECT count(*) AS n FROM eve.orchestration_results WHERE request_id = %s",
+                             (pending_b.id,))
+    assert (await cur.fetchone())["n"] == 0

@@ -151,6 +151,8 @@ class RequestScreen(EveScreen):
         grid.add_row("context", json.dumps(r.get("context") or {})[:300])
         if r.get("replayOf"):
             grid.add_row("replay of", r["replayOf"])
+        if r.get("scheduleId"):
+            grid.add_row("schedule", r["scheduleId"])
         if self.result:
             x = self.result
             grid.add_row("", "")

