@@ -35,6 +35,7 @@ from eve.tui.screens.workers import WorkersScreen
 HISTORY_SECONDS = 600
 MIN_REFRESH = 1.0
 PAGE = 100
+STATS_EVERY = 5  # refreshes between two fetches of GET /stats
 STATUSES = ("pending", "claimed", "processing", "waiting", "completed", "failed", "cancelled")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -245,7 +246,9 @@ class EveApp(App[None]):
                 queue, workers, page = await asyncio.wait_for(self._fetch(), self.fetch_timeout)
             except asyncio.TimeoutError:
                 raise TimeoutError(f"the API did not answer within {self.fetch_timeout:g}s") from None
-            stats = await self._stats()
+            stats = self.snapshot.stats
+            if stats is None or self.fetch_count % STATS_EVERY == 0:  # the last hour moves slowly
+                stats = await self._stats()
             self.known_worker_types = [q["workerType"] for q in queue]
             self.fetch_count += 1
             self._record_history(queue)

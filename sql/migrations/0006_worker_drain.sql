@@ -39,6 +39,8 @@ CREATE POLICY org_isolation ON eve.orchestration_requests FOR ALL TO eve_api
     USING ((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids()))
     WITH CHECK ((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids()));
 
+-- Results and events keep 0004's WITH CHECK: a row written as eve_api must belong to a
+-- request of the same org (only the per-row lookups change).
 DROP POLICY org_isolation ON eve.orchestration_results;
 CREATE POLICY org_isolation ON eve.orchestration_results FOR ALL TO eve_api
     USING ((SELECT eve.is_operator()) OR org_id IN (SELECT eve.user_org_ids()))

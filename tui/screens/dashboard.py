@@ -67,6 +67,7 @@ class DashboardScreen(EveScreen):
         self.sort_reverse = True
         self.show_org = False
         self._columns_for: tuple[int, bool, bool] | None = None
+        self._shown: dict[str, Any] = {}  # what each Static shows: unchanged data is not re-rendered
         self._early_events: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
@@ -129,15 +130,15 @@ class DashboardScreen(EveScreen):
 
     def _stats(self, snap: Snapshot) -> None:
         s = (snap.stats or {}).get("totals")
-        box = self.query_one("#stats", Static)
         if not s:
-            box.update(Text("last 1h: no stats from this API", "bright_black"))
+            self._update("#stats", Text("last 1h: no stats from this API", "bright_black"), "no stats")
             return
-        box.update(Text.assemble(
+        line = (Text.assemble(
             ("last 1h: ", "bold"), (f"{s['completed']} done · ", "green"), (f"{s['failed']} failed · ", "red"),
             (f"{s['cancelled']} cancelled · ", "bright_black"),
             f"p50 {ms(s.get('p50Ms'))} · p95 {ms(s.get('p95Ms'))} · {money(s.get('costUsd'))} · "
             f"{s.get('tokens') or 0:,} tokens · {s.get('jobsPerMin') or 0:.1f} jobs/min"))
+        self._update("#stats", line, line.plain)
 
     def _alerts(self, snap: Snapshot) -> None:
         alerts = [f"{q['workerType']}: {q['pending']} pending and no live worker" for q in snap.queue
@@ -147,7 +148,7 @@ class DashboardScreen(EveScreen):
             alerts.append(f"{len(lost)} worker(s) lost: {', '.join(lost[:3])}")
         box = self.query_one("#alerts", Static)
         box.display = bool(alerts)
-        box.update(Text("⚠ " + " │ ".join(alerts), "bold white on dark_red"))
+        self._update("#alerts", Text("⚠ " + " │ ".join(alerts), "bold white on dark_red"), alerts)
 
     def _queue(self, snap: Snapshot) -> None:
         narrow = self.has_class("-narrow")
@@ -160,6 +161,7 @@ class DashboardScreen(EveScreen):
             t.add_column(name, justify="right", no_wrap=True)
         trend = 8 if narrow else 10
         t.add_column(f"0–{top:g}", no_wrap=True, width=trend, min_width=trend)
+        sig: list[tuple[str, ...]] = []
         for row in snap.queue:
             oldest = row.get("oldestPendingAgeS")
             alive = row.get("workersAlive")
@@ -174,7 +176,8 @@ class DashboardScreen(EveScreen):
                               "bold red" if alive == 0 and row["pending"] else ""))
             cells.append(Text(spark(snap.history.get(row["workerType"], []), top, trend), "cyan"))
             t.add_row(*cells)
-        self.query_one("#queue", Static).update(t)
+            sig.append(tuple(str(c) for c in cells))
+        self._update("#queue", t, (narrow, top, sig))
         self.query_one("#queue-title", Static).update(Text.assemble(
             ("Queue ", "bold"), ("1h: done/fail/cxl · wrk: live · trend: pending", "bright_black")
             if not narrow else ("1h counts · trend: pending", "bright_black")))
@@ -190,6 +193,7 @@ class DashboardScreen(EveScreen):
         t.add_column("slots", no_wrap=True, justify="right")
         if not narrow:
             t.add_column("beat", no_wrap=True, justify="right")
+        wsig: list[tuple[str, ...]] = []
         for wk in shown:
             name = wk["id"].removeprefix("worker-") if narrow else wk["id"]
             cells: list[Any] = [name, worker_state(wk, short=narrow), (wk.get("currentRequestId") or "-")[:8],
@@ -198,13 +202,20 @@ class DashboardScreen(EveScreen):
                 beat = f"{wk['heartbeatAgeS']:.0f}s"
                 cells.append(Text(beat, "red" if wk["state"] == "lost" else ""))
             t.add_row(*cells)
-        self.query_one("#workers", Static).update(t)
+            wsig.append(tuple(str(c) for c in cells))
+        self._update("#workers", t, (narrow, wsig))
         counts: dict[str, int] = {}
         for wk in snap.workers:
             counts[wk["state"]] = counts.get(wk["state"], 0) + 1
         summary = " · ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda x: order.get(x[0], 5)))
         self.query_one("#workers-title", Static).update(
             Text.assemble(("Workers ", "bold"), (summary or "none", "bright_black")))
+
+    def _update(self, selector: str, renderable: Any, signature: Any) -> None:
+        """Update a Static only when what it shows changed: an idle console should not redraw."""
+        if self._shown.get(selector) != signature:
+            self._shown[selector] = signature
+            self.query_one(selector, Static).update(renderable)
 
     def _columns(self, table: DataTable[Any]) -> list[str]:
         """(Re)build the columns when the width or the org column changes; the prompt fills the rest."""

@@ -113,11 +113,11 @@ async def test_replay_with_an_edited_prompt(api, alice):
     assert alice.http.post(f"/requests/{r['id']}/replay").json()["prompt"] == "first try"
 
 
-async def test_worker_log_lines_keep_the_time_they_were_logged(api, conn, alice):
+async def test_worker_log_lines_keep_the_time_they_were_logged(api, conn):
+    staff = client_for(api, await make_tenant(conn, "staff", operator=True))  # worker logs: operators only
     await workers.register(conn, worker_id="w2", worker_type="general", hostname="h", pid=1, version="t", slots=1)
     at = datetime.now(timezone.utc) - timedelta(seconds=16)
     await workers.write_logs(conn, "w2", [("info", "request x claimed", {"request_id": "x"}, at)])
-    staff = client_for(api, await make_tenant(conn, "staff", operator=True))  # worker logs: operators only
     [line] = staff.http.get("/workers/w2/logs").json()
     logged = datetime.fromisoformat(line["at"].replace("Z", "+00:00"))
     assert abs((logged - at).total_seconds()) < 0.01 and line["data"]["request_id"] == "x"
