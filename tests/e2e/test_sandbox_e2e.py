@@ -127,3 +127,80 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+UID_PROBE = """#!/usr/bin/python3
+# a variant that plays the hostile agent in uid mode (no namespaces): it reports what it reached
+import json, os, sys
+def can_read(path):
+    try:
+        with open(path, "rb") as fh:
+            return len(fh.read()) >= 0
+    except OSError:
+        return False
+def can_list(path):
+    try:
+        os.listdir(path)
+        return True
+    except OSError:
+        return False
+env = os.environ
+seen = {"uid": os.getuid(), "euid": os.geteuid(), "groups": os.getgroups(),
+        "cap_eff": [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0],
+        "worker_environ": can_read("/proc/%s/environ" % env["EVE_CTX_WORKER_PID"]),
+        "secret": can_read(env["EVE_CTX_SECRET"]),
+        "workspace_root": can_list(env["EVE_CTX_ROOT"]),
+        "own_workspace": can_list("."),
+        "home": env.get("HOME"), "has_db_url": "DATABASE_URL" in env}
+try:
+    os.kill(int(env["EVE_CTX_WORKER_PID"]), 0)
+    seen["signal_worker"] = True
+except OSError:
+    seen["signal_worker"] = False
+open("mine.txt", "w").write("ok")
+seen["wrote"] = open("mine.txt").read() == "ok"
+w = sys.stdout.write
+w(json.dumps({"type": "system", "subtype": "init", "model": "probe", "tools": []}) + "\\n")
+w(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": json.dumps(seen),
+              "usage": {"input_tokens": 1, "output_tokens": 1}, "total_cost_usd": 0.0}) + "\\n")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="uid mode needs a root worker (or CAP_SETUID/CAP_SETGID)")
+async def test_uid_mode_runs_the_agent_as_an_unprivileged_uid_that_reaches_nothing(db_url, conn, tenant, tmp_path):
+    import shutil
+    import tempfile
+
+    # outside pytest's 0700 tmp tree: in uid mode the agent resolves paths with its own uid
+    outside = Path(tempfile.mkdtemp(prefix="eve-uid-mode-"))
+    try:
+        outside.chmod(0o755)
+        (outside / "bin").mkdir(mode=0o755)
+        probe = outside / "bin" / "mclaude"
+        probe.write_text(UID_PROBE)
+        probe.chmod(0o755)
+        secret = tmp_path / "superuser.password"
+        secret.write_text(secrets.token_hex(8))
+        secret.chmod(0o600)
+        root = outside / "workspaces"
+        worker = start_worker(db_url, tmp_path, path_prepend=outside / "bin", name="uidmode",
+                              env={"JWT_SECRET": secrets.token_urlsafe(40)},
+                              args=["--sandbox", "uid", "--workspace-root", str(root), "--keep-workspaces"])
+        try:
+            assert worker.wait_healthy()["sandbox"] == "uid"
+            req = await submit(conn, tenant, "probe", context={"workerPid": worker.pid, "secret": str(secret),
+                                                                "root": str(root)})
+            res = result_of(db_url, req.id, timeout=60)
+        finally:
+            worker.stop()
+        assert res["status"] == "success", res
+        seen = json.loads(res["summary"])
+        assert seen["uid"] == seen["euid"] == 61000 and seen["groups"] in ([], [61000])
+        assert seen["cap_eff"] == "0000000000000000"
+        assert not seen["worker_environ"] and not seen["signal_worker"] and not seen["secret"]
+        assert not seen["workspace_root"] and seen["own_workspace"] and seen["wrote"]
+        assert not seen["has_db_url"] and seen["home"] == str(root / str(req.id) / ".home")
+        ws = root / str(req.id)
+        assert ws.stat().st_uid == 61000 and (ws.stat().st_mode & 0o777) == 0o700
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
