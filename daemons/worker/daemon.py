@@ -305,7 +305,7 @@ class Worker:
         assert self.worker_type is not None
         slot = self.slots[req.id]
         extra = {"request_id": req.id, "org_id": req.org_id, "worker_type": req.worker_type, "worker_id": self.id}
-        self.log("info", f"request {req.id} claimed (attempt {req.attempts})", request_id=str(req.id))
+        self.log("info", f"request claimed (attempt {req.attempts})", request_id=str(req.id))
         batcher = EventBatcher(self, req)
         started = time.monotonic()
         try:
@@ -361,7 +361,7 @@ class Worker:
                                ("cache_creation", "cache_creation_input_tokens")):
             if usage.get(key):
                 metrics.TOKENS.labels(direction).inc(int(usage[key]))
-        self.log("info", f"request {req.id} finished: {outcome.status}"
+        self.log("info", f"request finished: {outcome.status}"
                  + (f" ({outcome.error_code})" if outcome.error_code else ""), request_id=str(req.id))
 
     # -- background loops ---------------------------------------------------------------------
