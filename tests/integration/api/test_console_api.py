@@ -25,13 +25,15 @@ def create(c: Any, prompt: str, worker_type: str = "general") -> dict[str, Any]:
 
 async def set_status(conn: Any, rid: str, status: str, *, started_s_ago: float = 30, took_s: float = 10,
                      worker: str | None = None) -> None:
-    """Put a request in a state directly (as the service role): the API reads what the queue wrote."""
+    """Put a request in a state directly (as the service role): the API reads what the queue wrote
+    (an in-flight request holds a lease, as every claim does)."""
     await conn.execute(
         "UPDATE eve.orchestration_requests SET status = %s, claimed_by = %s, claimed_at = now(),"
+        " lease_expires_at = CASE WHEN %s IN ('claimed', 'processing') THEN now() + interval '1 minute' END,"
         " started_at = now() - make_interval(secs => %s),"
         " finished_at = CASE WHEN %s IN ('completed', 'failed', 'cancelled')"
         "                    THEN now() - make_interval(secs => %s) + make_interval(secs => %s) END"
-        " WHERE id = %s", (status, worker, started_s_ago, status, started_s_ago, took_s, rid))
+        " WHERE id = %s", (status, worker, status, started_s_ago, status, started_s_ago, took_s, rid))
 
 
 async def test_search_filters_counts_and_pages(api, conn, alice, bob):
