@@ -79,7 +79,10 @@ async def test_a_worker_that_lost_its_claim_stops_its_agent_and_writes_nothing(d
                             (req.id,)).fetchone()
             res = c.execute("SELECT 1 FROM eve.orchestration_results WHERE request_id = %s", (req.id,)).fetchone()
         assert row["status"] == "processing" and row["claimed_by"] == "usurper" and res is None
-        assert w.health()[1]["slots_busy"] == 0  # the slot is free again
+        wait_for(lambda: w.health()[1]["slots_busy"] == 0, 10, "the slot to be free again")
+        with sync_conn(db_url) as c:  # and still nothing written once the slot let go
+            assert c.execute("SELECT 1 FROM eve.orchestration_results WHERE request_id = %s",
+                             (req.id,)).fetchone() is None
     finally:
         w.stop()
         kill_agents(request_ids=[req.id] if "req" in locals() else [])
