@@ -36,7 +36,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from eve.db import as_api, as_user, connect, listen_enabled
 from eve.errors import DatabaseUnavailable
@@ -119,11 +119,14 @@ class Hub:
         for sub in list(self.subscribers):
             self._drop(sub)
         if self._presence_until:
-            try:
-                async with as_api(self.pool) as conn:
-                    await conn.execute(Q.api_event_listener_withdraw, {"id": self.listener_id})
-            except DB_ERRORS:
+            try:  # bounded: with the database away, shutting down must not wait out the pool
+                await asyncio.wait_for(self._withdraw(), 3)
+            except (asyncio.TimeoutError, PoolTimeout, *DB_ERRORS):
                 pass  # it expires on its own
+
+    async def _withdraw(self) -> None:
+        async with as_api(self.pool) as conn:
+            await conn.execute(Q.api_event_listener_withdraw, {"id": self.listener_id})
 
     # -- presence: PostgreSQL notifies eve_events only while someone announced subscribers --
 

@@ -152,3 +152,38 @@ async def test_stream_resumes_after_a_database_restart_for_each_org_alone(tmp_pa
         if api is not None:
             api.stop()
         pg.stop(mode="immediate")
+
+
+async def test_the_api_stops_promptly_when_its_database_is_gone(tmp_path):
+    """SIGTERM with a live subscriber and no database: the shutdown does not wait out the pool."""
+    import signal
+    import subprocess
+    import time
+
+    pg = EmbeddedPostgres(tmp_path / "pg", port=0, settings=FAST_SETTINGS)
+    dsn = pg.start()
+    api = None
+    try:
+        await migrate.migrate(dsn)
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as c:
+            a = await make_tenant(c, "gone")
+        api = start_api(dsn, tmp_path)
+        api.wait_ready()
+        async with EveClient(api.url, api_key=a.api_key) as ca:
+            reading, opened = until(ca, "never", timeout=60)
+            await asyncio.wait_for(opened.wait(), 20)  # subscribed: the hub announced itself
+            pg.stop(mode="immediate")
+            asked = time.monotonic()
+            api.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(api.proc.wait, 20)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the API did not stop within 20 s of SIGTERM:\n{api.output()[-3000:]}")
+            took = time.monotonic() - asked
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+        assert took < 15, f"stopping took {took:.1f} s"
+    finally:
+        if api is not None:
+            api.stop()
+        pg.stop(mode="immediate")
