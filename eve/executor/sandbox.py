@@ -86,8 +86,13 @@ def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _visible_roots(policy: Policy) -> list[str]:
-    return [d for d in policy.system_dirs if os.path.lexists(d)]
+def _visible_roots(dirs: Sequence[str]) -> list[str]:
+    return [d for d in dirs if os.path.lexists(d)]
+
+
+def _mounted_roots(dirs: Sequence[str]) -> list[str]:
+    """The system dirs that are bound read-only (not the merged-/usr symlinks beside them)."""
+    return [d for d in _visible_roots(dirs) if not os.path.islink(d)]
 
 
 def command(bwrap: str, policy: Policy, argv: Sequence[str]) -> list[str]:
@@ -96,7 +101,8 @@ def command(bwrap: str, policy: Policy, argv: Sequence[str]) -> list[str]:
             "--unshare-cgroup-try", "--hostname", "eve-sandbox"]
     if policy.uid is None:
         args += ["--unshare-user", "--cap-drop", "ALL"]
-    roots = _visible_roots(policy)
+    roots = _visible_roots(policy.system_dirs)
+    visible = _mounted_roots(policy.system_dirs)
     for d in roots:
         if os.path.islink(d):  # merged /usr: /bin -> usr/bin
             args += ["--symlink", os.readlink(d), d]
@@ -105,7 +111,7 @@ def command(bwrap: str, policy: Policy, argv: Sequence[str]) -> list[str]:
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/var/tmp",
              "--tmpfs", "/run", "--dir", INSIDE_WORKSPACE_ROOT]
     for hidden in policy.hidden:
-        if any(_under(hidden, r) for r in roots if not os.path.islink(r)) and os.path.lexists(hidden):
+        if any(_under(hidden, r) for r in visible) and os.path.lexists(hidden):
             if os.path.isdir(hidden) and not os.path.islink(hidden):
                 args += ["--tmpfs", hidden]
             else:
@@ -116,7 +122,6 @@ def command(bwrap: str, policy: Policy, argv: Sequence[str]) -> list[str]:
         args += ["--ro-bind", policy.group, "/etc/group"]
     # bwrap would create missing parents of a mount point with the source parent's mode
     # (often 0700): make them 0755 so the agent's uid can walk down to what it is shown
-    visible = [r for r in roots if not os.path.islink(r)]
     made: set[str] = {"/"}
 
     def parents(path: str) -> list[str]:
@@ -156,10 +161,6 @@ class VariantFiles:
     config_dirs: list[str] = field(default_factory=list)
 
 
-def _expand(token_home: str | None, rest: str, home: str) -> str:
-    return os.path.normpath(home + rest) if token_home is not None else os.path.normpath(rest)
-
-
 def _npm_root(path: str) -> str:
     """A file inside node_modules needs its whole package tree: the dir holding node_modules."""
     parts = path.split("/")
@@ -195,7 +196,7 @@ def variant_files(wrapper: str, home: str) -> VariantFiles:
     seen: set[str] = set()
     for m in _PATH_TOKEN.finditer(text):
         home_rest, absolute = m.group(1), m.group(2)
-        path = _expand("~", home_rest, home) if home_rest is not None else _expand(None, absolute, home)
+        path = os.path.normpath(home + home_rest if home_rest is not None else absolute)
         path = _npm_root(path)
         if path in seen or not os.path.exists(path) or any(_under(path, c) for c in out.config_dirs):
             continue
@@ -486,10 +487,8 @@ class Runtime:
         private = self._copy_configs(files.config_dirs, worker_home, home_source, in_home_only=False)
         read_only = [variant_path, *files.read_only, *self.extra_read_only]
         read_only += [_tool_root(p, worker_home) for p in env.get("PATH", "").split(":") if p and os.path.isdir(p)]
-        resolv = os.path.realpath("/etc/resolv.conf")
-        if os.path.exists(resolv) and not any(_under(resolv, d) for d in SYSTEM_DIRS):
-            read_only.append(resolv)
-        system = [d for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+        read_only.append(os.path.realpath("/etc/resolv.conf"))  # may live under /run (systemd-resolved)
+        system = _mounted_roots(SYSTEM_DIRS)
         shown = [p for p in dict.fromkeys(os.path.normpath(p) for p in read_only)
                  if os.path.exists(p) and exposable(p, home=worker_home, protected=self.protected)
                  and not any(_under(os.path.realpath(p), d) for d in system)]
