@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_worker_e2e import events_of, result_of, submit, sync_conn
+from tests.e2e.test_worker_e2e import events_of, result_of, submit, sync_conn, wait_kind
 from tests.support.agents import agent_pids, kill_agents
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
@@ -21,12 +21,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 async def tenant(conn):
     return await make_tenant(conn, "recovery")
-
-
-def wait_kind(db_url: str, request_id, kind: str, count: int = 1, timeout: float = 60) -> None:
-    with sync_conn(db_url) as c:
-        wait_for(lambda: c.execute("SELECT count(*) AS n FROM eve.request_events WHERE request_id = %s AND kind = %s",
-                                   (request_id, kind)).fetchone()["n"] >= count, timeout, f"{count}× {kind}")
 
 
 async def test_worker_restarted_under_its_id_reruns_its_request_at_once(db_url, conn, tenant, tmp_path, variant_bin):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.e2e.test_worker_e2e import events_of, result_of, submit, sync_conn
+from tests.e2e.test_worker_e2e import events_of, result_of, submit, sync_conn, wait_kind
 from tests.support.agents import agent_pids, kill_agents
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
@@ -48,12 +48,6 @@ def platform_files(tmp_path: Path) -> dict[str, str]:
     return {"home": str(home), "data": str(data), "api_key": api_key, "su_password": su_password}
 
 
-def wait_event(db_url: str, request_id, kind: str, timeout: float = 60) -> None:
-    with sync_conn(db_url) as c:
-        wait_for(lambda: c.execute("SELECT 1 FROM eve.request_events WHERE request_id = %s AND kind = %s",
-                                   (request_id, kind)).fetchone(), timeout, f"{kind} of {request_id}")
-
-
 async def test_hostile_agent_reaches_nothing_and_busy_agent_still_works(db_url, conn, tenant, tmp_path,
                                                                       variant_bin, pg_cluster):
     files = platform_files(tmp_path)
@@ -70,7 +64,7 @@ async def test_hostile_agent_reaches_nothing_and_busy_agent_still_works(db_url, 
         assert body["sandbox"] == "bwrap"
         busy = await submit(conn, tenant, "[[bash: echo data > mine.txt && sleep 4 && "
                                           "python3 -c 'print(open(\"mine.txt\").read().strip() * 2)' && pwd]]")
-        wait_event(db_url, busy.id, "spawned")
+        wait_kind(db_url, busy.id, "spawned")
         probe_cmd = " ; ".join([
             "for f in /proc/*/environ; do tr '\\0' '\\n' < $f; done 2>/dev/null | grep -E 'DATABASE_URL|JWT_SECRET|PASSWORD'",
             f"cat ~/.config/eve/config.toml {files['home']}/.config/eve/config.toml {files['data']}/superuser.password",
@@ -109,9 +103,7 @@ async def test_sigkill_of_the_worker_takes_its_agent_down(db_url, conn, tenant, 
     try:
         worker.wait_healthy()
         req = await submit(conn, tenant, f"[[bash: sleep {marker}]]")
-        with sync_conn(db_url) as c:
-            wait_for(lambda: c.execute("SELECT 1 FROM eve.request_events WHERE request_id = %s AND kind = 'tool_call'",
-                                       (req.id,)).fetchone(), 60, "the agent to run its tool")
+        wait_kind(db_url, req.id, "tool_call")  # the agent runs its tool
         wait_for(lambda: any(f"sleep {marker}" in _cmdline(p) for p in agent_pids(request_ids=[req.id])), 10,
                  "the tool process to appear")
         worker.proc.send_signal(signal.SIGKILL)

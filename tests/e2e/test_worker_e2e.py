@@ -53,6 +53,13 @@ def result_of(db_url: str, request_id, timeout: float = 60) -> dict[str, Any]:
                                           (request_id,)).fetchone(), timeout, f"result of {request_id}")
 
 
+def wait_kind(db_url: str, request_id, kind: str, count: int = 1, timeout: float = 60) -> None:
+    """Wait until the request has `count` events of `kind`."""
+    with sync_conn(db_url) as c:
+        wait_for(lambda: c.execute("SELECT count(*) AS n FROM eve.request_events WHERE request_id = %s AND kind = %s",
+                                   (request_id, kind)).fetchone()["n"] >= count, timeout, f"{count}× {kind}")
+
+
 def events_of(db_url: str, request_id) -> list[dict[str, Any]]:
     with sync_conn(db_url) as c:
         return c.execute("SELECT kind, data FROM eve.request_events WHERE request_id = %s ORDER BY id",
