@@ -35,3 +35,15 @@ DELETE FROM eve.worker_logs
 WHERE worker_id = %(worker_id)s
   AND id < (SELECT min(id) FROM (SELECT id FROM eve.worker_logs WHERE worker_id = %(worker_id)s
                                  ORDER BY id DESC LIMIT %(keep)s) newest);
+
+-- name: request_token_insert
+-- A new credential for the agent of this attempt; any earlier one of the request dies.
+WITH old AS (
+    UPDATE eve.request_tokens SET revoked_at = now()
+    WHERE request_id = %(request_id)s AND revoked_at IS NULL
+)
+INSERT INTO eve.request_tokens (request_id, org_id, attempt, prefix, secret_hash)
+VALUES (%(request_id)s, %(org_id)s, %(attempt)s, %(prefix)s, %(secret_hash)s);
+
+-- name: request_token_revoke
+UPDATE eve.request_tokens SET revoked_at = now() WHERE request_id = %(request_id)s AND revoked_at IS NULL;
