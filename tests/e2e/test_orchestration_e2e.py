@@ -20,7 +20,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from eve import queue
-from tests.e2e.fake_anthropic import FakeAnthropic
+from tests.e2e.fake_anthropic import FakeAnthropic, last_tool_result
 from tests.support.apiserver import start_api
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
@@ -45,29 +45,47 @@ def one(dsn: str, sql: str, *args: Any) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def _last_user_text(body: dict[str, Any]) -> str:
-    msgs = [m for m in body.get("messages", []) if m.get("role") == "user"]
-    if not msgs:
-        return ""
-    content = msgs[-1].get("content")
+def _texts(msg: dict[str, Any]) -> str:
+    content = msg.get("content")
     if isinstance(content, str):
         return content
     return "\n".join(b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
 
 
-async def test_parent_waits_for_two_children_and_is_resumed_on_another_worker(
-        db_url, conn, tmp_path, variant_bin, fake_api: FakeAnthropic):
-    seen: list[dict[str, Any]] = []
+class ResumedTurn:
+    """The fake model's side of a resumed turn: `cat notes.txt` (the workspace came back?), then
+    an answer naming the children from the outcome lines. Records what it was sent."""
 
-    def resumed_turn(body: dict[str, Any]) -> dict[str, Any] | None:
-        text = _last_user_text(body)
-        if RESUMED not in text or not body.get("tools"):
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+        resumed = next((_texts(m) for m in users if RESUMED in _texts(m)), None)
+        if resumed is None or not body.get("tools"):
             return None
-        seen.append(body)
-        kids = re.findall(rf"child ({UUID_RE}) success", text)
-        return {"text": "Combined the results of " + " and ".join(kids)}
+        self.seen.append(body)
+        notes = last_tool_result(body)
+        if notes is None:
+            return {"tool": "Bash", "input": {"command": "cat notes.txt || echo 'no notes'"}}
+        kids = re.findall(rf"child ({UUID_RE}) success", resumed)
+        return {"text": "Combined the results of " + " and ".join(kids) + f"; notes: {notes.strip()}"
+                        + (" (files lost)" if "were not kept" in resumed else "")}
 
-    fake_api.add_rule(resumed_turn)
+
+@pytest.fixture
+def resumed_turn(fake_api: FakeAnthropic):
+    rule = ResumedTurn()
+    fake_api.add_rule(rule)
+    try:
+        yield rule
+    finally:
+        fake_api.rules.remove(rule)
+
+
+async def test_parent_waits_for_two_children_and_is_resumed_on_another_worker(
+        db_url, conn, tmp_path, variant_bin, resumed_turn: ResumedTurn):
+    seen = resumed_turn.seen
     tenant = await make_tenant(conn, "orch")
     api = start_api(db_url, tmp_path)
     workers = []
@@ -123,6 +141,7 @@ async def test_parent_waits_for_two_children_and_is_resumed_on_another_worker(
         assert res["status"] == "success", res
         for kid in kid_ids:
             assert kid in res["summary"], res["summary"]
+        assert "notes: keep me" in res["summary"]  # the workspace travelled with the session
         kinds = [r["kind"] for r in rows(db_url, "SELECT kind FROM eve.request_events WHERE request_id = %s "
                                                  "ORDER BY id", parent.id)]
         assert kinds.index("waiting") < kinds.index("woken") < kinds.index("resumed") < kinds.index("result")
@@ -136,22 +155,64 @@ async def test_parent_waits_for_two_children_and_is_resumed_on_another_worker(
         assert seen, "the fake API never saw the resumed turn"
         first_text = str(seen[-1]["messages"][0]["content"])
         assert "child alpha" in first_text and len(seen[-1]["messages"]) >= 4
-        # cost and tokens of both turns, the waiting time left out
-        assert res["tokens_used"] > 0 and float(res["cost_usd"]) > 0
-        turns = rows(db_url, "SELECT kind, data FROM eve.request_events WHERE request_id = %s AND kind = 'result' ",
-                     parent.id)
-        assert turns
+        # cost and tokens of both turns (the result line of the last turn counts only its own)
+        usage = res["output"]["usage"]
+        last_turn_tokens = sum(int(usage.get(k) or 0) for k in (
+            "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+        assert res["tokens_used"] > last_turn_tokens
+        assert float(res["cost_usd"]) > float(res["output"]["total_cost_usd"])
+        # the duration counts the turns, not the time spent waiting
+        at = {r["kind"]: r["at"] for r in rows(db_url, "SELECT kind, min(at) AS at FROM eve.request_events "
+                                                       "WHERE request_id = %s GROUP BY kind", parent.id)}
+        waited_ms = (at["woken"] - at["waiting"]).total_seconds() * 1000
+        wall_ms = (res["created_at"] - at["claimed"]).total_seconds() * 1000
+        assert res["duration_ms"] > res["output"]["duration_ms"]
+        assert res["duration_ms"] <= wall_ms - waited_ms + 1000
         waits = rows(db_url, "SELECT delivered_at FROM eve.request_waits WHERE request_id = %s", parent.id)
         assert len(waits) == 2 and all(w["delivered_at"] is not None for w in waits)
         assert one(db_url, "SELECT 1 FROM eve.request_sessions WHERE request_id = %s", parent.id) is None
-        # the workspace came back with the session: the file the first turn wrote
-        # (the second worker removes it after success, so look at the archive's event instead)
-        assert parked["attempts"] == 0
+        assert parked["attempts"] == 0  # waiting did not use up an attempt
     finally:
         for w in reversed(workers):
             w.stop()
         api.stop()
-        fake_api.rules.remove(resumed_turn) if resumed_turn in fake_api.rules else None
+
+
+async def test_same_worker_reuses_the_directory_and_a_failed_child_is_reported(
+        db_url, conn, tmp_path, variant_bin, resumed_turn: ResumedTurn):
+    """One worker, archive cap 0 (nothing archived): the resume reuses the directory on this host,
+    and a child that fails still wakes the parent, which is told so and decides."""
+    tenant = await make_tenant(conn, "orch-local")
+    api = start_api(db_url, tmp_path)
+    worker = None
+    try:
+        api.wait_ready()
+        worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="solo", slots=1,
+                              env={"EVE_API_URL": api.url, "EVE_SESSION_ARCHIVE_MB": "0"})
+        worker.wait_healthy()
+        # the child's prompt makes the fake API fail it; spelled with printf so the brackets do not
+        # end the parent's own [[bash: ...]]
+        prompt = ("[[bash: eve request create -t general -p \"$(printf '\\133\\133api_error: 400\\135\\135')\" "
+                  "--child --reply-to-parent && "
+                  "echo 'keep me' > notes.txt && eve wait]]")
+        parent = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
+                                     prompt=prompt)
+        res = wait_for(lambda: one(db_url, "SELECT * FROM eve.orchestration_results WHERE request_id = %s",
+                                   parent.id), 120, "the parent's result")
+        assert res["status"] == "success", res
+        assert "notes: keep me" in res["summary"] and "(files lost)" not in res["summary"]
+        resumed = one(db_url, "SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'resumed'",
+                      parent.id)["data"]
+        assert resumed["workspace"] == "reused"
+        [child] = rows(db_url, "SELECT id FROM eve.orchestration_requests WHERE parent_id = %s", parent.id)
+        told = _texts([m for m in resumed_turn.seen[-1]["messages"] if RESUMED in _texts(m)][0])
+        assert f"child {child['id']} failed (api_error)" in told, told
+        kept = one(db_url, "SELECT count(*) AS n FROM eve.request_sessions WHERE request_id = %s", parent.id)
+        assert kept["n"] == 0
+    finally:
+        if worker is not None:
+            worker.stop()
+        api.stop()
 
 
 def parked_by(db_url: str, request_id: Any) -> str:
