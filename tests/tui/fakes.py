@@ -148,6 +148,13 @@ class FakeClient:
                 return copy.deepcopy(r)
         raise ApiError(404, "not_found", f"request {request_id} not found")
 
+    async def children(self, request_id: str) -> list[dict[str, Any]]:
+        await self._check("children", request_id)
+        return [{"id": r["id"], "parentId": request_id, "depth": 1, "status": r["status"],
+                 "workerType": r["workerType"], "prompt": r["prompt"], "createdAt": r["createdAt"],
+                 "replyToParent": True, "result": r["result"]}
+                for r in self.requests if r.get("parentId") == request_id]
+
     async def get_result(self, request_id: str) -> dict[str, Any] | None:
         await self._check("get_result", request_id)
         r = await self.get_request(request_id)

@@ -293,3 +293,25 @@ async def test_the_fake_answers_404_like_the_api():
         assert exc.status == 404
     else:
         raise AssertionError("no error for an unknown request")
+
+
+async def test_request_view_lists_parent_and_children_and_enter_opens_them():
+    client = FakeClient()
+    parent, child = client.requests[1], client.requests[2]
+    child["parentId"] = parent["id"]
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app)
+        app.open_request(parent["id"])
+        await until(pilot, lambda: isinstance(app.screen, RequestScreen)
+                    and app.screen.query_one("#family").option_count == 1, "the child in the tree list")
+        family = app.screen.query_one("#family")
+        assert family.get_option_at_index(0).id == child["id"]
+        family.focus()
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: isinstance(app.screen, RequestScreen) and app.screen.request_id == child["id"],
+                    "the child's request view")
+        await until(pilot, lambda: app.screen.query_one("#family").option_count == 1, "its parent in the list")
+        assert app.screen.query_one("#family").get_option_at_index(0).id == parent["id"]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen.request_id == parent["id"], "back on the parent")

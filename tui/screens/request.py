@@ -16,7 +16,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import Footer, OptionList, RichLog, Static
+from textual.widgets.option_list import Option
 
 from eve.tui.screens.base import EveScreen
 from eve.tui.widgets.format import clock, event_text, money, ms, status_text, ts
@@ -48,6 +49,12 @@ class RequestScreen(EveScreen):
             with VerticalScroll(id="request-meta", classes="panel"):
                 yield Static(f"Request {self.request_id}", classes="panel-title", id="request-title")
                 yield Static("loading…", id="meta")
+                # parent and children (orchestration); Enter opens one. Hidden when there are none.
+                title, family = Static("Tree (Enter opens)", classes="panel-title", id="family-title"), \
+                    OptionList(id="family")
+                title.display = family.display = False
+                yield title
+                yield family
             with Vertical(id="timeline-panel", classes="panel"):
                 yield Static("Timeline", classes="panel-title")
                 yield RichLog(id="timeline", wrap=True, markup=False, max_lines=5000)
@@ -86,6 +93,7 @@ class RequestScreen(EveScreen):
             return
         self._show()
         self.refresh_bindings()
+        await self._show_family()
         events = await self.eve.client.list_events(self.request_id)
         timeline = self.query_one("#timeline", RichLog)
         timeline.clear()
@@ -127,6 +135,29 @@ class RequestScreen(EveScreen):
         self.result = await self.eve.client.get_result(self.request_id)
         self._show()
         self.refresh_bindings()
+
+    async def _show_family(self) -> None:
+        """The parent (↑) and the children (↳ status, result or prompt) as a list to open."""
+        try:
+            kids = await self.eve.client.children(self.request_id)
+        except Exception:  # noqa: BLE001 - an older API without trees: show none
+            kids = []
+        parent = (self.request or {}).get("parentId")
+        options = [Option(Text(f"↑ parent {parent}"), id=parent)] if parent else []
+        for k in kids:
+            res = k.get("result") or {}
+            label = Text.assemble(f"↳ {k['id'][:8]} ", status_text(k["status"]),
+                                  f"  {(res.get('summary') or res.get('error') or k['prompt'] or '')[:60]}")
+            options.append(Option(label, id=k["id"]))
+        family = self.query_one("#family", OptionList)
+        family.clear_options()
+        family.add_options(options)
+        for widget in (self.query_one("#family-title"), family):
+            widget.display = bool(options)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "family" and event.option.id:
+            self.app.push_screen(RequestScreen(event.option.id))
 
     def _show(self) -> None:
         r = self.request
