@@ -66,11 +66,6 @@ async def delivered(conn: Any, wait_ids: list[int]) -> None:
         await conn.execute(Q.waits_mark_delivered, {"ids": wait_ids})
 
 
-async def forget_session(conn: Any, request_id: UUID) -> None:
-    """The request has its result: the stored session is no longer needed."""
-    await conn.execute(Q.session_delete, {"request_id": request_id})
-
-
 def add_totals(outcome: Outcome, session: dict[str, Any] | None) -> Outcome:
     """The final result counts every turn: durations (waiting excluded), tokens and cost."""
     if not session:

@@ -69,9 +69,6 @@ SET session_id = EXCLUDED.session_id, transcript = EXCLUDED.transcript,
     cost_usd = eve.request_sessions.cost_usd + EXCLUDED.cost_usd,
     updated_at = now();
 
--- name: session_delete
-DELETE FROM eve.request_sessions WHERE request_id = %(request_id)s;
-
 -- name: request_wants_wait
 SELECT wait_requested_at IS NOT NULL AS wants FROM eve.orchestration_requests
 WHERE id = %(id)s AND claimed_by = %(worker_id)s;

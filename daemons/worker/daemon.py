@@ -368,8 +368,7 @@ class Worker:
         await self._report(req, outcome, extra, time.monotonic() - started)
         if final and state is not None:
             ids = state.wait_ids
-            await self.with_db(lambda c: waiting.delivered(c, ids), attempts=5)
-            await self.with_db(lambda c: waiting.forget_session(c, req.id), attempts=5)
+            await self.with_db(lambda c: waiting.delivered(c, ids), attempts=5)  # (the result dropped the session)
         if not cfg.keep_workspaces and outcome.status in ("success", "cancelled"):
             self._remove_workspace(req.id)
 

@@ -258,6 +258,9 @@ BEGIN
                    CASE WHEN r.error_code IS NOT NULL THEN ' (' || r.error_code || ')' ELSE '' END,
                    left(r.text, 2000)));
     END LOOP;
+    -- a request with its result never resumes: its stored session (a transcript can hold
+    -- anything the agent saw) goes now, whoever wrote the result (a worker, a cancel)
+    DELETE FROM eve.request_sessions s USING inserted i WHERE s.request_id = i.request_id;
     RETURN NULL;
 END
 $$;
