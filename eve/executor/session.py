@@ -94,13 +94,29 @@ def archive_workspace(path: Path, cap_bytes: int = DEFAULT_ARCHIVE_CAP_BYTES) ->
     return None if buf.tell() > cap_bytes else buf.getvalue()
 
 
-def restore_workspace(archive: bytes, path: Path) -> None:
-    """Replace `path` with the archive's contents (the `data` filter refuses links out, devices, setuid)."""
+def restore_workspace(archive: bytes, path: Path) -> int:
+    """Replace `path` with the archive's contents; returns how many members were skipped.
+
+    The agent made those files: every member goes through tarfile's `data` filter (no
+    absolute paths, nothing outside `path`, no links pointing out, no devices, no setuid
+    bits), and one it refuses is skipped rather than failing the resume.
+    """
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
+    skipped = 0
+
+    def only_data(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        nonlocal skipped
+        try:
+            return tarfile.data_filter(member, dest)
+        except tarfile.FilterError:
+            skipped += 1
+            return None
+
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        tar.extractall(path, filter="data")
+        tar.extractall(path, filter=only_data)
+    return skipped
 
 
 def resume_prompt(outcomes: list[str], workspace_kept: bool) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -54,15 +55,34 @@ def test_workspace_round_trip_and_cap(tmp_path):
     assert archive_workspace(ws, cap_bytes=10) is None  # over the cap: not kept
 
 
-def test_restore_refuses_an_archive_that_escapes(tmp_path):
+def test_restore_skips_what_would_escape_the_workspace(tmp_path):
+    """The agent wrote the workspace: a crafted archive member must not land outside it."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("../escaped.txt")
-        info.size = 1
-        tar.addfile(info, io.BytesIO(b"x"))
-    with pytest.raises(tarfile.TarError):
-        restore_workspace(buf.getvalue(), tmp_path / "ws")
-    assert not (tmp_path / "escaped.txt").exists()
+        for name in ("../escaped.txt", "/tmp/absolute.txt", "ok.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+        link = tarfile.TarInfo("passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    ws = tmp_path / "ws"
+    assert restore_workspace(buf.getvalue(), ws) == 2  # the climb out and the link out
+    assert (ws / "ok.txt").read_text() == "x"
+    assert (ws / "tmp" / "absolute.txt").exists()  # an absolute name lands inside, stripped of its /
+    assert not Path("/tmp/absolute.txt").exists()
+    assert not (tmp_path / "escaped.txt").exists() and not (ws / "passwd").exists()
+
+
+def test_archiving_keeps_an_agents_symlink_as_a_link(tmp_path):
+    """The worker archives as root: a link to a host file must not be followed into the archive."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    secret = tmp_path / "secret"
+    secret.write_text("host secret")
+    (ws / "leak").symlink_to(secret)
+    archive = archive_workspace(ws)
+    assert archive is not None and b"host secret" not in gzip.decompress(archive)
 
 
 def test_resume_prompt_names_outcomes_and_lost_files():
