@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from eve.client import EveClient
 
 FINAL = {"completed", "failed", "cancelled"}
+ID_HELP = "Request ID (default: this agent's, $EVE_REQUEST_ID)."
 # What `eve wait` prints; skills/orchestration/SKILL.md teaches the agent to obey it.
 END_TURN = ("END YOUR TURN NOW: reply with one short line saying what you are waiting for, and stop. "
             "Do not poll. You will be resumed in this same conversation with their results.")
@@ -37,7 +38,7 @@ def _node_row(n: dict[str, Any], indent: str = "") -> tuple[str, ...]:
 @request_app.command("children")
 def children(
     ctx: typer.Context,
-    request_id: Annotated[str | None, typer.Argument(help="Request ID (default: this agent's, $EVE_REQUEST_ID).")] = None,
+    request_id: Annotated[str | None, typer.Argument(help=ID_HELP)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Block until every child has finished (agents: prefer "
                                                       "`eve wait`, which frees the worker while you wait).")] = False,
     timeout: Annotated[float, typer.Option(help="With --wait: give up after this many seconds.")] = 3600,
@@ -75,7 +76,7 @@ def children(
 @request_app.command("tree")
 def tree(
     ctx: typer.Context,
-    request_id: Annotated[str | None, typer.Argument(help="Request ID (default: this agent's, $EVE_REQUEST_ID).")] = None,
+    request_id: Annotated[str | None, typer.Argument(help=ID_HELP)] = None,
     as_json: bool = JsonOpt,
 ) -> None:
     """Show a request and everything below it, indented by level."""

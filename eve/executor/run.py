@@ -139,8 +139,8 @@ async def execute(
         await emit("context_skipped", item)
     runtime = settings.sandbox or Runtime(mode="none")
     try:
-        spawn = runtime.spawn(command(path, request, worker_type, resume), env=env, workspace=ws.path, home_source=ws.home,
-                              request_id=str(request.id), slot=settings.slot, variant_path=path,
+        spawn = runtime.spawn(command(path, request, worker_type, resume), env=env, workspace=ws.path,
+                              home_source=ws.home, request_id=str(request.id), slot=settings.slot, variant_path=path,
                               worker_home=worker_env.get("HOME") or str(ws.home))
     except OSError as exc:
         return Outcome(status="failed", error=f"cannot prepare the sandbox: {exc}", error_code="workspace_error",

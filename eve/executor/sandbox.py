@@ -524,6 +524,8 @@ class Runtime:
                 roots.append(home_source / os.path.relpath(cfg, worker_home))
             elif self.mode == "bwrap":
                 roots.append(home_source.parent / ".eve-sandbox" / f"config-{i}")
+            else:  # uid mode leaves a config dir outside HOME where it is
+                roots.append(Path(cfg))
         roots.append((Path(home) if self.mode == "none" else home_source) / ".claude")
         return roots
 

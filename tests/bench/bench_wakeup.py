@@ -128,7 +128,8 @@ def run() -> dict[str, Any]:
     w = res["wakeup_ms"]
     print("| metric | p50 | p95 | p99 |")
     print("|---|---|---|---|")
-    print(f"| wake-up: last child's result → parent claimed (ms) | {w['p50']:.2f} | {w['p95']:.2f} | {w['p99']:.2f} |")
+    print(f"| wake-up: last child's result → parent claimed (ms) | {w['p50']:.2f} | {w['p95']:.2f} "
+          f"| {w['p99']:.2f} |")
     c = res["child_complete_ms"]
     print(f"| of which: the child's complete() round trip (ms) | {c['p50']:.2f} | {c['p95']:.2f} | |")
     print(f"\n{res['samples']} samples; target p50 ≤ 50 ms: {'met' if w['p50'] <= 50 else 'NOT met'}; "

@@ -125,7 +125,8 @@ async def test_parent_waits_for_two_children_and_is_resumed_on_another_worker(
                              other.id), 60, "the other request's result")
         ran_on = one(db_url, "SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'claimed'", other.id)
         assert ran_on["data"]["worker_id"] == parked_by(db_url, parent.id)
-        assert one(db_url, "SELECT status FROM eve.orchestration_requests WHERE id = %s", parent.id)["status"] == "waiting"
+        still = one(db_url, "SELECT status FROM eve.orchestration_requests WHERE id = %s", parent.id)
+        assert still["status"] == "waiting"
         first.stop()
 
         # children on their own worker; the parent resumes on a new general worker that must

@@ -24,8 +24,8 @@ async def _park_with_child(conn: Any, tenant: Tenant, parent_id: Any, turn: Outc
                                 prompt="child", parent_id=parent_id, reply_to={"type": "parent"})
     await conn.execute("INSERT INTO eve.request_waits (request_id, org_id, kind, ref_id) VALUES (%s, %s, 'child', %s)",
                        (parent_id, tenant.org_id, child.id))
-    status = await waiting.park(conn, request_id=parent_id, org_id=tenant.org_id, worker_id="w1", session_id="s-1234567",
-                                transcript=b"gz", transcript_path="projects/x/s-1234567.jsonl", archive=None,
+    status = await waiting.park(conn, request_id=parent_id, org_id=tenant.org_id, worker_id="w1",
+                                session_id="s-1234567", transcript=b"gz", transcript_path="projects/x/s-1234567.jsonl", archive=None,
                                 host="h", workspace_path="/ws", outcome=turn)
     assert status == "waiting"
     return child

@@ -143,7 +143,8 @@ async def test_tree_limits_answer_4xx(db_url, tmp_path, conn):
         a = owner.http.post("/requests", json={"workerType": "general", "prompt": "a", "parentId": root}).json()["id"]
         b = owner.http.post("/requests", json={"workerType": "general", "prompt": "b", "parentId": a}).json()["id"]
         r = owner.http.post("/requests", json={"workerType": "general", "prompt": "c", "parentId": b})
-        assert r.status_code == 400 and "too deep" in r.json()["message"] and "EVE_TREE_MAX_DEPTH" in r.json()["message"]
+        assert r.status_code == 400
+        assert "too deep" in r.json()["message"] and "EVE_TREE_MAX_DEPTH" in r.json()["message"]
         assert owner.http.post("/requests", json={"workerType": "general", "prompt": "d",
                                                   "parentId": root}).status_code == 201
         r = owner.http.post("/requests", json={"workerType": "general", "prompt": "e", "parentId": a})
