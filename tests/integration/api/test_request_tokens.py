@@ -7,6 +7,10 @@ would send it.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -174,3 +178,33 @@ async def test_cancelling_a_parent_cancels_its_descendants(api, conn, alice):
     assert status[grandchild["id"]]["status"] == "cancelled"
     assert status[kids[1]["id"]]["status"] == "claimed" and status[kids[1]["id"]]["cancel_requested_at"]
     # its worker learns of the cancel through the flag (NOTIFY eve_cancel) and writes the result
+
+
+def _eve(api: Any, tmp_path: Any, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real `eve` CLI as an agent runs it: only the variables its worker gives it."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("EVE_")}
+    base.update({"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "NO_COLOR": "1", "COLUMNS": "200",
+                 "EVE_API_URL": api.url, **env})
+    return subprocess.run([sys.executable, "-m", "eve.cli", *args], env=base, capture_output=True, text=True,
+                          timeout=120)
+
+
+async def test_agent_cli_children_tree_and_wait(api, conn, alice, tmp_path):
+    parent, token = await _running(conn, alice.tenant)
+    agent = {"EVE_API_TOKEN": token, "EVE_REQUEST_ID": str(parent.id)}
+    r = _eve(api, tmp_path, "wait", **agent)
+    assert r.returncode != 0 and "--reply-to-parent" in r.stderr and "Traceback" not in r.stderr
+    r = _eve(api, tmp_path, "request", "create", "-t", "general", "-p", "child one", "--child", "--reply-to-parent",
+             "--json", **agent)
+    assert r.returncode == 0, r.stderr
+    child = json.loads(r.stdout)
+    assert child["parentId"] == str(parent.id)
+    r = _eve(api, tmp_path, "request", "children", **agent)
+    assert r.returncode == 0 and child["id"] in r.stdout and "pending" in r.stdout
+    r = _eve(api, tmp_path, "request", "tree", "--json", **agent)
+    assert [d["id"] for d in json.loads(r.stdout)["descendants"]] == [child["id"]]
+    r = _eve(api, tmp_path, "wait", **agent)
+    assert r.returncode == 0 and "END YOUR TURN NOW" in r.stdout and child["id"] in r.stdout
+    # outside an agent: --child has no request to hang under, said plainly
+    r = _eve(api, tmp_path, "request", "create", "-t", "general", "-p", "x", "--child")
+    assert r.returncode != 0 and "EVE_REQUEST_ID" in r.stderr and "Traceback" not in r.stderr
