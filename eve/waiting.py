@@ -25,8 +25,9 @@ class ResumeState:
     outcomes: list[str]
 
 
-async def wants_wait(conn: Any, request_id: UUID, worker_id: str) -> bool:
-    row = await (await conn.execute(Q.request_wants_wait, {"id": request_id, "worker_id": worker_id})).fetchone()
+async def end_turn(conn: Any, request_id: UUID, worker_id: str) -> bool:
+    """Revoke the agent's token; True when it asked to wait (the worker then parks it)."""
+    row = await (await conn.execute(Q.turn_end, {"id": request_id, "worker_id": worker_id})).fetchone()
     return bool(row and row["wants"])
 
 

@@ -69,7 +69,12 @@ SET session_id = EXCLUDED.session_id, transcript = EXCLUDED.transcript,
     cost_usd = eve.request_sessions.cost_usd + EXCLUDED.cost_usd,
     updated_at = now();
 
--- name: request_wants_wait
+-- name: turn_end
+-- The agent exited: its token dies, and the worker learns whether it asked to wait
+-- (`eve wait`), in one round trip.
+WITH revoked AS (
+    UPDATE eve.request_tokens SET revoked_at = now() WHERE request_id = %(id)s AND revoked_at IS NULL
+)
 SELECT wait_requested_at IS NOT NULL AS wants FROM eve.orchestration_requests
 WHERE id = %(id)s AND claimed_by = %(worker_id)s;
 

@@ -342,9 +342,10 @@ class Worker:
             log.exception("executor failed", extra=extra)
             outcome = Outcome(status="failed", error=f"worker error: {exc!r}", error_code="variant_crashed",
                               retryable=True)
-        if token:  # the agent is gone: its credential goes with it
+        wants_wait = False
+        if token:  # the agent is gone: its credential goes with it (and did it ask to wait?)
             try:
-                await self.with_db(lambda c: reqtokens.revoke(c, req.id), attempts=5)
+                wants_wait = await self.with_db(lambda c: waiting.end_turn(c, req.id, self.id), attempts=5)
             except DB_ERRORS:
                 log.warning("could not revoke the request token; it dies with the attempt anyway", extra=extra)
         await batcher.close()
@@ -355,7 +356,7 @@ class Worker:
         if slot.shutdown:
             await self._give_back(req, extra)
             return
-        if outcome.status == "success" and await self.with_db(lambda c: waiting.wants_wait(c, req.id, self.id)):
+        if outcome.status == "success" and wants_wait:
             parked = await self._park(req, turn, outcome, state, extra)
             if parked is not None:
                 return
