@@ -49,12 +49,14 @@ def require_self(caller: Caller, request_id: UUID, what: str) -> None:
         raise Forbidden(f"a request token may only {what} its own request ({caller.request_id})")
 
 
-async def check_new_child(conn: Any, parent_id: UUID, *, reply_to_parent: bool) -> dict[str, Any]:
+async def check_new_child(conn: Any, parent_id: UUID, *, org_id: UUID, reply_to_parent: bool) -> dict[str, Any]:
     """Tree limits for a new child of `parent_id` (raise 4xx), serialized per tree; the parent row."""
     chain = await ancestors(conn, parent_id)
     if not chain:
         raise ValidationError(f"parentId {parent_id} names no request you can see")
     parent = chain[0]
+    if parent["org_id"] != org_id:  # a tree stays in one org (its waits, limits and cancels do)
+        raise ValidationError(f"parentId {parent_id} belongs to another organization than this request")
     if reply_to_parent and parent["status"] in ("completed", "failed", "cancelled"):
         raise Conflict(f"request {parent_id} already finished ({parent['status']}); nothing would read "
                        "a reply-to child's result")

@@ -165,7 +165,7 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
         parent = None
         if parent_id is not None:
             parent = await tree.check_new_child(conn, queue.parse_uuid(parent_id, "parent id"),
-                                                reply_to_parent=data.reply_to_parent)
+                                                org_id=caller.org_id, reply_to_parent=data.reply_to_parent)
         req = await queue.enqueue(conn, org_id=caller.org_id, user_id=caller.user_id, worker_type=data.worker_type,
                                   prompt=data.prompt, context=data.context, config=config, priority=data.priority,
                                   run_after=data.run_after, blocked_by=data.blocked_by, parent_id=parent_id,

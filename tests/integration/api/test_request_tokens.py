@@ -208,3 +208,14 @@ async def test_agent_cli_children_tree_and_wait(api, conn, alice, tmp_path):
     # outside an agent: --child has no request to hang under, said plainly
     r = _eve(api, tmp_path, "request", "create", "-t", "general", "-p", "x", "--child")
     assert r.returncode != 0 and "EVE_REQUEST_ID" in r.stderr and "Traceback" not in r.stderr
+
+
+async def test_a_parent_must_be_a_request_of_the_callers_org(api, conn, alice, bob):
+    foreign = await queue.enqueue(conn, org_id=bob.tenant.org_id, user_id=bob.tenant.user_id,
+                                  worker_type="general", prompt="bob's")
+    r = alice.http.post("/requests", json={"workerType": "general", "prompt": "x", "parentId": str(foreign.id),
+                                           "replyToParent": True})
+    assert r.status_code == 400 and "parentId" in r.json()["message"]
+    cur = await conn.execute("SELECT count(*) AS n FROM eve.orchestration_requests WHERE parent_id = %s",
+                             (foreign.id,))
+    assert (await cur.fetchone())["n"] == 0
