@@ -81,6 +81,8 @@ def print_request(r: dict[str, Any]) -> None:
     ]
     if r.get("replayOf"):
         rows.append(("replay of", r["replayOf"]))
+    if r.get("parentId"):
+        rows.append(("parent", f"{r['parentId']} (eve request tree {r['parentId']})"))
     if r.get("scheduleId"):
         rows.append(("schedule", f"{r['scheduleId']} (eve schedule show {r['scheduleId']})"))
     if res:
