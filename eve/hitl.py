@@ -20,6 +20,7 @@ open questions per request is bounded.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,12 +30,15 @@ from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from eve import queue
+from eve.db import as_service
 from eve.errors import Conflict, NotFound, ValidationError
 from eve.queries import Q
 
 AsyncConn = psycopg.AsyncConnection[Any]
+log = logging.getLogger("eve.hitl")
 
 STATUSES = ("pending", "answered", "expired", "cancelled")
 MAX_QUESTION = 2000
@@ -280,3 +284,18 @@ async def expire_due(conn: AsyncConn, *, now: datetime | None = None, limit: int
 
 async def next_expiry(conn: AsyncConn) -> datetime | None:
     return (await (await conn.execute(Q.hitl_next_expiry)).fetchone())["at"]
+
+
+async def expire_and_next(pool: AsyncConnectionPool, now: datetime, nxt: datetime | None) -> datetime | None:
+    """The scheduler loop's hook: expire what is due, and wake the loop for the next expiry too.
+
+    Returns the earlier of `nxt` (the next schedule tick) and the next question expiry. A
+    new question sends NOTIFY eve_schedules, so a sleeping loop re-reads this at once.
+    """
+    async with as_service(pool) as conn:
+        for e in await expire_due(conn, now=now):
+            log.info("question %s expired", e.question_id, extra={"request_id": e.request_id})
+        at = await next_expiry(conn)
+    if at is None:
+        return nxt
+    return at if nxt is None else min(nxt, at)

@@ -290,3 +290,34 @@ async def test_outcome_lines_are_the_briefs():
     at = datetime(2026, 12, 1, 21, 0, tzinfo=timezone.utc)
     assert hitl.answered_line("Ann", "Deploy?", "yes") == 'The human (Ann) answered "Deploy?": yes'
     assert hitl.expired_line(at, "Deploy?") == 'No answer by 2026-12-01 21:00:00 UTC to "Deploy?"'
+
+
+async def test_the_scheduler_loop_expires_a_question_asked_while_it_slept(split, db_url, conn, tenant):
+    """The loop sleeps an hour; asking wakes it (NOTIFY eve_schedules), it sleeps until the
+    question's expiry, expires it and the parked request is woken."""
+    import asyncio
+
+    from eve.db import make_pool
+    from eve.scheduler import Scheduler
+    from tests.support.waiting import async_wait_for
+
+    pool = make_pool(db_url, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    sched = Scheduler(pool, db_url, max_sleep_s=3600, unlistened_sleep_s=3600)
+    task = asyncio.create_task(sched.run())
+    try:
+        await async_wait_for(lambda: asyncio.sleep(0, sched.listening and sched.steps >= 2 and sched.asleep), 10,
+                             "the loop asleep with LISTEN up")
+        req = await _running(conn, tenant)
+        q = await _ask(split, tenant, req.id, timeout_s=1)
+        await _park(conn, req.id)
+
+        async def expired() -> bool:
+            return (await hitl.get_question(conn, q["id"]))["status"] == "expired"
+
+        await async_wait_for(expired, 20, "the question expired by the loop")
+        assert await _status(conn, req.id) == ("pending", 1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()
