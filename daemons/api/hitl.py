@@ -61,7 +61,7 @@ def _people_only(caller: Caller) -> None:
                         "(eve hitl answer, eve ui, the API or Slack)")
 
 
-@post("/hitl", status_code=201, tags=["hitl"], responses=ERROR_RESPONSES,
+@post("/hitl", status_code=201, tags=["hitl"], responses=ERROR_RESPONSES, opt={"agent": True},
       summary="Ask a person a question (agents, with their request token); the request waits for the answer")
 async def ask(data: AskIn, caller: Caller, state: State) -> Json:
     request_id = _agent_request(caller)
