@@ -119,8 +119,8 @@ async def test_answer_with_an_option_key_from_the_questions_screen():
         await _until(pilot, lambda: isinstance(app.screen, QuestionsScreen) and grid(app).row_count == 2, "rows")
         first = row_text(app, 0)
         assert first[0] == client.questions[0]["id"][:8] and first[2] == "Deploy v2 to production?"
-        assert first[3] == "yes / no" and first[4] == "1h48m" and first[8] == "pending"
-        assert first[5] == client.requests[0]["id"][:8]
+        assert first[3] == "yes / no" and first[4] == "1h48m" and first[5] == "pending"
+        assert first[6] == client.requests[0]["id"][:8]
         assert row_text(app, 1)[3] == "(free text)"
         await pilot.press("enter")
         await _until(pilot, lambda: isinstance(app.screen, AnswerModal), "the dialog")
@@ -132,7 +132,7 @@ async def test_answer_with_an_option_key_from_the_questions_screen():
         await _until(pilot, lambda: grid(app).row_count == 1, "the answered one to leave the pending list")
         await pilot.press("v")
         await _until(pilot, lambda: grid(app).row_count == 2, "all questions")
-        assert "answered" in [row_text(app, i)[8] for i in range(2)]
+        assert "answered" in [row_text(app, i)[5] for i in range(2)]
 
 
 async def test_free_text_answer_and_a_refusal_shown_in_the_dialog():

@@ -30,7 +30,7 @@ from eve.tui.widgets.header import StatusHeader
 if TYPE_CHECKING:
     from eve.tui.app import EveApp, Snapshot
 
-COLUMNS = ("id", "asked", "question", "options", "expires in", "request", "type", "org", "status")
+COLUMNS = ("id", "asked", "question", "options", "expires in", "status", "request", "type", "org")
 STATUS_STYLE = {"pending": "bold yellow", "answered": "green", "expired": "red", "cancelled": "bright_black"}
 
 
@@ -127,8 +127,8 @@ class QuestionsScreen(EveScreen):
             options = Text(first_line(" / ".join(q["options"]), 24)) if q["options"] else \
                 Text("(free text)", "bright_black")
             t.add_row(q["id"][:8], age(q["askedAt"], now), Text(first_line(q["question"], width)), options,
-                      _expires_in(q, self.eve), q["requestId"][:8], q.get("workerType") or "", q.get("orgSlug") or "",
-                      Text(q["status"], STATUS_STYLE.get(q["status"], "")), key=q["id"])
+                      _expires_in(q, self.eve), Text(q["status"], STATUS_STYLE.get(q["status"], "")),
+                      q["requestId"][:8], q.get("workerType") or "", q.get("orgSlug") or "", key=q["id"])
         if t.row_count and row is not None:
             t.move_cursor(row=min(row, t.row_count - 1))
 
