@@ -37,6 +37,9 @@ class Caller:
     role: str
     operator: bool
     token_id: str
+    # set for an agent's request token (EVE_API_TOKEN): the caller may act only within
+    # this request's own tree (eve.scope)
+    request_id: UUID | None = None
 
 
 def check_secret(secret: str | None) -> str:

@@ -151,8 +151,14 @@ class EveClient:
         context: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         priority: int | None = None,
+        parent_id: str | None = None,
+        reply_to_parent: bool = False,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"workerType": worker_type, "prompt": prompt}
+        if parent_id is not None:
+            body["parentId"] = parent_id
+        if reply_to_parent:
+            body["replyToParent"] = True
         if context is not None:
             body["context"] = context
         if config:
@@ -182,6 +188,18 @@ class EveClient:
         params = _params(status=status, workerType=worker_type, org=org, limit=limit, cursor=cursor, q=q,
                          since=since, until=until, sort=sort)
         return await self._send("GET", "/requests", params=params)
+
+    async def children(self, request_id: str) -> list[dict[str, Any]]:
+        """Direct children with status and result summary (GET /requests/{id}/children)."""
+        return await self._send("GET", f"/requests/{request_id}/children")
+
+    async def tree(self, request_id: str) -> dict[str, Any]:
+        """`{"id", "ancestors": [ids], "descendants": [nodes with depth]}`."""
+        return await self._send("GET", f"/requests/{request_id}/tree")
+
+    async def wait_for_children(self, request_id: str) -> dict[str, Any]:
+        """Ask the API to park this running request when its agent exits (`eve wait`)."""
+        return await self._send("POST", f"/requests/{request_id}/wait")
 
     async def get_request(self, request_id: str) -> dict[str, Any]:
         return await self._send("GET", f"/requests/{request_id}")

@@ -65,6 +65,7 @@ class Request(_Row):
     blocked_by: list[UUID] = field(default_factory=list)
     reply_to: dict[str, Any] | None = None
     schedule_id: UUID | None = None
+    resumes: int = 0  # times it was woken after waiting (> 0: the next claim resumes a session)
 
     @property
     def finished(self) -> bool:

@@ -208,3 +208,6 @@ SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax;
 
 -- name: api_snapshot_xmin
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin;
+
+-- name: request_token_lookup
+SELECT * FROM eve.lookup_request_token(%(prefix)s);

@@ -35,3 +35,60 @@ DELETE FROM eve.worker_logs
 WHERE worker_id = %(worker_id)s
   AND id < (SELECT min(id) FROM (SELECT id FROM eve.worker_logs WHERE worker_id = %(worker_id)s
                                  ORDER BY id DESC LIMIT %(keep)s) newest);
+
+-- name: request_token_insert
+-- A new credential for the agent of this attempt; any earlier one of the request dies.
+WITH old AS (
+    UPDATE eve.request_tokens SET revoked_at = now()
+    WHERE request_id = %(request_id)s AND revoked_at IS NULL
+)
+INSERT INTO eve.request_tokens (request_id, org_id, attempt, prefix, secret_hash)
+VALUES (%(request_id)s, %(org_id)s, %(attempt)s, %(prefix)s, %(secret_hash)s);
+
+-- name: request_token_revoke
+UPDATE eve.request_tokens SET revoked_at = now() WHERE request_id = %(request_id)s AND revoked_at IS NULL;
+
+-- name: session_get
+SELECT * FROM eve.request_sessions WHERE request_id = %(request_id)s;
+
+-- name: session_save
+-- The session of a turn that ended by waiting; totals add up across turns.
+INSERT INTO eve.request_sessions
+    (request_id, org_id, session_id, transcript, transcript_path, workspace_archive, workspace_bytes,
+     workspace_kept, host, workspace_path, turns, active_ms, tokens_used, cost_usd)
+VALUES (%(request_id)s, %(org_id)s, %(session_id)s, %(transcript)s, %(transcript_path)s, %(archive)s,
+        %(archive_bytes)s, %(kept)s, %(host)s, %(workspace_path)s, 1, %(active_ms)s, %(tokens)s, %(cost)s)
+ON CONFLICT (request_id) DO UPDATE
+SET session_id = EXCLUDED.session_id, transcript = EXCLUDED.transcript,
+    transcript_path = EXCLUDED.transcript_path, workspace_archive = EXCLUDED.workspace_archive,
+    workspace_bytes = EXCLUDED.workspace_bytes, workspace_kept = EXCLUDED.workspace_kept,
+    host = EXCLUDED.host, workspace_path = EXCLUDED.workspace_path,
+    turns = eve.request_sessions.turns + 1,
+    active_ms = eve.request_sessions.active_ms + EXCLUDED.active_ms,
+    tokens_used = eve.request_sessions.tokens_used + EXCLUDED.tokens_used,
+    cost_usd = eve.request_sessions.cost_usd + EXCLUDED.cost_usd,
+    updated_at = now();
+
+-- name: session_delete
+DELETE FROM eve.request_sessions WHERE request_id = %(request_id)s;
+
+-- name: request_wants_wait
+SELECT wait_requested_at IS NOT NULL AS wants FROM eve.orchestration_requests
+WHERE id = %(id)s AND claimed_by = %(worker_id)s;
+
+-- name: request_park
+SELECT eve.request_park(%(id)s, %(worker_id)s) AS status;
+
+-- name: waits_undelivered
+SELECT id, kind, ref_id, outcome FROM eve.request_waits
+WHERE request_id = %(request_id)s AND resolved_at IS NOT NULL AND delivered_at IS NULL
+ORDER BY resolved_at, id;
+
+-- name: waits_mark_delivered
+UPDATE eve.request_waits SET delivered_at = now() WHERE id = ANY(%(ids)s::bigint[]) AND delivered_at IS NULL;
+
+-- name: requests_parked
+-- Which of these workspaces belong to a request that waits (or was woken and not yet
+-- resumed): the start-up sweep must leave them alone.
+SELECT id FROM eve.orchestration_requests
+WHERE id = ANY(%(ids)s::uuid[]) AND (status = 'waiting' OR (status = 'pending' AND resumes > 0));

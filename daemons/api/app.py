@@ -17,19 +17,31 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from eve import __version__
+from eve import __version__, reqtokens
 from eve.auth import Caller, bearer, verify
-from eve.daemons.api import errors, hitl, routes, schedules
+from eve.daemons.api import errors, hitl, routes, schedules, tree
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
-from eve.db import make_pool
+from eve.db import as_api, make_pool
+from eve.errors import Forbidden
 from eve.worker_types import WorkerTypeCache
 
 access_log = logging.getLogger("eve.api.access")
 
 
 async def provide_caller(request: Request[Any, Any, Any], state: State) -> Caller:
-    caller = verify(state.settings.jwt_secret, bearer(request.headers.get("authorization")))
+    token = bearer(request.headers.get("authorization"))
+    if reqtokens.is_request_token(token):
+        # an agent's EVE_API_TOKEN: checked in the database on every call (it dies with its
+        # attempt), and good only for the routes that let agents in (opt "agent")
+        async with as_api(state.pool) as conn:
+            caller = await reqtokens.authenticate(conn, token)
+        if not request.route_handler.opt.get("agent"):
+            raise Forbidden("a request token (EVE_API_TOKEN) may only create children of its request, read its "
+                            "own request tree (requests, events, results, children) and wait; this route is not "
+                            "one of those")
+    else:
+        caller = verify(state.settings.jwt_secret, token)
     request.scope.setdefault("state", {})["org_id"] = str(caller.org_id)
     return caller
 
@@ -86,7 +98,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[*routes.HANDLERS, *schedules.HANDLERS, *hitl.HANDLERS],
+        route_handlers=[*routes.HANDLERS, *schedules.HANDLERS, *tree.HANDLERS, *hitl.HANDLERS],
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

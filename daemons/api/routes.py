@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from eve import __version__, auth, metrics, queue
+from eve import __version__, auth, metrics, queue, reqtokens, tree
 from eve.auth import Caller
 from eve.db import as_api, as_user
 from eve.errors import Forbidden, NotFound, ValidationError
@@ -56,6 +56,8 @@ class RequestIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     run_after: datetime | None = None
     blocked_by: list[str] = msgspec.field(default_factory=list)
     parent_id: str | None = None
+    # the parent waits for this child: its result resolves the wait and wakes a parked parent
+    reply_to_parent: bool = False
 
 
 class ReplayIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -130,6 +132,12 @@ async def _org_id(conn: Any, slug: str | None) -> UUID | None:
       summary="Exchange an API key for a JWT")
 async def token(data: TokenIn, state: State) -> TokenOut:
     async with as_api(state.pool) as conn:  # the key lookup runs through its definer functions
+        if reqtokens.is_request_token(data.api_key):
+            # an agent's request token is its own bearer (checked on every call, so it dies with
+            # the attempt); exchanging it only checks it and hands it back
+            await reqtokens.authenticate(conn, data.api_key)
+            expires = datetime.now(timezone.utc) + timedelta(seconds=state.settings.token_ttl_s)
+            return TokenOut(token=data.api_key, expires_at=expires.isoformat().replace("+00:00", "Z"))
         tok, expires = await auth.exchange_api_key(conn, data.api_key, state.settings.jwt_secret,
                                                    state.settings.token_ttl_s)
     return TokenOut(token=tok, expires_at=expires.isoformat().replace("+00:00", "Z"))
@@ -137,19 +145,34 @@ async def token(data: TokenIn, state: State) -> TokenOut:
 
 # -- requests ---------------------------------------------------------------------------------
 
-@post("/requests", status_code=201, tags=["requests"], responses=ERROR_RESPONSES, summary="Submit a request")
+@post("/requests", status_code=201, tags=["requests"], responses=ERROR_RESPONSES, summary="Submit a request",
+      opt={"agent": True})
 async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
     config = None
     if data.config is not None:
         c = data.config
         config = {k: v for k, v in {"variant": c.variant, "model": c.model, "timeout_ms": c.timeout_ms,
                                     "allowed_tools": c.allowed_tools}.items() if v is not None}
+    parent_id = data.parent_id
+    if caller.request_id is not None:  # an agent: its children only, under its own request
+        if parent_id is not None and parent_id != str(caller.request_id):
+            raise Forbidden(f"a request token creates children of its own request ({caller.request_id}) only")
+        parent_id = str(caller.request_id)
+    if data.reply_to_parent and parent_id is None:
+        raise ValidationError("replyToParent needs a parent: set parentId (agents: `eve request create --child`)")
     # BEGIN + identity, INSERT ... RETURNING, COMMIT: three round trips (worker types are cached)
     async with as_user(state.pool, caller.user_id) as conn:
+        parent = None
+        if parent_id is not None:
+            parent = await tree.check_new_child(conn, queue.parse_uuid(parent_id, "parent id"),
+                                                reply_to_parent=data.reply_to_parent)
         req = await queue.enqueue(conn, org_id=caller.org_id, user_id=caller.user_id, worker_type=data.worker_type,
                                   prompt=data.prompt, context=data.context, config=config, priority=data.priority,
-                                  run_after=data.run_after, blocked_by=data.blocked_by, parent_id=data.parent_id,
+                                  run_after=data.run_after, blocked_by=data.blocked_by, parent_id=parent_id,
+                                  reply_to={"type": "parent"} if data.reply_to_parent else None,
                                   settings=state.settings.queue, worker_types=state.worker_types)
+        if data.reply_to_parent and parent is not None:
+            await tree.add_child_wait(conn, parent_id=parent["id"], org_id=parent["org_id"], child_id=req.id)
     return request_out(dataclasses.asdict(req))  # a new request has no result to join
 
 
@@ -185,10 +208,12 @@ async def list_requests(
             "total": total}
 
 
-@get("/requests/{request_id:str}", tags=["requests"], responses=ERROR_RESPONSES, summary="One request")
+@get("/requests/{request_id:str}", tags=["requests"], responses=ERROR_RESPONSES, summary="One request",
+     opt={"agent": True})
 async def get_request(request_id: str, caller: Caller, state: State) -> Json:
     rid = queue.parse_uuid(request_id)
     async with as_user(state.pool, caller.user_id) as conn:
+        await tree.require_visible(conn, caller, rid)
         cur = await conn.execute(Q.api_request_detail, {"id": rid})
         row = await cur.fetchone()
     if row is None:
@@ -197,9 +222,10 @@ async def get_request(request_id: str, caller: Caller, state: State) -> Json:
 
 
 @get("/results/{request_id:str}", tags=["requests"], responses=ERROR_RESPONSES,
-     summary="The result of a request (404 until it exists)")
+     summary="The result of a request (404 until it exists)", opt={"agent": True})
 async def get_result(request_id: str, caller: Caller, state: State) -> Json:
     async with as_user(state.pool, caller.user_id) as conn:
+        await tree.require_visible(conn, caller, queue.parse_uuid(request_id))
         res = await queue.get_result(conn, request_id)
     return result_out({"request_id": res.request_id, "status": res.status, "output": res.output,
                        "summary": res.summary, "duration_ms": res.duration_ms, "tokens_used": res.tokens_used,
@@ -212,6 +238,7 @@ async def get_result(request_id: str, caller: Caller, state: State) -> Json:
 async def cancel_request(request_id: str, caller: Caller, state: State) -> Json:
     async with as_user(state.pool, caller.user_id) as conn:
         req = await queue.request_cancel(conn, request_id)
+        await tree.cancel_descendants(conn, req.id)  # its running and pending descendants too
         row = await (await conn.execute(Q.api_request_detail, {"id": req.id})).fetchone()
     return request_out(row)
 
@@ -252,11 +279,12 @@ def _last_event_id(request: Request[Any, Any, Any], after: int) -> int:
 
 
 @get("/requests/{request_id:str}/events", tags=["events"], responses=ERROR_RESPONSES,
-     summary="A request's events: JSON list, or SSE with Accept: text/event-stream")
+     summary="A request's events: JSON list, or SSE with Accept: text/event-stream", opt={"agent": True})
 async def request_events(request: Request[Any, Any, Any], request_id: str, caller: Caller, state: State,
                          after: Annotated[int, Parameter(ge=0)] = 0) -> Response[Any]:
     rid = queue.parse_uuid(request_id)
     async with as_user(state.pool, caller.user_id) as conn:
+        await tree.require_visible(conn, caller, rid)
         await queue.get_request(conn, rid)  # 404 for unknown or another org's
         if "text/event-stream" not in request.headers.get("accept", ""):
             cur = await conn.execute(Q.api_events_after, {"after": after, "request_id": rid, "worker_type": None,

@@ -31,11 +31,15 @@ from uuid import UUID
 
 import psycopg
 
-from eve import __version__, metrics, queue, scheduler, workers
+from eve import __version__, metrics, queue, reqtokens, scheduler, waiting, workers
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
 from eve.executor.sandbox import DEFAULT_UID_BASE, Runtime, kill_uid_processes
+from eve.executor.session import (
+    DEFAULT_ARCHIVE_CAP_BYTES, Resume, TurnInfo, archive_workspace, find_transcript, read_transcript,
+    restore_workspace, resume_prompt,
+)
 from eve.models import Outcome, Request, WorkerType
 from eve.daemons.worker.results import ResultWriter
 from eve.settings import QueueSettings
@@ -65,6 +69,9 @@ class WorkerConfig:
     keep_workspaces: bool = False  # development: keep every workspace
     keep_failed_s: float = 86_400.0  # failed requests' workspaces stay this long for debugging
     min_free_disk_mb: int = 1024  # below this much free space under the workspace root, stop claiming
+    api_url: str | None = None  # the API agents reach with their request token (EVE_API_URL); None: no token
+    session_archive_cap_bytes: int = DEFAULT_ARCHIVE_CAP_BYTES  # a waiting request's workspace, compressed
+    reuse_local_workspaces: bool = True  # resume in the directory a worker on this host left
 
 
 @dataclass
@@ -233,7 +240,8 @@ class Worker:
             self.log("info", f"previous run of {self.id} held {len(released.requeued) + len(released.failed)} "
                              "request(s): requeued at once", requeued=[str(i) for i in released.requeued],
                      failed=[str(i) for i in released.failed])
-        self._sweep_workspaces(dead=[*released.requeued, *released.failed])
+        keep = await self.with_db(lambda c: waiting.parked_among(c, self._workspace_ids()))
+        self._sweep_workspaces(dead=[*released.requeued, *released.failed], keep=keep)
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -308,19 +316,37 @@ class Worker:
         self.log("info", f"request claimed (attempt {req.attempts})", request_id=str(req.id))
         batcher = EventBatcher(self, req)
         started = time.monotonic()
+        state: waiting.ResumeState | None = None
+        turn = TurnInfo()
+        token = False
         try:
             try:
                 req = await self.with_db(lambda c: queue.mark_processing(c, req.id, self.id))
             except ResultConflict:
                 log.warning("request taken over before it started", extra=extra)
                 return
+            resume = None
+            if req.resumes > 0:
+                state = await self.with_db(lambda c: waiting.resume_state(c, req.id))
+                resume = await self._prepare_resume(req, state, batcher)
+            api = None
+            if cfg.api_url:
+                secret = await self.with_db(lambda c: reqtokens.issue(c, request_id=req.id, org_id=req.org_id,
+                                                                      attempt=req.attempts))
+                token, api = True, (cfg.api_url, secret)
             settings = ExecutorSettings(workspace_root=cfg.workspace_root, isolate_home=cfg.isolate_home,
                                         sandbox=self.runtime, slot=slot.index)
-            outcome = await execute(req, self.worker_type, settings, batcher.emit, slot.cancel)
+            outcome = await execute(req, self.worker_type, settings, batcher.emit, slot.cancel, resume=resume,
+                                    turn=turn, api=api)
         except Exception as exc:  # noqa: BLE001 - a bug here must not kill the worker
             log.exception("executor failed", extra=extra)
             outcome = Outcome(status="failed", error=f"worker error: {exc!r}", error_code="variant_crashed",
                               retryable=True)
+        if token:  # the agent is gone: its credential goes with it
+            try:
+                await self.with_db(lambda c: reqtokens.revoke(c, req.id), attempts=5)
+            except DB_ERRORS:
+                log.warning("could not revoke the request token; it dies with the attempt anyway", extra=extra)
         await batcher.close()
         if slot.fenced:
             # the lease is (about to be) gone: another worker may already run it; write nothing
@@ -329,9 +355,85 @@ class Worker:
         if slot.shutdown:
             await self._give_back(req, extra)
             return
+        if outcome.status == "success" and await self.with_db(lambda c: waiting.wants_wait(c, req.id, self.id)):
+            parked = await self._park(req, turn, outcome, state, extra)
+            if parked is not None:
+                return
+            outcome = Outcome(status="failed", error_code="agent_error", output=outcome.output,
+                              error="the agent asked to wait, but its Claude Code session could not be stored "
+                                    "(no session id or transcript); it cannot be resumed")
+        final = outcome.status in ("success", "cancelled") or not outcome.retryable
+        if final and state is not None:
+            outcome = waiting.add_totals(outcome, state.session)
         await self._report(req, outcome, extra, time.monotonic() - started)
+        if final and state is not None:
+            ids = state.wait_ids
+            await self.with_db(lambda c: waiting.delivered(c, ids), attempts=5)
+            await self.with_db(lambda c: waiting.forget_session(c, req.id), attempts=5)
         if not cfg.keep_workspaces and outcome.status in ("success", "cancelled"):
             self._remove_workspace(req.id)
+
+    async def _prepare_resume(self, req: Request, state: waiting.ResumeState, batcher: EventBatcher) -> Resume | None:
+        """Put the stored workspace back and say how to resume; None: no session, start afresh."""
+        cfg = self.config
+        sess = state.session
+        if sess is None:  # nothing stored (a turn that waited before sessions were kept): tell it in the prompt
+            req.prompt = f"{req.prompt}\n\n{resume_prompt(state.outcomes, workspace_kept=False)}"
+            await batcher.emit("resumed", {"attempt": req.attempts, "turn": req.resumes + 1, "session": None,
+                                           "outcomes": len(state.outcomes)})
+            return None
+        path = cfg.workspace_root / str(req.id)
+        here = sess["host"] == socket.gethostname() and cfg.reuse_local_workspaces
+        left = Path(sess["workspace_path"]) if sess["workspace_path"] else None
+        if here and left is not None and left == path and path.is_dir():
+            how = "reused"
+        elif here and left is not None and left.is_dir():
+            await asyncio.to_thread(self._move_workspace, left, path)
+            how = "moved"
+        elif sess["workspace_archive"] is not None:
+            await asyncio.to_thread(restore_workspace, bytes(sess["workspace_archive"]), path)
+            how = "restored"
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            how = "lost"
+        await batcher.emit("resumed", {"attempt": req.attempts, "turn": req.resumes + 1,
+                                       "session_id": sess["session_id"], "workspace": how,
+                                       "outcomes": len(state.outcomes)})
+        return Resume(session_id=sess["session_id"], transcript=bytes(sess["transcript"]),
+                      prompt=resume_prompt(state.outcomes, workspace_kept=how != "lost"))
+
+    @staticmethod
+    def _move_workspace(src: Path, dest: Path) -> None:
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(dest))
+
+    async def _park(self, req: Request, turn: TurnInfo, outcome: Outcome, state: waiting.ResumeState | None,
+                    extra: dict[str, Any]) -> str | None:
+        """Store the session and park the request; None when there is no session to store."""
+        if not turn.session_id or turn.workspace is None:
+            return None
+        transcript = find_transcript(turn.config_roots or [], turn.session_id)
+        if transcript is None:
+            log.warning("no transcript for session %s", turn.session_id, extra=extra)
+            return None
+        data = await asyncio.to_thread(read_transcript, transcript)
+        rel = "/".join(transcript.parts[-3:])  # projects/<cwd>/<session>.jsonl
+        archive = await asyncio.to_thread(archive_workspace, turn.workspace, self.config.session_archive_cap_bytes)
+        status = await self.with_db(lambda c: waiting.park(
+            c, request_id=req.id, org_id=req.org_id, worker_id=self.id, session_id=turn.session_id or "",
+            transcript=data, transcript_path=rel, archive=archive, host=socket.gethostname(),
+            workspace_path=str(turn.workspace), outcome=outcome))
+        if status is None:
+            log.warning("request taken over before it could be parked; nothing written", extra=extra)
+            return "lost"
+        if state is not None:
+            ids = state.wait_ids
+            await self.with_db(lambda c: waiting.delivered(c, ids), attempts=5)
+        self.log("info", f"request parked: {status}", request_id=str(req.id), session_id=turn.session_id,
+                 workspace_archive_bytes=len(archive) if archive is not None else None)
+        return status
 
     async def _give_back(self, req: Request, extra: dict[str, Any]) -> None:
         try:
@@ -466,8 +568,21 @@ class Worker:
         path = self.config.workspace_root / str(request_id)
         shutil.rmtree(path, ignore_errors=True)
 
-    def _sweep_workspaces(self, dead: list[UUID]) -> None:
-        """At start: drop the workspaces of dead attempts, and failed ones past keep_failed_s."""
+    def _workspace_ids(self) -> list[UUID]:
+        ids = []
+        try:
+            for entry in os.scandir(self.config.workspace_root):
+                try:
+                    ids.append(UUID(entry.name))
+                except ValueError:
+                    continue
+        except OSError:
+            pass
+        return ids
+
+    def _sweep_workspaces(self, dead: list[UUID], keep: set[UUID] = frozenset()) -> None:  # type: ignore[assignment]
+        """At start: drop the workspaces of dead attempts, and failed ones past keep_failed_s —
+        never one of a request that waits (its session resumes in it)."""
         if self.config.keep_workspaces:
             return
         for rid in dead:
@@ -478,6 +593,8 @@ class Worker:
         except OSError:
             return
         for entry in entries:
+            if entry.name in {str(k) for k in keep}:
+                continue
             try:
                 if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
                     shutil.rmtree(entry.path, ignore_errors=True)

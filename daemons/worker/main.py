@@ -62,6 +62,12 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
     p.add_argument("--keep-workspaces", action="store_true", default=env.get("EVE_KEEP_WORKSPACES", "") == "1")
     p.add_argument("--keep-failed-hours", type=float, default=float(env.get("EVE_KEEP_FAILED_HOURS") or 24))
     p.add_argument("--min-free-disk-mb", type=int, default=int(env.get("EVE_MIN_FREE_DISK_MB") or 1024))
+    p.add_argument("--api-url", default=env.get("EVE_API_URL") or None,
+                   help="The API agents reach with their own request token (EVE_API_TOKEN); without it agents "
+                        "get no token and cannot orchestrate.")
+    p.add_argument("--session-archive-mb", type=int, default=int(env.get("EVE_SESSION_ARCHIVE_MB") or 100),
+                   help="Largest compressed workspace kept for a waiting request (default 100); above it the "
+                        "resumed agent is told its files were not kept.")
     p.add_argument("--no-listen", action="store_true", default=not listen_enabled(),
                    help="Poll only, no LISTEN (PgBouncer in transaction pooling); same as EVE_LISTEN=off.")
     a = p.parse_args(argv)
@@ -79,7 +85,9 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
                         isolate_home=a.isolate_home, queue=QueueSettings(), listen=listen_enabled(),
                         sandbox=a.sandbox, sandbox_hide=tuple(a.sandbox_hide), sandbox_uid_base=a.sandbox_uid_base,
                         keep_workspaces=a.keep_workspaces, keep_failed_s=a.keep_failed_hours * 3600,
-                        min_free_disk_mb=a.min_free_disk_mb,
+                        min_free_disk_mb=a.min_free_disk_mb, api_url=a.api_url,
+                        session_archive_cap_bytes=a.session_archive_mb * 1024 * 1024,
+                        reuse_local_workspaces=env.get("EVE_SESSION_REUSE_LOCAL", "1") != "0",
                         **({"worker_id": a.worker_id} if a.worker_id else {}))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,8 +32,11 @@ def with_client(ctx: typer.Context, fn: Callable[["EveClient"], Awaitable[T]]) -
 
     cfg = resolve(api_url_flag(ctx))
 
+    # an agent's own credential (set by its worker) comes first: it is all the agent has
+    agent_token = os.environ.get("EVE_API_TOKEN") or None
+
     async def go() -> T:
-        async with EveClient(cfg.api_url, api_key=cfg.api_key) as client:
+        async with EveClient(cfg.api_url, api_key=None if agent_token else cfg.api_key, token=agent_token) as client:
             return await fn(client)
 
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -94,6 +95,15 @@ def print_request(r: dict[str, Any]) -> None:
     out.print(f"[bold]{'prompt':>12}[/]  {escape(first_line(r['prompt'], 300))}")
 
 
+def own_request_id() -> str:
+    """The request this agent runs (its worker sets EVE_REQUEST_ID)."""
+    rid = os.environ.get("EVE_REQUEST_ID")
+    if not rid:
+        raise ValidationError("EVE_REQUEST_ID is not set: --child and `eve wait` work only inside an agent run "
+                              "by an eve worker; give a request ID instead")
+    return rid
+
+
 # -- request create ------------------------------------------------------------------------------
 
 def _read_prompt(prompt: str | None, prompt_file: str | None) -> str:
@@ -142,10 +152,24 @@ def request_create(
     priority: Annotated[int | None, typer.Option(help="Higher runs first (-1000..1000).")] = None,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow progress live and print the result; "
                                                           "exit 1 unless it succeeds.")] = False,
+    child: Annotated[bool, typer.Option("--child", help="Agents: a child of the request this agent runs "
+                                                       "($EVE_REQUEST_ID).")] = False,
+    parent: Annotated[str | None, typer.Option("--parent", help="A child of this request ID.")] = None,
+    reply_to_parent: Annotated[bool, typer.Option(
+        "--reply-to-parent", help="The parent waits for this child: `eve wait` parks the parent until every "
+                                  "such child has a result, then it is resumed with their results.")] = False,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Submit a request to the queue (optionally --wait for its result)."""
+    """Submit a request to the queue (optionally --wait for its result).
+
+    Agents orchestrating sub-tasks: `--child --reply-to-parent` for each, then `eve wait`.
+    """
     text = _read_prompt(prompt, prompt_file)
+    parent_id = own_request_id() if child else parent
+    if child and parent:
+        raise ValidationError("give either --child or --parent ID, not both")
+    if reply_to_parent and parent_id is None:
+        raise ValidationError("--reply-to-parent needs --child (agents) or --parent ID")
     ctx_obj = _read_context(context)
     config: dict[str, Any] = {}
     if variant:
@@ -156,7 +180,8 @@ def request_create(
         config["timeoutMs"] = parse_timeout_ms(timeout)
 
     async def go(c: EveClient) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        created = await c.create_request(worker_type, text, context=ctx_obj, config=config or None, priority=priority)
+        created = await c.create_request(worker_type, text, context=ctx_obj, config=config or None, priority=priority,
+                                         parent_id=parent_id, reply_to_parent=reply_to_parent)
         if not wait:
             return created, None
         return created, await follow(c, created["id"], quiet=as_json)

@@ -11,17 +11,22 @@ it only ever produces EVE_CTX_ names.
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 BASE_VARS = ("PATH", "LANG", "LC_ALL", "TZ", "TERM", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
              "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE")
 PROVIDER_VARS = ("OPENROUTER_API_KEY", "Z_AI_API_KEY", "ZAI_API_KEY", "MINIMAX_API_KEY", "GH_TOKEN",
-                 "GITHUB_TOKEN", "DEEPSEEK_API_KEY", "EVE_API_URL", "EVE_API_TOKEN")
+                 "GITHUB_TOKEN", "DEEPSEEK_API_KEY")
 PROVIDER_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_", "OTEL_", "CC_MIRROR_")
 PASSTHROUGH_EXTRA = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING")
-NEVER = frozenset({"DATABASE_URL", "JWT_SECRET", "DB_PASSWORD", "PGPASSWORD", "EVE_TEST_DATABASE_URL"})
+# EVE_API_TOKEN/EVE_API_KEY of the worker's own environment are never passed on: each agent
+# gets its own request token (eve.reqtokens), scoped to its request tree
+NEVER = frozenset({"DATABASE_URL", "JWT_SECRET", "DB_PASSWORD", "PGPASSWORD", "EVE_TEST_DATABASE_URL",
+                   "EVE_API_TOKEN", "EVE_API_KEY"})
 _ENV_PART = re.compile(r"^[A-Za-z0-9_]+$")  # appended to EVE_CTX_, so a leading digit is fine
 MAX_CTX_VALUE = 128 * 1024
 
@@ -85,8 +90,13 @@ def build_env(
     worker_type: str,
     home: str,
     context: Mapping[str, Any],
+    api: tuple[str, str] | None = None,
 ) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """The child's full environment, and the context keys that were skipped."""
+    """The child's full environment, and the context keys that were skipped.
+
+    `api` = (URL, request token): the agent's own `eve` talks to the API with them, and the
+    directory of this install's `eve` goes first on PATH (the sandbox shows it read-only).
+    """
     env = allowed_worker_env(worker_env)
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
@@ -95,4 +105,9 @@ def build_env(
     env.update(ctx)
     env.update({"EVE_REQUEST_ID": request_id, "EVE_ORG_ID": org_id, "EVE_USER_ID": user_id,
                 "EVE_WORKER_TYPE": worker_type})
+    if api is not None:
+        env["EVE_API_URL"], env["EVE_API_TOKEN"] = api
+        bindir = os.path.dirname(sys.executable)
+        if os.path.isfile(os.path.join(bindir, "eve")):
+            env["PATH"] = f"{bindir}:{env['PATH']}"
     return env, skipped

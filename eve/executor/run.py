@@ -23,6 +23,7 @@ from eve.errors import EveError
 from eve.executor import variant as variants
 from eve.executor.env import build_env
 from eve.executor.sandbox import Runtime, kill_uid_processes
+from eve.executor.session import Resume, TurnInfo, restore_transcript
 from eve.executor.stream import StreamParser
 from eve.executor.workspace import prepare, skills_for
 from eve.models import Outcome, Request, WorkerType
@@ -46,15 +47,18 @@ def timeout_ms(request: Request, worker_type: WorkerType) -> int:
     return int(request.config.get("timeout_ms") or worker_type.config.get("timeout_ms") or DEFAULT_TIMEOUT_MS)
 
 
-def command(path: str, request: Request, worker_type: WorkerType) -> list[str]:
+def command(path: str, request: Request, worker_type: WorkerType, resume: Resume | None = None) -> list[str]:
+    """The variant's argv; a resumed turn continues the stored session with the outcomes as its prompt."""
     cmd = [path, "--print", "--output-format", "stream-json", "--verbose"]
+    if resume is not None:
+        cmd += ["--resume", resume.session_id]
     model = request.config.get("model") or worker_type.config.get("model")
     if model:
         cmd += ["--model", str(model)]
     tools = request.config.get("allowed_tools") or worker_type.config.get("allowed_tools") or []
     if tools:
         cmd += ["--allowedTools", ",".join(str(t) for t in tools)]
-    return [*cmd, "--", request.prompt]
+    return [*cmd, "--", resume.prompt if resume is not None else request.prompt]
 
 
 async def kill_group(proc: asyncio.subprocess.Process, grace: float, uid: int | None = None) -> None:
@@ -99,8 +103,18 @@ async def execute(
     settings: ExecutorSettings,
     emit: Emit,
     cancel: asyncio.Event,
+    *,
+    resume: Resume | None = None,
+    turn: TurnInfo | None = None,
+    api: tuple[str, str] | None = None,
 ) -> Outcome:
-    """Everything between "claimed" and "write the result"; never raises for agent trouble."""
+    """Everything between "claimed" and "write the result"; never raises for agent trouble.
+
+    `resume` continues a stored session (its workspace already restored by the caller);
+    `turn` is filled with what a later resume needs; `api` is (EVE_API_URL, EVE_API_TOKEN)
+    for the agent's own `eve`.
+    """
+    turn = turn if turn is not None else TurnInfo()
     started = time.monotonic()
     worker_env = dict(settings.worker_env if settings.worker_env is not None else os.environ)
     name = variants.variant_name(request.config, worker_type.config)
@@ -109,7 +123,8 @@ async def execute(
     except variants.VariantNotFound as exc:
         return Outcome(status="failed", error=exc.message, error_code="variant_not_found")
     try:
-        ws = prepare(settings.workspace_root, str(request.id), request.attempts, skills_for(worker_type.config))
+        ws = prepare(settings.workspace_root, str(request.id), request.attempts, skills_for(worker_type.config),
+                     keep=resume is not None)
     except EveError as exc:
         return Outcome(status="failed", error=exc.message, error_code="workspace_error", retryable=True)
     for skill in ws.skills:
@@ -119,17 +134,27 @@ async def execute(
     home = str(ws.home) if settings.isolate_home else worker_env.get("HOME", str(ws.home))
     env, skipped = build_env(worker_env, request_id=str(request.id), org_id=str(request.org_id),
                              user_id=str(request.user_id), worker_type=request.worker_type, home=home,
-                             context=request.context)
+                             context=request.context, api=api)
     for item in skipped:
         await emit("context_skipped", item)
     runtime = settings.sandbox or Runtime(mode="none")
     try:
-        spawn = runtime.spawn(command(path, request, worker_type), env=env, workspace=ws.path, home_source=ws.home,
+        spawn = runtime.spawn(command(path, request, worker_type, resume), env=env, workspace=ws.path, home_source=ws.home,
                               request_id=str(request.id), slot=settings.slot, variant_path=path,
                               worker_home=worker_env.get("HOME") or str(ws.home))
     except OSError as exc:
         return Outcome(status="failed", error=f"cannot prepare the sandbox: {exc}", error_code="workspace_error",
                        retryable=True)
+    turn.workspace, turn.cwd_inside = ws.path, spawn.workspace_inside
+    turn.config_roots = runtime.config_roots(variant_path=path, worker_home=worker_env.get("HOME") or str(ws.home),
+                                             home_source=ws.home, home=home)
+    if resume is not None:
+        try:  # where this agent's Claude Code will look for the session it resumes
+            restore_transcript(turn.config_roots, spawn.workspace_inside, resume.session_id, resume.transcript,
+                               uid=spawn.uid)
+        except OSError as exc:
+            return Outcome(status="failed", error=f"cannot restore the stored session: {exc}",
+                           error_code="workspace_error", retryable=True)
     # uid mode has no PID namespace: whatever runs as the slot's uid belongs to this agent
     sweep_uid = spawn.uid if runtime.mode == "uid" else None
     limit_s = timeout_ms(request, worker_type) / 1000
@@ -182,6 +207,8 @@ async def execute(
             readers.result()
             exit_code = await proc.wait()
             elapsed = int((time.monotonic() - started) * 1000)
+            turn.session_id = (parser.init or {}).get("session_id") or (parser.result or {}).get("session_id")
+            turn.duration_ms = elapsed
             return parser.outcome(exit_code, stderr_tail="\n".join(stderr_tail), duration_ms=elapsed)
         reason = "cancelled" if cancel.is_set() else "timeout"
         await kill_group(proc, settings.kill_grace_s, sweep_uid)

@@ -444,7 +444,10 @@ class Runtime:
         hidden: list[str] = []
         if choice.mode == "bwrap":
             hidden = [*ALWAYS_HIDDEN, *hidden_etc_paths(), *protected]
-        install = [p for p in {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+        # this install (the agent's own `eve`): the environment, and the package itself when it
+        # lives outside it (an editable install)
+        package = os.path.dirname(os.path.realpath(__file__.rsplit("/executor/", 1)[0] + "/__init__.py"))
+        install = [p for p in {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), package}
                    if exposable(p, home=home, protected=protected)]
         return cls(mode=choice.mode, bwrap=choice.bwrap, reason=choice.reason, uid_base=uid_base,
                    protected=tuple(dict.fromkeys(protected)), hidden=tuple(dict.fromkeys(hidden)),
@@ -505,6 +508,24 @@ class Runtime:
                         hidden=self.hidden, passwd=passwd, group=group, setpriv=self.setpriv)
         assert self.bwrap is not None
         return Spawn(command(self.bwrap, policy, argv), env, str(workspace), inside, uid)
+
+    def config_roots(self, *, variant_path: str, worker_home: str, home_source: Path, home: str) -> list[Path]:
+        """Host dirs where this spawn's Claude Code keeps its config (and session transcripts).
+
+        The variant's CLAUDE_CONFIG_DIRs as the agent gets them (the private copies of
+        `_copy_configs`, or the real dirs without a sandbox), then `<HOME>/.claude`.
+        """
+        files = _variant_files_cached(variant_path, worker_home, _mtime(variant_path))
+        roots: list[Path] = []
+        for i, cfg in enumerate(files.config_dirs):
+            if self.mode == "none":
+                roots.append(Path(cfg))
+            elif _under(cfg, worker_home):
+                roots.append(home_source / os.path.relpath(cfg, worker_home))
+            elif self.mode == "bwrap":
+                roots.append(home_source.parent / ".eve-sandbox" / f"config-{i}")
+        roots.append((Path(home) if self.mode == "none" else home_source) / ".claude")
+        return roots
 
     def _copy_configs(self, config_dirs: Sequence[str], home: str, home_source: Path, *,
                       in_home_only: bool) -> list[tuple[str, str]]:

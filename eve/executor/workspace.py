@@ -25,15 +25,16 @@ def skill_source(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def prepare(root: Path, request_id: str, attempt: int, skills: list[str]) -> Workspace:
-    """`<root>/<request id>/` (cleared for a new attempt) with `.claude/skills/<name>/SKILL.md`.
+def prepare(root: Path, request_id: str, attempt: int, skills: list[str], *, keep: bool = False) -> Workspace:
+    """`<root>/<request id>/` (cleared for a new attempt unless `keep`: a resumed session's
+    workspace) with `.claude/skills/<name>/SKILL.md`.
 
     The agent's HOME is `<workspace>/.home`, so two agents never share Claude Code state
     in ~/.claude; a variant wrapper keeps its own provider config (CLAUDE_CONFIG_DIR).
     """
     path = root / request_id
     try:
-        if path.exists() and attempt > 1:
+        if path.exists() and attempt > 1 and not keep:
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
         home = path / ".home"

@@ -59,6 +59,9 @@ CREATE TABLE eve.request_sessions (
     session_id         text NOT NULL,
     -- the session's transcript file (gzip), restored under the variant's config dir
     transcript         bytea NOT NULL,
+    -- where Claude Code keeps it, relative to the variant's config dir
+    -- (projects/<escaped cwd>/<session id>.jsonl)
+    transcript_path    text,
     -- the workspace as a compressed tar, NULL when it was over the cap (workspace_kept false)
     workspace_archive  bytea,
     workspace_bytes    bigint,
@@ -90,6 +93,50 @@ CREATE POLICY service_bypass ON eve.request_sessions FOR ALL TO service_role USI
 GRANT SELECT, INSERT ON eve.request_waits TO eve_api;
 GRANT SELECT, INSERT, UPDATE, DELETE ON eve.request_waits, eve.request_sessions TO service_role;
 GRANT USAGE, SELECT ON SEQUENCE eve.request_waits_id_seq TO eve_api, service_role;
+
+-- ---------------------------------------------------------------------------
+-- Request tokens (#15): the agent's own credential, EVE_API_TOKEN
+-- ---------------------------------------------------------------------------
+-- The worker makes one per attempt (no JWT_SECRET: a random secret, stored hashed like
+-- API keys) and revokes it when the attempt ends. The API looks it up through the
+-- definer function below, which answers only while the request is still running that
+-- attempt, so a token outlives neither its attempt nor its request, whatever the worker
+-- does. The caller it yields is scoped to the request's own tree (eve.auth.Caller.request_id).
+CREATE TABLE eve.request_tokens (
+    id           bigserial PRIMARY KEY,
+    request_id   uuid NOT NULL REFERENCES eve.orchestration_requests(id) ON DELETE CASCADE,
+    org_id       uuid NOT NULL,
+    attempt      integer NOT NULL,
+    prefix       text NOT NULL UNIQUE,
+    secret_hash  text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at   timestamptz
+);
+CREATE INDEX idx_request_tokens_request ON eve.request_tokens (request_id) WHERE revoked_at IS NULL;
+
+ALTER TABLE eve.request_tokens ENABLE ROW LEVEL SECURITY;
+ALTER TABLE eve.request_tokens FORCE ROW LEVEL SECURITY;
+-- No policy for eve_api: the API reads tokens only through eve.lookup_request_token.
+CREATE POLICY service_bypass ON eve.request_tokens FOR ALL TO service_role USING (true);
+GRANT SELECT, INSERT, UPDATE, DELETE ON eve.request_tokens TO service_role;
+GRANT USAGE, SELECT ON SEQUENCE eve.request_tokens_id_seq TO service_role;
+
+-- The token's request and identity, valid only while that attempt runs (not revoked,
+-- the request claimed or processing at the same attempt). An unknown prefix returns
+-- no row (the caller still spends a hash comparison).
+CREATE FUNCTION eve.lookup_request_token(p_prefix text)
+    RETURNS TABLE (request_id uuid, secret_hash text, org_id uuid, user_id uuid, role text, valid boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, eve
+    AS $$
+        SELECT t.request_id, t.secret_hash, r.org_id, r.user_id, coalesce(m.role, 'member'),
+               t.revoked_at IS NULL AND r.status IN ('claimed', 'processing') AND r.attempts = t.attempt
+        FROM eve.request_tokens t
+        JOIN eve.orchestration_requests r ON r.id = t.request_id
+        LEFT JOIN eve.org_members m ON m.org_id = r.org_id AND m.user_id = r.user_id
+        WHERE t.prefix = p_prefix
+    $$;
+REVOKE ALL ON FUNCTION eve.lookup_request_token(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eve.lookup_request_token(text) TO eve_api;
 
 -- ---------------------------------------------------------------------------
 -- Wake, resolve, park
@@ -169,9 +216,14 @@ BEGIN
     END IF;
     UPDATE eve.orchestration_requests
     SET status = 'waiting', claimed_by = NULL, lease_expires_at = NULL, heartbeat_at = NULL,
-        wait_requested_at = NULL, parked_at = now()
+        wait_requested_at = NULL, parked_at = now(),
+        -- a turn that ended by waiting is not a failed attempt: the resumed turn's claim
+        -- counts it again, so waiting never eats the retry budget
+        attempts = greatest(attempts - 1, 0)
     WHERE id = p_id
     RETURNING org_id INTO v_org;
+    -- the turn is over: its agent's credential dies with it (the resumed turn gets a new one)
+    UPDATE eve.request_tokens SET revoked_at = now() WHERE request_id = p_id AND revoked_at IS NULL;
     SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'id', ref_id) ORDER BY id), '[]')
     INTO v_open
     FROM eve.request_waits WHERE request_id = p_id AND resolved_at IS NULL;
@@ -221,3 +273,4 @@ GRANT EXECUTE ON FUNCTION eve.request_resolve_wait(text, uuid, text) TO eve_api,
 GRANT EXECUTE ON FUNCTION eve.request_wake_if_ready(uuid), eve.request_park(uuid, text),
                           eve.resolve_child_waits() TO service_role;
 GRANT EXECUTE ON FUNCTION eve.resolve_child_waits() TO eve_api;
+
