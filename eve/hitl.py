@@ -240,9 +240,10 @@ async def answer_question(conn: AsyncConn, question_id: UUID | str, answer: Any,
             "name": name})).fetchone()
         if done is None:  # pending, but its time ran out: the scheduler loop expires it
             raise AlreadyClosed(f"question {qid} expired at {fmt_time(row['expires_at'])} without an answer")
-        await conn.execute(Q.hitl_resolve_wait, {"id": qid, "outcome": answered_line(name, row["question"], value)})
+        # the event first: the log then reads answered → woken (the resolve wakes the request)
         await queue.append_events(conn, row["request_id"], row["org_id"], [("hitl_answered", {
             "question_id": str(qid), "answer": value, "answered_by": name, "via": via})])
+        await conn.execute(Q.hitl_resolve_wait, {"id": qid, "outcome": answered_line(name, row["question"], value)})
     return await get_question(conn, qid)
 
 
@@ -256,9 +257,9 @@ async def _expire(conn: AsyncConn, qid: UUID, *, now: datetime) -> dict[str, Any
     row = await (await conn.execute(Q.hitl_expire_one, {"id": qid, "now": now})).fetchone()
     if row is None:
         return None
-    await conn.execute(Q.hitl_resolve_wait, {"id": qid, "outcome": expired_line(row["expires_at"], row["question"])})
     await queue.append_events(conn, row["request_id"], row["org_id"], [("hitl_expired", {
         "question_id": str(qid), "expires_at": row["expires_at"].isoformat()})])
+    await conn.execute(Q.hitl_resolve_wait, {"id": qid, "outcome": expired_line(row["expires_at"], row["question"])})
     return row
 
 

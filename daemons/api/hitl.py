@@ -52,7 +52,7 @@ def question_out(row: dict[str, Any]) -> Json:
 
 def _agent_request(caller: Caller) -> UUID | None:
     """The request an agent's token belongs to; None for a person's token."""
-    return getattr(caller, "request_id", None)
+    return caller.request_id
 
 
 def _people_only(caller: Caller) -> None:

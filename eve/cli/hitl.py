@@ -27,8 +27,9 @@ hitl_app = typer.Typer(help="Questions agents ask people (human in the loop): li
                        no_args_is_help=True)
 
 QUESTION_STYLE = {"pending": "yellow", "answered": "green", "expired": "red", "cancelled": "bright_black"}
-END_TURN = ("End your turn now: stop working and run no more commands. This request waits for the answer "
-            "without holding a worker, and you will be resumed in this same session with it.")
+END_TURN = ("END YOUR TURN NOW: reply with one short line saying you asked and are waiting for the answer, and "
+            "stop. Do not poll. This request waits without holding a worker, and you will be resumed in this same "
+            "conversation with the answer (or with 'No answer by <time>' if it expires).")
 
 
 def _status(s: str) -> str:
