@@ -121,3 +121,39 @@ async def test_asked_and_answered_reach_the_firehose(api, conn):
     kinds = [e["kind"] for e in events]
     assert "hitl_asked" in kinds and kinds[-1] == "hitl_answered", kinds
     assert events[-1]["data"]["answer"] == "no" and events[-1]["data"]["question_id"] == str(q["id"])
+
+
+async def test_a_hostile_agent_asks_for_its_own_request_only_and_cannot_answer(api, conn, alice):
+    """With its request token an agent can ask (for its own request: the body names none);
+    it cannot list, read or answer questions — its own least of all."""
+    from tests.integration.api.test_request_tokens import _agent, _running
+
+    req, token = await _running(conn, alice.tenant)
+    other, _ = await _running(conn, alice.tenant, worker="w2")
+    _, q_other = await _waiting_question(conn, alice.tenant)  # a question of another request
+    agent = _agent(api, token)
+    r = agent.post("/hitl", json={"question": "Deploy v2 to production?", "options": ["yes", "no"],
+                                  "timeoutS": 7200})
+    assert r.status_code == 201, r.text
+    mine = r.json()
+    assert mine["requestId"] == str(req.id) and mine["status"] == "pending" and mine["options"] == ["yes", "no"]
+    cur = await conn.execute("SELECT wait_requested_at FROM eve.orchestration_requests WHERE id = %s", (req.id,))
+    assert (await cur.fetchone())["wait_requested_at"] is not None
+    for method, path, body in (("GET", "/hitl", None), ("GET", f"/hitl/{mine['id']}", None),
+                               ("POST", f"/hitl/{mine['id']}/answer", {"answer": "yes"}),
+                               ("POST", f"/hitl/{q_other['id']}/answer", {"answer": "yes"})):
+        r = agent.request(method, path, json=body)
+        assert r.status_code == 403, (path, r.text)
+    # a body naming another request is refused as an unknown field, not followed
+    r = agent.post("/hitl", json={"question": "x?", "requestId": str(other.id)})
+    assert r.status_code == 400
+    for bad in ({"question": ""}, {"question": "x\x1b[31m"}, {"question": "x", "options": ["only"]},
+                {"question": "x", "timeoutS": 0}, {"question": "x" * 2001}):
+        r = agent.post("/hitl", json=bad)
+        assert r.status_code == 400, (bad, r.text)
+    for _ in range(4):  # five open questions at most
+        assert agent.post("/hitl", json={"question": "more?"}).status_code == 201
+    r = agent.post("/hitl", json={"question": "one too many?"})
+    assert r.status_code == 409 and "open questions" in r.json()["message"]
+    assert (await hitl.get_question(conn, mine["id"]))["status"] == "pending"
+    assert (await hitl.get_question(conn, q_other["id"]))["status"] == "pending"
