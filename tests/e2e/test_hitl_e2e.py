@@ -11,7 +11,12 @@ loop expires it and the agent is resumed with "No answer by <time>".
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+import time
 from typing import Any
 
 import httpx
@@ -163,6 +168,66 @@ async def test_a_question_nobody_answers_expires_and_the_agent_decides(
         kinds = _kinds(db_url, req.id)
         assert "hitl_expired" in kinds and kinds.index("hitl_expired") < kinds.index("resumed")
     finally:
+        if worker is not None:
+            worker.stop()
+        api.stop()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed (apt-get install tmux)")
+async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
+        db_url, conn, tmp_path, variant_bin, decision: Decision):
+    """The header shows the waiting question, `a` lists it, Enter opens the dialog, `1` answers yes."""
+    tenant = await make_tenant(conn, "hitl-ui")
+    api = start_api(db_url, tmp_path)
+    worker = None
+    session = f"eve-ui-hitl-{os.getpid()}"
+    try:
+        api.wait_ready()
+        worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="solo", slots=1,
+                              env={"EVE_API_URL": api.url})
+        worker.wait_healthy()
+        req = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
+                                  prompt=ASK)
+        wait_for(lambda: one(db_url, "SELECT 1 FROM eve.orchestration_requests WHERE id = %s AND status = 'waiting'",
+                             req.id), 90, "the request to wait")
+        env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "TERM": "xterm-256color",
+               "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+        env.pop("EVE_API_TOKEN", None)
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+                        f"{sys.executable} -m eve.cli ui --refresh 1s; sleep 30"], env=env, check=True)
+
+        def screen() -> str:
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                  text=True).stdout
+
+        def wait_screen(text: str, timeout: float = 30) -> str:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                out = screen()
+                if text in out:
+                    return out
+                time.sleep(0.1)
+            raise AssertionError(f"{text!r} never appeared on screen:\n{screen()}")
+
+        def keys(*k: str) -> None:
+            subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+
+        wait_screen("1 question (a)")
+        keys("a")
+        out = wait_screen("Questions (1, pending")
+        assert "Deploy v2 to production?" in out and "yes / no" in out
+        keys("Enter")
+        out = wait_screen("1: yes")
+        assert "2: no" in out and f"Question from request {str(req.id)[:8]}" in out
+        keys("1")
+        res = wait_for(lambda: one(db_url, "SELECT * FROM eve.orchestration_results WHERE request_id = %s", req.id),
+                       120, "the result")
+        assert res["status"] == "success" and res["summary"] == f"Deploying v2: {tenant.email} answered yes."
+        wait_screen("0 questions")
+        q = _question(db_url, req.id)
+        assert q["status"] == "answered" and q["answered_by"] == tenant.user_id
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
         if worker is not None:
             worker.stop()
         api.stop()
