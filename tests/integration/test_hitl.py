@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from eve import hitl, queue
 from eve.errors import Conflict, NotFound, ValidationError
 from tests.integration.test_least_privilege import split  # noqa: F401  (fixture)
+from tests.integration.test_query_plans import PKEY, _plan, in_flight  # noqa: F401  (fixture)
 from tests.support.tenants import Tenant, make_tenant
 
 pytestmark = pytest.mark.asyncio
@@ -320,3 +321,16 @@ async def test_the_scheduler_loop_expires_a_question_asked_while_it_slept(split,
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await pool.close()
+
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_asking_finds_the_request_by_its_primary_key(conn, in_flight, generic):
+    """hitl_mark_waiting filters on status IN ('claimed', 'processing') like the worker's
+    one-row statements: it must not wander into the reaper's lease index either."""
+    from uuid import uuid4
+
+    from eve.queries import Q
+
+    plan = await _plan(conn, Q.hitl_mark_waiting, {"request_id": uuid4()}, generic)
+    assert PKEY in plan and "idx_requests_lease" not in plan, plan
