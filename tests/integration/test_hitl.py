@@ -286,11 +286,6 @@ async def test_pending_in_my_org_uses_the_partial_index(conn, tenant):
     assert "idx_hitl_pending_org" in " ".join(r["QUERY PLAN"] for r in plan)
 
 
-async def test_outcome_lines_are_the_briefs():
-    at = datetime(2026, 12, 1, 21, 0, tzinfo=timezone.utc)
-    assert hitl.answered_line("Ann", "Deploy?", "yes") == 'The human (Ann) answered "Deploy?": yes'
-    assert hitl.expired_line(at, "Deploy?") == 'No answer by 2026-12-01 21:00:00 UTC to "Deploy?"'
-
 
 async def test_the_scheduler_loop_expires_a_question_asked_while_it_slept(split, db_url, conn, tenant):
     """The loop sleeps an hour; asking wakes it (NOTIFY eve_schedules), it sleeps until the
