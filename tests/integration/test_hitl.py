@@ -329,3 +329,32 @@ async def test_asking_finds_the_request_by_its_primary_key(conn, in_flight, gene
 
     plan = await _plan(conn, Q.hitl_mark_waiting, {"request_id": uuid4()}, generic)
     assert PKEY in plan and "idx_requests_lease" not in plan, plan
+
+
+async def test_racing_answers_and_a_racing_cancel_end_in_one_outcome_without_deadlock(split, conn, tenant):
+    """Two people answer at once, and an answer races a cancel: the request's row lock orders
+    them (request first, then question, as park and resolve do); the loser gets a 409."""
+    import asyncio
+
+    for rival in ("answer", "cancel"):
+        req = await _running(conn, tenant)
+        q = await _ask(split, tenant, req.id)
+        await _park(conn, req.id)
+        async with as_api_user(split["api"], tenant.user_id) as first:
+            if rival == "answer":
+                await hitl.answer_question(first, q["id"], "yes", user_id=tenant.user_id)
+            else:
+                await queue.request_cancel(first, req.id)
+            second = asyncio.create_task(_answer(split, tenant, q["id"], "no"))
+            await asyncio.sleep(0.2)  # let it block on the request's row lock, if it would
+            assert not second.done()
+        with pytest.raises(hitl.AlreadyClosed) as exc:
+            await second
+        closed = await hitl.get_question(conn, q["id"])
+        if rival == "answer":
+            assert "already answered" in exc.value.message and closed["response"]["answer"] == "yes"
+            assert await _status(conn, req.id) == ("pending", 1)
+            await queue.request_cancel(conn, req.id)  # out of the way of the next claim
+        else:
+            assert "cancelled" in exc.value.message and closed["status"] == "cancelled"
+            assert (await _status(conn, req.id))[0] == "cancelled"
