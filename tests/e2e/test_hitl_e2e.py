@@ -181,6 +181,9 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
     api = start_api(db_url, tmp_path)
     worker = None
     session = f"eve-ui-hitl-{os.getpid()}"
+    # a tmux server of its own: on the default one, another test's `kill-session -t NAME` for a
+    # session already gone resolves to the most recent session — possibly this one
+    tmux = ["tmux", "-L", session]
     try:
         api.wait_ready()
         worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="solo", slots=1,
@@ -193,11 +196,11 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
         env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "TERM": "xterm-256color",
                "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
         env.pop("EVE_API_TOKEN", None)
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+        subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
                         f"{sys.executable} -m eve.cli ui --refresh 1s; sleep 30"], env=env, check=True)
 
         def screen() -> str:
-            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+            return subprocess.run([*tmux, "capture-pane", "-p", "-t", f"={session}:"], capture_output=True,
                                   text=True).stdout
 
         def wait_screen(text: str, timeout: float = 30) -> str:
@@ -210,7 +213,7 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
             raise AssertionError(f"{text!r} never appeared on screen:\n{screen()}")
 
         def keys(*k: str) -> None:
-            subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+            subprocess.run([*tmux, "send-keys", "-t", f"={session}:", *k], check=True)
 
         wait_screen("1 question (a)")
         keys("a")
@@ -227,7 +230,7 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
         q = _question(db_url, req.id)
         assert q["status"] == "answered" and q["answered_by"] == tenant.user_id
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
         if worker is not None:
             worker.stop()
         api.stop()
