@@ -24,7 +24,7 @@ import logging
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
@@ -153,11 +153,10 @@ async def ask(conn: AsyncConn, *, request_id: UUID, question: Any, options: Any 
         n = (await (await conn.execute(Q.hitl_open_for_request, {"request_id": request_id})).fetchone())["n"]
         if n >= MAX_OPEN_PER_REQUEST:
             raise Conflict(f"request {request_id} already has {n} open questions (limit {MAX_OPEN_PER_REQUEST})")
-        expires_at = datetime.now(timezone.utc) + timedelta(seconds=timeout)
         row = await (await conn.execute(Q.hitl_insert, {
             "request_id": request_id, "org_id": req["org_id"], "question": text, "options": Jsonb(opts),
-            "expires_at": expires_at})).fetchone()
-        qid = row["id"]
+            "timeout_s": timeout})).fetchone()
+        qid, expires_at = row["id"], row["expires_at"]
         await conn.execute(Q.hitl_wait_insert, {"request_id": request_id, "org_id": req["org_id"], "id": qid})
         await queue.append_events(conn, request_id, req["org_id"], [("hitl_asked", {
             "question_id": str(qid), "question": text, "options": opts, "expires_at": expires_at.isoformat()})])

@@ -17,9 +17,10 @@ SELECT count(*) AS n FROM eve.hitl_requests
 WHERE request_id = %(request_id)s AND status = 'pending';
 
 -- name: hitl_insert
+-- The expiry on the database's clock, like every check of it (answer, expire).
 INSERT INTO eve.hitl_requests (request_id, org_id, question, options, expires_at)
-VALUES (%(request_id)s, %(org_id)s, %(question)s, %(options)s, %(expires_at)s)
-RETURNING id;
+VALUES (%(request_id)s, %(org_id)s, %(question)s, %(options)s, now() + make_interval(secs => %(timeout_s)s))
+RETURNING id, expires_at;
 
 -- name: hitl_wait_insert
 INSERT INTO eve.request_waits (request_id, org_id, kind, ref_id)
