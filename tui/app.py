@@ -28,6 +28,7 @@ from textual.screen import Screen
 
 from eve.tui.screens.dashboard import DashboardScreen
 from eve.tui.screens.modals import ConfirmModal, HelpScreen
+from eve.tui.screens.questions import QuestionsScreen, pending_count, questions_badge
 from eve.tui.screens.request import RequestScreen
 from eve.tui.screens.schedules import SchedulesScreen
 from eve.tui.screens.workers import WorkersScreen
@@ -63,6 +64,8 @@ class Client(Protocol):
     async def list_schedules(self, **kw: Any) -> list[dict[str, Any]]: ...
     async def update_schedule(self, schedule: str, **changes: Any) -> dict[str, Any]: ...
     async def run_schedule(self, schedule: str) -> dict[str, Any]: ...
+    async def list_questions(self, **kw: Any) -> dict[str, Any]: ...
+    async def answer_question(self, question_id: str, answer: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -133,6 +136,7 @@ class EveCommands(Provider):
             ("dashboard", app.action_dashboard, "Queue, workers, requests, live tail"),
             ("workers", app.action_workers, "All workers; Enter tails a worker's log"),
             ("schedules", app.action_schedules, "Cron schedules: next fire, last result; pause, resume, run now"),
+            ("questions", app.action_questions, "Questions agents ask: answer them (pending count in the header)"),
             ("replay last failed", app.action_replay_last_failed, "Replay the newest failed request (asks first)"),
             ("pause / resume refresh", app.action_toggle_pause, "Stop or restart fetching and the tail"),
             ("toggle UTC / local time", app.action_toggle_utc, "Show times in UTC or this machine's zone"),
@@ -187,6 +191,7 @@ class EveApp(App[None]):
         Binding("minus", "slower", "Slower", key_display="-", show=False),
         Binding("w", "workers", "Workers"),
         Binding("s", "schedules", "Schedules", show=False),  # in ? help and the palette
+        Binding("a", "questions", "Questions", show=False),  # the header shows the pending count
     ]
 
     def __init__(self, client: Client, *, refresh_s: float = 2.0, read_only: bool = False,
@@ -214,6 +219,7 @@ class EveApp(App[None]):
         self._held_events: deque[dict[str, Any]] = deque(maxlen=2000)
         self._backoff = self.refresh_s
         self._timer: Any = None
+        self.pending_questions: int | None = None  # None: unknown (no questions endpoint)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -249,6 +255,7 @@ class EveApp(App[None]):
             stats = self.snapshot.stats
             if stats is None or self.fetch_count % STATS_EVERY == 0:  # the last hour moves slowly
                 stats = await self._stats()
+            self.pending_questions = await pending_count(self.client, self.fetch_timeout, self.pending_questions)
             self.known_worker_types = [q["workerType"] for q in queue]
             self.fetch_count += 1
             self._record_history(queue)
@@ -340,6 +347,8 @@ class EveApp(App[None]):
         line = Text.assemble(("eve", "bold"), sep)
         color = {"live": "green", "reconnecting": "yellow", "down": "red", "connecting": "yellow"}[self.connection]
         line.append(f"● {self.connection}", style=color)
+        if (badge := questions_badge(self.pending_questions)) is not None:
+            line.append_text(Text.assemble(sep, badge))
         if self.paused:
             line.append_text(Text.assemble(sep, ("PAUSED", "black on yellow")))
         if self.read_only:
@@ -394,6 +403,10 @@ class EveApp(App[None]):
     def action_schedules(self) -> None:
         if not isinstance(self.screen, SchedulesScreen):
             self.push_screen(SchedulesScreen())
+
+    def action_questions(self) -> None:
+        if not isinstance(self.screen, QuestionsScreen):
+            self.push_screen(QuestionsScreen())
 
     def action_dashboard(self) -> None:
         while len(self.screen_stack) > 2:

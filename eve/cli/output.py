@@ -22,7 +22,8 @@ STATUS_STYLE = {"pending": "yellow", "claimed": "cyan", "processing": "cyan", "w
 KIND_STYLE = {"claimed": "cyan", "spawned": "cyan", "skill_loaded": "blue", "init": "blue", "tool_call": "yellow",
               "tool_result": "bright_black", "text": "white", "stderr": "magenta", "result": "green",
               "error": "red", "requeued": "yellow", "cancel_requested": "red", "cancelled": "red",
-              "replayed": "cyan", "context_skipped": "magenta"}
+              "replayed": "cyan", "context_skipped": "magenta", "hitl_asked": "bold yellow",
+              "hitl_answered": "green", "hitl_expired": "red", "hitl_cancelled": "bright_black"}
 
 
 def console(stderr: bool = False) -> Console:
@@ -120,6 +121,15 @@ def describe_event(kind: str, data: dict[str, Any], limit: int = 120) -> str:
         return f"Replayed as {d.get('new_request_id')}"
     if kind == "context_skipped":
         return f"Context key skipped: {d.get('key')} ({d.get('reason')})"
+    if kind == "hitl_asked":
+        opts = d.get("options") or []
+        return f"Asked a person: {first_line(d.get('question'), limit)}" + (f" ({' / '.join(opts)})" if opts else "")
+    if kind == "hitl_answered":
+        return f"Answered by {d.get('answered_by')}: {first_line(d.get('answer'), limit)}"
+    if kind == "hitl_expired":
+        return f"Question expired unanswered ({d.get('expires_at')})"
+    if kind == "hitl_cancelled":
+        return f"Question cancelled ({d.get('reason')})"
     return f"{kind}: {first_line(json.dumps(d))}"
 
 

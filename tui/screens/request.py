@@ -34,6 +34,7 @@ class RequestScreen(EveScreen):
         Binding("e", "edit_replay", "Edit+replay"),
         Binding("c", "cancel", "Cancel"),
         Binding("y", "copy_id", "Copy id"),
+        Binding("a", "answer", "Answer"),  # its open question (shown while it waits)
     ]
 
     def __init__(self, request_id: str) -> None:
@@ -81,6 +82,8 @@ class RequestScreen(EveScreen):
             return None
         if action == "cancel" and self.request is not None and self.request["status"] in FINISHED:
             return None
+        if action == "answer":
+            return (self.request or {}).get("status") == "waiting" and not self.eve.read_only
         return True
 
     @work(exclusive=True, group="request")
@@ -207,6 +210,12 @@ class RequestScreen(EveScreen):
         output = (self.result or {}).get("output")
         self.app.push_screen(OutputScreen(json.dumps(output, indent=2) if output is not None
                                           else "(no output yet)"))
+
+    @work(group="act")
+    async def action_answer(self) -> None:
+        from eve.tui.screens.questions import answer_for_request
+
+        await answer_for_request(self.eve, self.request_id)
 
     def action_copy_id(self) -> None:
         # OSC 52: the terminal (also over SSH) puts the id on the local clipboard
