@@ -156,8 +156,9 @@ SELECT count(*) AS n FROM eve.org_members WHERE org_id = %(org_id)s AND role IN 
 -- name: secret_put
 INSERT INTO eve.org_secrets AS s (org_id, name, ciphertext, updated_by)
 VALUES (%(org_id)s, %(name)s, %(ciphertext)s, eve.current_user_id())
+-- (no EXCLUDED.ciphertext: reading it would need SELECT on the column, which eve_api lacks)
 ON CONFLICT (org_id, name) DO UPDATE
-SET ciphertext = EXCLUDED.ciphertext, updated_at = now(), updated_by = EXCLUDED.updated_by
+SET ciphertext = %(ciphertext)s, updated_at = now(), updated_by = eve.current_user_id()
 RETURNING name, created_at, updated_at;
 
 -- name: secrets_list

@@ -31,7 +31,7 @@ from uuid import UUID
 
 import psycopg
 
-from eve import __version__, metrics, queue, scheduler, workers
+from eve import __version__, metrics, orgsecrets, queue, scheduler, workers
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
@@ -136,6 +136,7 @@ class Worker:
         self.disk_low = False
         self._log_buffer: list[tuple[Any, ...]] = []
         self.results = ResultWriter(self.with_db, self.id)
+        self.secrets_keyring = orgsecrets.Keyring.from_env()  # per-org secrets (#19); None: none configured
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- database helpers --------------------------------------------------------------
@@ -314,9 +315,12 @@ class Worker:
             except ResultConflict:
                 log.warning("request taken over before it started", extra=extra)
                 return
+            tenant = await self.with_db(lambda c: orgsecrets.load_for_org(c, self.secrets_keyring, req.org_id))
             settings = ExecutorSettings(workspace_root=cfg.workspace_root, isolate_home=cfg.isolate_home,
-                                        sandbox=self.runtime, slot=slot.index)
-            outcome = await execute(req, self.worker_type, settings, batcher.emit, slot.cancel)
+                                        sandbox=self.runtime, slot=slot.index, tenant=tenant)
+            masker = tenant.masker  # the org's secret values never reach events or the result
+            outcome = masker.outcome(await execute(req, self.worker_type, settings, masker.wrap(batcher.emit),
+                                                   slot.cancel))
         except Exception as exc:  # noqa: BLE001 - a bug here must not kill the worker
             log.exception("executor failed", extra=extra)
             outcome = Outcome(status="failed", error=f"worker error: {exc!r}", error_code="variant_crashed",

@@ -85,6 +85,7 @@ def build_env(
     worker_type: str,
     home: str,
     context: Mapping[str, Any],
+    tenant: Any = None,
 ) -> tuple[dict[str, str], list[dict[str, str]]]:
     """The child's full environment, and the context keys that were skipped."""
     env = allowed_worker_env(worker_env)
@@ -95,4 +96,6 @@ def build_env(
     env.update(ctx)
     env.update({"EVE_REQUEST_ID": request_id, "EVE_ORG_ID": org_id, "EVE_USER_ID": user_id,
                 "EVE_WORKER_TYPE": worker_type})
+    if tenant is not None:  # the org's secrets in, platform keys out if not allowed (eve.orgsecrets.TenantEnv)
+        env = tenant.apply(env)
     return env, skipped
