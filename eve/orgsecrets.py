@@ -127,6 +127,15 @@ class SecretsNotConfigured(ConfigError):
     http_status = 503
 
 
+def key_env(data_dir: Path, env: dict[str, str]) -> dict[str, str]:
+    """`eve up`: unless a key is configured, point the child at `<data dir>/secrets.key` (created once).
+    The workers hide the data dir from agents (--sandbox-hide), so agents never see the file."""
+    if env.get("EVE_SECRETS_KEY") or env.get("EVE_SECRETS_KEY_FILE"):
+        return env
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return {**env, "EVE_SECRETS_KEY_FILE": str(ensure_key_file(data_dir / "secrets.key"))}
+
+
 def _need(keyring: Keyring | None) -> Keyring:
     if keyring is None:
         raise SecretsNotConfigured("per-org secrets are not configured on this API: set EVE_SECRETS_KEY or "

@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 
 from eve import __version__
-from eve.cli import admin, api, config_cmd, db, doctor, platform, requests, schedules, ui, up, worker
+from eve.cli import admin, api, config_cmd, db, doctor, keys, members, orgs, platform, requests, schedules, ui, up, worker
+from eve.cli import secrets as secrets_cmd
 from eve.cli._common import report_eve_error
 from eve.errors import EveError
 
@@ -37,6 +38,10 @@ app.command("logs")(requests.logs)
 app.command("replay")(requests.replay)
 app.command("cancel")(requests.cancel)
 app.add_typer(schedules.schedule_app, name="schedule")
+app.add_typer(keys.app, name="keys")
+app.add_typer(members.app, name="members")
+app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(orgs.app, name="org")
 app.command("ui")(ui.ui)
 app.add_typer(config_cmd.app, name="config")
 app.command("doctor")(doctor.doctor)
