@@ -1,8 +1,10 @@
 """Per-org limits and budgets (#19): what an org may queue, how fast, and spend.
 
 `admit()` runs inside the API's transaction that inserts a new request, as the caller
-(RLS shows only the caller's org). An org without a row in `eve.org_limits` pays one
-indexed lookup and nothing else. With limits, admissions of that org are serialised by
+(RLS shows only the caller's org). Each API process keeps every org's limits row for
+CACHE_TTL_S (a change made through this process applies at once, through another within
+the TTL), so an org without limits pays no round trip at all on most submissions
+(POST /requests stays at three: tests/integration/api/test_roundtrips.py). With limits, admissions of that org are serialised by
 a transaction-level advisory lock so `max_pending` holds under concurrent submissions.
 Running requests are never stopped by a limit: an org over budget finishes what runs.
 The running cap is not checked here but in the claim (sql/queries.sql, claim_batch).
@@ -10,6 +12,7 @@ The running cap is not checked here but in the claim (sql/queries.sql, claim_bat
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -21,6 +24,8 @@ from eve.errors import EveError, ValidationError
 from eve.queries import Q
 
 AsyncConn = psycopg.AsyncConnection[Any]
+MAX_INT = 2**31 - 1
+MAX_BUDGET = Decimal("9999999999.99")  # numeric(12, 2)
 LIMIT_FIELDS = ("max_running", "max_pending", "rate_per_minute", "monthly_budget_usd")
 
 
@@ -40,9 +45,34 @@ class BudgetExceeded(EveError):
     http_status = 402
 
 
-async def admit(conn: AsyncConn, *, org_id: UUID, key_id: UUID | None) -> None:
+class LimitsCache:
+    """org id → its eve.org_limits row (or None), kept for ttl_s seconds."""
+
+    def __init__(self, ttl_s: float = 10.0) -> None:
+        self.ttl_s = ttl_s
+        self._rows: dict[UUID, tuple[float, dict[str, Any] | None]] = {}
+
+    async def get(self, conn: AsyncConn, org_id: UUID) -> dict[str, Any] | None:
+        now = time.monotonic()
+        hit = self._rows.get(org_id)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        row = await (await conn.execute(Q.org_limits_get, {"org_id": org_id})).fetchone()
+        if len(self._rows) > 10_000:
+            self._rows.clear()
+        self._rows[org_id] = (now, row)
+        return row
+
+    def forget(self, org_id: UUID) -> None:
+        self._rows.pop(org_id, None)
+
+
+CACHE = LimitsCache()
+
+
+async def admit(conn: AsyncConn, *, org_id: UUID, key_id: UUID | None, cache: LimitsCache = CACHE) -> None:
     """Raise TooManyRequests / BudgetExceeded if the org may not queue one more request now."""
-    row = await (await conn.execute(Q.org_limits_get, {"org_id": org_id})).fetchone()
+    row = await cache.get(conn, org_id)
     if row is None or all(row[f] is None for f in ("max_pending", "rate_per_minute", "monthly_budget_usd")):
         return
     await conn.execute(Q.admit_lock, {"org_id": str(org_id)})
@@ -82,14 +112,15 @@ def parse_limits(body: dict[str, Any]) -> dict[str, Any]:
                 value = Decimal(str(value)) if f == "monthly_budget_usd" else int(value)
             except (ValueError, ArithmeticError):
                 raise ValidationError(f"{f} must be a number, got {value!r}") from None
-            if isinstance(body.get(f), bool) or value < 0:
-                raise ValidationError(f"{f} must be a number >= 0 (or null for no limit)")
+            top = MAX_BUDGET if f == "monthly_budget_usd" else MAX_INT
+            if isinstance(body.get(f), bool) or not 0 <= value <= top:
+                raise ValidationError(f"{f} must be a number from 0 to {top} (or null for no limit)")
         params[f] = value
         params[f"set_{f}"] = f in body
     by_type = body.get("max_running_by_type")
     if by_type is not None:
         if not isinstance(by_type, dict) or not all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_INT
                 for k, v in by_type.items()):
             raise ValidationError('max_running_by_type must map worker types to numbers >= 0, e.g. {"general": 5}')
         by_type = Jsonb(by_type)

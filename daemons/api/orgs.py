@@ -109,14 +109,17 @@ async def set_limits(slug: str, data: LimitsIn, caller: Caller, state: State) ->
     params = limits.parse_limits(changes)
     async with as_user(state.pool, caller.user_id) as conn:
         org_id = await orgadmin.resolve_org(conn, caller.org_id, slug)
-        return org_out(await orgadmin.set_limits(conn, org_id, params, changes))
+        row = await orgadmin.set_limits(conn, org_id, params, changes)
+    limits.CACHE.forget(org_id)  # committed: this process applies it at once (others within limits' TTL)
+    return org_out(row)
 
 
 @get("/audit", tags=["orgs"], responses=ERROR_RESPONSES,
      summary="The org's audit log, newest first (owners, admins, operators)")
 async def audit_log(caller: Caller, state: State, org: OrgParam = None,
                     limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-                    before: Annotated[int | None, Parameter(description="Only entries with a smaller id")] = None
+                    before: Annotated[int | None, Parameter(ge=1, le=2**63 - 1, description="Only entries with a smaller id")]
+                    = None
                     ) -> list[Json]:
     async with as_user(state.pool, caller.user_id) as conn:
         rows = await orgadmin.audit_list(conn, await _org(conn, caller, org), limit=limit, before=before)

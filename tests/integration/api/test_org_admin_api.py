@@ -119,6 +119,8 @@ async def test_operators_reach_any_org_and_only_they_set_limits(api, conn, alice
     r = op.http.put("/orgs/bob-org/limits", json={"maxPending": None})  # null clears, the rest stays
     assert (r.json()["maxPending"], r.json()["monthlyBudgetUsd"]) == (None, 10.0)
     assert op.http.put("/orgs/bob-org/limits", json={"maxPending": -1}).status_code == 400
+    assert op.http.put("/orgs/bob-org/limits", json={"maxPending": 2**40}).status_code == 400
+    assert op.http.put("/orgs/bob-org/limits", json={"maxRunningByType": {"general": "x"}}).status_code == 400
     assert op.http.put("/orgs/bob-org/limits", json={"bogus": 1}).status_code == 400
     assert bob.http.put("/orgs/bob-org/limits", json={"maxPending": 1000}).status_code == 403
     assert alice.http.put("/orgs/bob-org/limits", json={"maxPending": 1000}).status_code == 404
