@@ -266,8 +266,9 @@ $$;
 
 -- Orgs with a running cap for a worker type and the room left under it (cap minus what
 -- is in flight). Read by the claims (workers: service_role).
+-- ROWS 10: few orgs have caps; the default estimate (1000) skews the claim's plan.
 CREATE FUNCTION eve.org_caps(p_worker_type text) RETURNS TABLE (org_id uuid, room bigint)
-    LANGUAGE sql STABLE SET search_path = pg_catalog, eve AS $$
+    LANGUAGE sql STABLE ROWS 10 SET search_path = pg_catalog, eve AS $$
     -- in flight = holds a lease: read through the reaper's small partial index (0003),
     -- never through an org's history; nothing at all is read while no org has a cap
     WITH capped AS (
@@ -286,7 +287,7 @@ CREATE FUNCTION eve.org_caps(p_worker_type text) RETURNS TABLE (org_id uuid, roo
 $$;
 
 CREATE FUNCTION eve.org_caps_full(p_worker_type text) RETURNS TABLE (org_id uuid)
-    LANGUAGE sql STABLE SET search_path = pg_catalog, eve AS $$
+    LANGUAGE sql STABLE ROWS 10 SET search_path = pg_catalog, eve AS $$
     SELECT c.org_id FROM eve.org_caps(p_worker_type) c WHERE c.room <= 0
 $$;
 GRANT EXECUTE ON FUNCTION eve.org_caps(text), eve.org_caps_full(text) TO service_role;

@@ -85,3 +85,20 @@ async def test_the_seed_function_claims_round_robin(conn):
     await _bulk(conn, b, 2)
     orgs = [(await queue.claim_next_via_function(conn, "general", "w")).org_id for _ in range(4)]
     assert orgs.count(b.org_id) == 2 and orgs[:2] != [a.org_id, a.org_id]
+
+
+@pytest.mark.parametrize("generic", [False, True])
+async def test_the_claim_reads_the_fair_index_in_order_without_sorting_the_backlog(conn, generic):
+    """With a backlog, the claim walks idx_requests_fair (no sort of every pending row), both plans."""
+    from tests.integration.test_query_plans import _plan
+    from eve.queries import Q
+
+    a = await make_tenant(conn, "plan")
+    await _bulk(conn, a, 5000)
+    await conn.execute("ANALYZE eve.orchestration_requests")
+    plan = await _plan(conn, Q.claim_batch, {"worker_type": "general", "worker_id": "w", "limit": 10,
+                                             "lease_seconds": 60}, generic=generic)
+    scan = plan[:plan.index("idx_requests_fair")]
+    assert "idx_requests_fair" in plan, plan
+    # the LockRows/Limit sit directly over the index scan: no Sort node between them
+    assert "Sort" not in scan.split("candidates")[-1], plan
