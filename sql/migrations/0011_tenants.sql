@@ -266,11 +266,24 @@ $$;
 
 -- Orgs with a running cap for a worker type and the room left under it (cap minus what
 -- is in flight). Read by the claims (workers: service_role).
--- ROWS 10: few orgs have caps; the default estimate (1000) skews the claim's plan.
+--
+-- Exact under concurrent claims: while any org has a cap for this type, claims of the
+-- type take one transaction-level advisory lock first, and count what is in flight in a
+-- snapshot taken after it (VOLATILE: each query inside sees what committed before), so
+-- a claimer sees the rows the previous claimer took. The price: claims of a type with
+-- caps run one at a time (a few ms each); types without caps never take the lock.
+-- In flight = holds a lease: counted through the reaper's small partial index (0003),
+-- never through an org's history. ROWS 10: few orgs have caps (the default 1000 skews
+-- the claim's plan).
 CREATE FUNCTION eve.org_caps(p_worker_type text) RETURNS TABLE (org_id uuid, room bigint)
-    LANGUAGE sql STABLE ROWS 10 SET search_path = pg_catalog, eve AS $$
-    -- in flight = holds a lease: read through the reaper's small partial index (0003),
-    -- never through an org's history; nothing at all is read while no org has a cap
+    LANGUAGE plpgsql VOLATILE ROWS 10 SET search_path = pg_catalog, eve AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM eve.org_limits l
+                   WHERE coalesce((l.max_running_by_type ->> p_worker_type)::integer, l.max_running) IS NOT NULL) THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('eve.org_caps:' || p_worker_type, 1911));
+    RETURN QUERY
     WITH capped AS (
         SELECT l.org_id, coalesce((l.max_running_by_type ->> p_worker_type)::integer, l.max_running) AS cap
         FROM eve.org_limits l
@@ -280,14 +293,14 @@ CREATE FUNCTION eve.org_caps(p_worker_type text) RETURNS TABLE (org_id uuid, roo
         FROM eve.orchestration_requests r
         WHERE r.lease_expires_at IS NOT NULL AND r.status IN ('claimed', 'processing')
           AND r.worker_type = p_worker_type
-          AND EXISTS (SELECT 1 FROM capped)
         GROUP BY r.org_id
     )
-    SELECT c.org_id, c.cap - coalesce(f.n, 0) FROM capped c LEFT JOIN running f ON f.org_id = c.org_id
+    SELECT c.org_id, c.cap - coalesce(f.n, 0) FROM capped c LEFT JOIN running f ON f.org_id = c.org_id;
+END
 $$;
 
 CREATE FUNCTION eve.org_caps_full(p_worker_type text) RETURNS TABLE (org_id uuid)
-    LANGUAGE sql STABLE ROWS 10 SET search_path = pg_catalog, eve AS $$
+    LANGUAGE sql VOLATILE ROWS 10 SET search_path = pg_catalog, eve AS $$
     SELECT c.org_id FROM eve.org_caps(p_worker_type) c WHERE c.room <= 0
 $$;
 GRANT EXECUTE ON FUNCTION eve.org_caps(text), eve.org_caps_full(text) TO service_role;

@@ -102,3 +102,34 @@ async def test_the_claim_reads_the_fair_index_in_order_without_sorting_the_backl
     assert "idx_requests_fair" in plan, plan
     # the LockRows/Limit sit directly over the index scan: no Sort node between them
     assert "Sort" not in scan.split("candidates")[-1], plan
+
+
+async def test_concurrent_claims_never_take_an_org_past_its_cap(conn, db_url):
+    """Two workers claim at once: the second waits for the first's commit and sees its claim."""
+    import asyncio
+
+    from psycopg.rows import dict_row
+
+    from tests.support.waiting import async_wait_for
+
+    a, b = await make_tenant(conn, "race-a"), await make_tenant(conn, "race-b")
+    await conn.execute("INSERT INTO eve.org_limits (org_id, max_running) VALUES (%s, 1)", (a.org_id,))
+    await _bulk(conn, a, 5)
+    first = await psycopg.AsyncConnection.connect(db_url, row_factory=dict_row)
+    second = await psycopg.AsyncConnection.connect(db_url, autocommit=True, row_factory=dict_row)
+    try:
+        got1 = await queue.claim(first, "general", "w1", limit=5)  # open transaction: not committed yet
+        assert [r.org_id for r in got1] == [a.org_id]
+        await _bulk(conn, b, 2)
+        task = asyncio.create_task(queue.claim(second, "general", "w2", limit=5))
+
+        async def second_waits() -> bool:
+            cur = await conn.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            return (await cur.fetchone())["n"] == 1
+        await async_wait_for(second_waits, 10, "the second claim to wait for the first")
+        await first.commit()
+        got2 = await asyncio.wait_for(task, 10)
+        assert sorted(r.prompt for r in got2) == ["p1", "p2"] and {r.org_id for r in got2} == {b.org_id}
+    finally:
+        await first.close()
+        await second.close()
