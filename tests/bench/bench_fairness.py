@@ -21,6 +21,7 @@ from typing import Any
 from eve import queue
 from eve.models import Outcome
 from eve.pg import EmbeddedPostgres
+from eve.queries import Q
 from tests.bench.bench_queue import connect, eve_setup, pct
 from tests.support.tenants import make_tenant
 
@@ -41,6 +42,21 @@ async def _cycle(c: Any, tenant: Any, lat_claim: list[float], lat_insert: list[f
     lat_claim.append(t2 - t1)
 
 
+async def server_ms(c: Any, n: int, plan_out: list[float]) -> list[float]:
+    """The claim's execution time inside PostgreSQL (EXPLAIN ANALYZE, rolled back): no client,
+    network or event loop in it, so it shows the statement's own cost on a loaded machine.
+    Its planning time goes to plan_out."""
+    out = []
+    for _ in range(n):
+        async with c.transaction(force_rollback=True):
+            cur = await c.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + Q.claim_batch,
+                                  {"worker_type": "general", "worker_id": "bench", "limit": 1, "lease_seconds": 60})
+            explained = (await cur.fetchone())["QUERY PLAN"][0]
+            out.append(float(explained["Execution Time"]) / 1000)
+            plan_out.append(float(explained["Planning Time"]) / 1000)
+    return out
+
+
 async def measure(admin: str) -> dict[str, Any]:
     empty_dsn, empty_a = await eve_setup(admin, "bench_fair_empty")
     dsn, a = await eve_setup(admin, "bench_fair_backlog")
@@ -56,6 +72,12 @@ async def measure(admin: str) -> dict[str, Any]:
         for _ in range(SAMPLES):  # interleaved; the backlog stays at BACKLOG (one in, one out)
             await _cycle(ec, empty_a, *empty)
             await _cycle(c, a, *full)
+        # one pending request in the empty queue, the backlog in the other: the statement's own time
+        await queue.enqueue(ec, org_id=empty_a.org_id, user_id=empty_a.user_id, worker_type="general", prompt="x")
+        srv_empty, srv_full, plan_empty, plan_full = [], [], [], []  # type: ignore[var-annotated]
+        for _ in range(max(20, SAMPLES // 5)):
+            srv_empty += await server_ms(ec, 1, plan_empty)
+            srv_full += await server_ms(c, 1, plan_full)
         pending = (await (await c.execute(
             "SELECT count(*) AS n FROM eve.orchestration_requests WHERE status = 'pending'")).fetchone())["n"]
         # B submits 50, one POST each (as through the API); count claims until all are claimed
@@ -91,6 +113,9 @@ async def measure(admin: str) -> dict[str, Any]:
             "claim_ms_empty": stats(empty[0]), "claim_ms_backlog": stats(full[0]),
             "insert_ms_empty": stats(empty[1]), "insert_ms_backlog": stats(full[1]),
             "claim_ratio_p50": pct(full[0], 50) / pct(empty[0], 50),
+            "claim_server_ms_empty": stats(srv_empty), "claim_server_ms_backlog": stats(srv_full),
+            "claim_server_ratio_p50": pct(srv_full, 50) / pct(srv_empty, 50),
+            "claim_planning_ms_empty": stats(plan_empty), "claim_planning_ms_backlog": stats(plan_full),
             "capped_pending": capped_pending, "empty_claim_ms_all_capped": stats(capped)}
 
 
@@ -103,6 +128,10 @@ def table(res: dict[str, Any]) -> str:
         f"| claim p50 / p99, empty queue (ms) | {ce['p50']:.2f} / {ce['p99']:.2f} |",
         f"| claim p50 / p99, {res['backlog']:,} backlog (ms) | {cb['p50']:.2f} / {cb['p99']:.2f} |",
         f"| claim p50 ratio backlog / empty (target <= 1.5) | {res['claim_ratio_p50']:.2f} |",
+        f"| claim execution in PostgreSQL p50, empty / backlog (ms) | {res['claim_server_ms_empty']['p50']:.3f} / "
+        f"{res['claim_server_ms_backlog']['p50']:.3f} (ratio {res['claim_server_ratio_p50']:.2f}) |",
+        f"| claim planning in PostgreSQL p50, empty / backlog (ms) | {res['claim_planning_ms_empty']['p50']:.3f} / "
+        f"{res['claim_planning_ms_backlog']['p50']:.3f} |",
         f"| insert p50, empty / backlog (ms) | {ie['p50']:.2f} / {ib['p50']:.2f} |",
         f"| claim that finds nothing: the only org with work ({res['capped_pending']:,} pending) at its running cap, "
         f"p50 (ms) | {res['empty_claim_ms_all_capped']['p50']:.2f} |",
