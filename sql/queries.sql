@@ -390,7 +390,7 @@ RETURNING id, org_id, user_id, name, prefix, created_at;
 
 -- name: apikey_revoke
 UPDATE eve.api_keys SET revoked_at = coalesce(revoked_at, now())
-WHERE prefix = %(prefix)s RETURNING id, prefix, revoked_at;
+WHERE prefix = %(prefix)s RETURNING id, org_id, prefix, revoked_at;
 
 -- name: apikey_lookup
 SELECT * FROM eve.lookup_api_key(%(prefix)s);

@@ -190,3 +190,8 @@ SELECT eve.is_operator() AS op;
 SELECT eve.is_operator() OR EXISTS (SELECT 1 FROM eve.org_members
                                     WHERE org_id = %(org_id)s AND user_id = eve.current_user_id()
                                       AND role = 'owner') AS ok;
+
+-- name: audit_insert_admin
+-- `eve admin …` on the database host (service role): no API caller, so the actor is named.
+INSERT INTO eve.audit_log (org_id, actor_user_id, actor_email, action, target, data)
+VALUES (%(org_id)s, NULL, %(actor)s, %(action)s, %(target)s, %(data)s);
