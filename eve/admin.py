@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from eve import apikeys
 from eve.db import set_service
@@ -21,6 +22,13 @@ from eve.queries import Q
 AsyncConn = psycopg.AsyncConnection[Any]
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+ADMIN_ACTOR = "eve admin (database)"
+
+
+async def _audit(conn: AsyncConn, org_id: UUID, action: str, target: str, **data: Any) -> None:
+    """The org's audit log records bootstrap changes too (the API's changes: eve.orgadmin)."""
+    await conn.execute(Q.audit_insert_admin, {"org_id": org_id, "actor": ADMIN_ACTOR, "action": action,
+                                              "target": target, "data": Jsonb(data)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,7 @@ async def add_member(conn: AsyncConn, org_slug: str, email: str, role: str = "me
         user = await get_user(conn, email)
         cur = await conn.execute(Q.member_upsert, {"org_id": org["id"], "user_id": user["id"], "role": role})
         row = await cur.fetchone()
+        await _audit(conn, org["id"], "member.add", email.lower(), role=role)
     assert row is not None
     return row
 
@@ -112,6 +121,7 @@ async def create_api_key(conn: AsyncConn, org_slug: str, email: str, name: str =
              "secret_hash": key.secret_hash},
         )
         row = await cur.fetchone()
+        await _audit(conn, org["id"], "api_key.create", key.prefix, name=name, user=email.lower())
     assert row is not None
     return CreatedKey(id=row["id"], token=key.token, prefix=key.prefix, org_slug=org_slug, user_email=email)
 
@@ -121,6 +131,8 @@ async def revoke_api_key(conn: AsyncConn, key_or_prefix: str) -> dict[str, Any]:
         await set_service(conn)
         cur = await conn.execute(Q.apikey_revoke, {"prefix": apikeys.prefix_of(key_or_prefix)})
         row = await cur.fetchone()
+        if row is not None:
+            await _audit(conn, row["org_id"], "api_key.revoke", row["prefix"])
     if row is None:
         raise NotFound(f"no API key with prefix {apikeys.prefix_of(key_or_prefix)!r}")
     return row

@@ -40,6 +40,7 @@ class Caller:
     # set for an agent's request token (EVE_API_TOKEN): the caller may act only within
     # this request's own tree (eve.scope)
     request_id: UUID | None = None
+    key_id: UUID | None = None  # the API key the token came from (per-key rate limits, #19)
 
 
 def check_secret(secret: str | None) -> str:
@@ -51,11 +52,13 @@ def check_secret(secret: str | None) -> str:
 
 
 def issue(secret: str, *, user_id: UUID, org_id: UUID, role: str, operator: bool,
-          ttl_s: int = DEFAULT_TTL_S, now: datetime | None = None) -> tuple[str, datetime]:
+          ttl_s: int = DEFAULT_TTL_S, now: datetime | None = None, key_id: UUID | None = None) -> tuple[str, datetime]:
     now = now or datetime.now(timezone.utc)
     expires = now + timedelta(seconds=ttl_s)
     claims = {"sub": str(user_id), "org": str(org_id), "role": role, "op": bool(operator),
               "iat": int(now.timestamp()), "exp": int(expires.timestamp()), "jti": uuid.uuid4().hex}
+    if key_id is not None:
+        claims["kid"] = str(key_id)
     return jwt.encode(claims, secret, algorithm=ALGORITHM), expires
 
 
@@ -64,7 +67,8 @@ def verify(secret: str, token: str) -> Caller:
         claims: dict[str, Any] = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub", "jti", "org"]})
         return Caller(user_id=UUID(claims["sub"]), org_id=UUID(claims["org"]), role=str(claims.get("role", "member")),
-                      operator=bool(claims.get("op", False)), token_id=str(claims["jti"]))
+                      operator=bool(claims.get("op", False)), token_id=str(claims["jti"]),
+                      key_id=UUID(claims["kid"]) if claims.get("kid") else None)
     except (jwt.PyJWTError, KeyError, ValueError, TypeError, AttributeError):  # UUID(5): AttributeError
         raise AuthError(_INVALID) from None
 
@@ -92,4 +96,4 @@ async def exchange_api_key(conn: psycopg.AsyncConnection[Any], api_key: Any, sec
         raise AuthError(_INVALID)
     await conn.execute(Q.apikey_touch, {"key_id": row["key_id"]})
     return issue(secret, user_id=row["user_id"], org_id=row["org_id"], role=row["role"],
-                 operator=row["is_operator"], ttl_s=ttl_s)
+                 operator=row["is_operator"], ttl_s=ttl_s, key_id=row["key_id"])

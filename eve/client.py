@@ -337,6 +337,10 @@ class EveClient:
     async def status(self) -> dict[str, Any]:
         return await self._send("GET", "/status")
 
+    async def orgs(self) -> list[dict[str, Any]]:
+        """Per-org pending, running and this month's spend (GET /orgs; operators: every org)."""
+        return await self._send("GET", "/orgs")
+
     async def health(self, *, ready: bool = False) -> dict[str, Any]:
         return await self._send("GET", "/health", params={"ready": 1} if ready else None, auth=False)
 

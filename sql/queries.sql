@@ -37,16 +37,28 @@ SELECT * FROM eve.orchestration_requests WHERE id = %(id)s FOR UPDATE;
 -- SKIP LOCKED on the partial poll index: concurrent claimers never block each other
 -- and never take the same row. A claim sets the lease, counts the attempt and logs a
 -- `claimed` event, all in this one statement (one round trip per batch).
-WITH candidates AS (
-    SELECT id
+-- Fair (0011): within a priority, fair_seq interleaves orgs round-robin; orgs at their
+-- running cap for this type are skipped, and a batch never takes an org past its cap.
+WITH caps AS (
+    SELECT org_id, room FROM eve.org_caps(%(worker_type)s)
+), candidates AS (
+    SELECT id, org_id, priority, fair_seq, run_after, created_at
     FROM eve.orchestration_requests
     WHERE worker_type = %(worker_type)s
       AND status = 'pending'
       AND run_after <= now()
       AND blocked_by = '{}'
-    ORDER BY priority DESC, run_after, created_at
+      AND org_id NOT IN (SELECT org_id FROM caps WHERE room <= 0)
+    ORDER BY priority DESC, fair_seq, run_after, created_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), allowed AS (
+    SELECT c.id
+    FROM (SELECT id, org_id, row_number() OVER (PARTITION BY org_id
+                                                ORDER BY priority DESC, fair_seq, run_after, created_at) AS n
+          FROM candidates) c
+    LEFT JOIN caps ON caps.org_id = c.org_id
+    WHERE caps.room IS NULL OR c.n <= caps.room
 ), claimed AS (
     UPDATE eve.orchestration_requests r
     SET status = 'claimed',
@@ -55,7 +67,7 @@ WITH candidates AS (
         attempts = r.attempts + 1,
         heartbeat_at = now(),
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-    FROM candidates c
+    FROM allowed c
     WHERE r.id = c.id
     RETURNING r.*
 ), logged AS (
@@ -63,7 +75,7 @@ WITH candidates AS (
     SELECT id, org_id, 'claimed', jsonb_build_object('worker_id', claimed_by, 'attempt', attempts)
     FROM claimed
 )
-SELECT * FROM claimed ORDER BY priority DESC, run_after, created_at;
+SELECT * FROM claimed ORDER BY priority DESC, fair_seq, run_after, created_at;
 
 -- name: claim_next_function
 SELECT * FROM eve.claim_next_request(%(worker_type)s, %(worker_id)s,
@@ -378,7 +390,7 @@ RETURNING id, org_id, user_id, name, prefix, created_at;
 
 -- name: apikey_revoke
 UPDATE eve.api_keys SET revoked_at = coalesce(revoked_at, now())
-WHERE prefix = %(prefix)s RETURNING id, prefix, revoked_at;
+WHERE prefix = %(prefix)s RETURNING id, org_id, prefix, revoked_at;
 
 -- name: apikey_lookup
 SELECT * FROM eve.lookup_api_key(%(prefix)s);

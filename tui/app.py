@@ -80,6 +80,7 @@ class Snapshot:
     history: dict[str, list[float]] = field(default_factory=dict)
     stats: dict[str, Any] | None = None
     fetched_at: datetime | None = None
+    orgs: list[dict[str, Any]] = field(default_factory=list)  # per-org pending/running/spend (GET /orgs)
 
 
 def parse_filter(text: str, now: datetime) -> dict[str, Any]:
@@ -253,15 +254,17 @@ class EveApp(App[None]):
             except asyncio.TimeoutError:
                 raise TimeoutError(f"the API did not answer within {self.fetch_timeout:g}s") from None
             stats = self.snapshot.stats
+            orgs = self.snapshot.orgs
             if stats is None or self.fetch_count % STATS_EVERY == 0:  # the last hour moves slowly
                 stats = await self._stats()
+                orgs = await self._orgs()
             self.pending_questions = await pending_count(self.client, self.fetch_timeout, self.pending_questions)
             self.known_worker_types = [q["workerType"] for q in queue]
             self.fetch_count += 1
             self._record_history(queue)
             self.snapshot = Snapshot(queue=queue, workers=workers, requests=page["items"], total=page.get("total"),
                                      next_cursor=page.get("nextCursor"), history=self._history_lists(),
-                                     stats=stats, fetched_at=self.clock())
+                                     stats=stats, fetched_at=self.clock(), orgs=orgs)
             self.connection, self.last_error = "live", None
             self._backoff = self.refresh_s
         except Exception as exc:  # noqa: BLE001 - any failure: keep the last data, say so, back off
@@ -278,6 +281,16 @@ class EveApp(App[None]):
                                           self.fetch_timeout)
         except Exception:  # noqa: BLE001 - optional
             return None
+
+    async def _orgs(self) -> list[dict[str, Any]]:
+        """Per-org usage for the queue panel (#19); a client or API without GET /orgs shows none."""
+        fetch = getattr(self.client, "orgs", None)
+        if fetch is None:
+            return []
+        try:
+            return list(await asyncio.wait_for(fetch(), self.fetch_timeout))
+        except Exception:  # noqa: BLE001 - optional
+            return []
 
     def _schedule(self, delay: float) -> None:
         if self._timer is not None:

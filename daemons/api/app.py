@@ -19,7 +19,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from eve import __version__, reqtokens
 from eve.auth import Caller, bearer, verify
-from eve.daemons.api import errors, hitl, routes, schedules, tree
+from eve.daemons.api import errors, hitl, orgs, routes, schedules, tree
+from eve.daemons.api import secrets as secrets_routes
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
 from eve.db import as_api, make_pool
@@ -98,7 +99,8 @@ def create_app(settings: ApiSettings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[*routes.HANDLERS, *schedules.HANDLERS, *tree.HANDLERS, *hitl.HANDLERS],
+        route_handlers=[*routes.HANDLERS, *schedules.HANDLERS, *tree.HANDLERS, *hitl.HANDLERS,
+                        *orgs.HANDLERS, *secrets_routes.HANDLERS],
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

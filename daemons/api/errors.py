@@ -28,8 +28,10 @@ ERROR_RESPONSES = {
     401: ResponseSpec(ErrorBody, description="Missing, invalid or expired token; wrong or revoked API key"),
     403: ResponseSpec(ErrorBody, description="Not allowed for this caller (worker logs: operators only)"),
     404: ResponseSpec(ErrorBody, description="Not found, or not visible to the caller"),
+    402: ResponseSpec(ErrorBody, description="The org's monthly budget is spent (budget_exceeded)"),
     409: ResponseSpec(ErrorBody, description="Conflict with the request's state"),
     413: ResponseSpec(ErrorBody, description="Body over 2 MB or prompt over 1 MB"),
+    429: ResponseSpec(ErrorBody, description="An org limit: pending requests, or requests per minute (Retry-After)"),
     500: ResponseSpec(ErrorBody, description="Unexpected error (logged with the id in the message)"),
     503: ResponseSpec(ErrorBody, description="Database unavailable"),
 }
@@ -44,7 +46,8 @@ def _body(status: int, code: str, message: str) -> Response[dict[str, str]]:
 
 
 def eve_error(_: Request[Any, Any, Any], exc: EveError) -> Response[dict[str, str]]:
-    return _body(exc.http_status, exc.code, exc.message)
+    return Response({"error": exc.code, "message": exc.message}, status_code=exc.http_status,
+                    headers=getattr(exc, "headers", None))  # Retry-After on a rate limit (eve.limits)
 
 
 def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, str]]:

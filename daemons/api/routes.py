@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from eve import __version__, auth, metrics, queue, reqtokens, tree
+from eve import __version__, auth, limits, metrics, queue, reqtokens, tree
 from eve.auth import Caller
 from eve.db import as_api, as_user
 from eve.errors import Forbidden, NotFound, ValidationError
@@ -162,6 +162,7 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
         raise ValidationError("replyToParent needs a parent: set parentId (agents: `eve request create --child`)")
     # BEGIN + identity, INSERT ... RETURNING, COMMIT: three round trips (worker types are cached)
     async with as_user(state.pool, caller.user_id) as conn:
+        await limits.admit(conn, org_id=caller.org_id, key_id=caller.key_id)  # 429/402 (#19)
         parent = None
         if parent_id is not None:
             parent = await tree.check_new_child(conn, queue.parse_uuid(parent_id, "parent id"),
@@ -250,6 +251,7 @@ async def replay_request(request_id: str, caller: Caller, state: State, data: Re
     if prompt is not None and not prompt.strip():
         raise ValidationError("prompt must not be empty")
     async with as_user(state.pool, caller.user_id) as conn:
+        await limits.admit(conn, org_id=caller.org_id, key_id=caller.key_id)  # 429/402 (#19)
         new = await queue.replay(conn, request_id, user_id=caller.user_id, prompt=prompt)
         row = await (await conn.execute(Q.api_request_detail, {"id": new.id})).fetchone()
     return request_out(row)

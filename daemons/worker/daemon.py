@@ -31,7 +31,7 @@ from uuid import UUID
 
 import psycopg
 
-from eve import __version__, metrics, queue, reqtokens, scheduler, waiting, workers
+from eve import __version__, metrics, orgsecrets, queue, reqtokens, scheduler, waiting, workers
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
@@ -143,6 +143,7 @@ class Worker:
         self.disk_low = False
         self._log_buffer: list[tuple[Any, ...]] = []
         self.results = ResultWriter(self.with_db, self.id)
+        self.secrets_keyring = orgsecrets.Keyring.from_env()  # per-org secrets (#19); None: none configured
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- database helpers --------------------------------------------------------------
@@ -334,10 +335,12 @@ class Worker:
                 secret = await self.with_db(lambda c: reqtokens.issue(c, request_id=req.id, org_id=req.org_id,
                                                                       attempt=req.attempts))
                 token, api = True, (cfg.api_url, secret)
+            tenant = await self.with_db(lambda c: orgsecrets.load_for_org(c, self.secrets_keyring, req.org_id))
             settings = ExecutorSettings(workspace_root=cfg.workspace_root, isolate_home=cfg.isolate_home,
-                                        sandbox=self.runtime, slot=slot.index)
-            outcome = await execute(req, self.worker_type, settings, batcher.emit, slot.cancel, resume=resume,
-                                    turn=turn, api=api)
+                                        sandbox=self.runtime, slot=slot.index, tenant=tenant)
+            masker = tenant.masker  # the org's secret values never reach events or the result
+            outcome = masker.outcome(await execute(req, self.worker_type, settings, masker.wrap(batcher.emit),
+                                                   slot.cancel, resume=resume, turn=turn, api=api))
         except Exception as exc:  # noqa: BLE001 - a bug here must not kill the worker
             log.exception("executor failed", extra=extra)
             outcome = Outcome(status="failed", error=f"worker error: {exc!r}", error_code="variant_crashed",

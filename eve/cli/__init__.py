@@ -14,7 +14,9 @@ from typing import Annotated
 import typer
 
 from eve import __version__
-from eve.cli import admin, api, config_cmd, db, doctor, hitl, platform, requests, schedules, tree, ui, up, worker
+from eve.cli import (admin, api, config_cmd, db, doctor, hitl, keys, members, orgs, platform, requests, schedules,
+                     tree, ui, up, worker)
+from eve.cli import secrets as secrets_cmd
 from eve.cli._common import report_eve_error
 from eve.errors import EveError
 
@@ -40,6 +42,10 @@ app.command("wait")(tree.wait)
 app.add_typer(schedules.schedule_app, name="schedule")
 app.add_typer(hitl.hitl_app, name="hitl")
 app.command("ask")(hitl.ask)
+app.add_typer(keys.app, name="keys")
+app.add_typer(members.app, name="members")
+app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(orgs.app, name="org")
 app.command("ui")(ui.ui)
 app.add_typer(config_cmd.app, name="config")
 app.command("doctor")(doctor.doctor)

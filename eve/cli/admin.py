@@ -104,3 +104,34 @@ def apikey_revoke(
 
     row = _with_conn(database_url, lambda c: ops.revoke_api_key(c, key))
     typer.echo(f"revoked key {row['prefix']} at {row['revoked_at']:%Y-%m-%d %H:%M:%S %Z}")
+
+
+@app.command("secrets-key")
+def secrets_key() -> None:
+    """Print a new secrets key (Fernet) for EVE_SECRETS_KEY: give the same value to the API and the workers.
+
+    To rotate: set EVE_SECRETS_KEY=NEW,OLD on the API and every worker, run `eve admin secrets-rotate`,
+    then drop OLD."""
+    from eve.orgsecrets import new_key
+
+    typer.echo(new_key())
+
+
+@app.command("secrets-rotate")
+def secrets_rotate(database_url: DsnOpt = None) -> None:
+    """Re-encrypt every org's secrets under the first key of EVE_SECRETS_KEY (or EVE_SECRETS_KEY_FILE)."""
+    from eve.cli._common import die
+    from eve.db import set_service
+    from eve.orgsecrets import Keyring, rotate_all
+
+    keyring = Keyring.from_env()
+    if keyring is None:
+        die("set EVE_SECRETS_KEY=NEW,OLD (or EVE_SECRETS_KEY_FILE) first: the new key first, the old ones after", 2)
+
+    async def go(conn: Any) -> int:
+        async with conn.transaction():
+            await set_service(conn)
+            return await rotate_all(conn, keyring)
+
+    n = _with_conn(database_url, go)
+    typer.echo(f"re-encrypted {n} secret(s) under the first key; the old keys can now be removed")

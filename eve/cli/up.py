@@ -318,6 +318,8 @@ def up(
             out.print(f"roles      API as {describe(dsns[0])}, workers as {describe(dsns[1])} "
                       f"(passwords in {data_dir / 'secrets'})")
         api_env, worker_env = child_envs(dsns, _jwt_secret(data_dir), api_url)
+        from eve.orgsecrets import key_env  # per-org secrets (#19): a key file in the data dir, API and workers only
+        api_env, worker_env = key_env(data_dir, api_env), key_env(data_dir, worker_env)
         api = Component("api", [sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port",
                                 str(port)], api_env)
         components.append(api)

@@ -91,6 +91,7 @@ def build_env(
     home: str,
     context: Mapping[str, Any],
     api: tuple[str, str] | None = None,
+    tenant: Any = None,
 ) -> tuple[dict[str, str], list[dict[str, str]]]:
     """The child's full environment, and the context keys that were skipped.
 
@@ -110,4 +111,6 @@ def build_env(
         bindir = os.path.dirname(sys.executable)
         if os.path.isfile(os.path.join(bindir, "eve")):
             env["PATH"] = f"{bindir}:{env['PATH']}"
+    if tenant is not None:  # the org's secrets in, platform keys out if not allowed (eve.orgsecrets.TenantEnv)
+        env = tenant.apply(env)
     return env, skipped

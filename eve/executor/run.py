@@ -41,6 +41,7 @@ class ExecutorSettings:
     worker_env: Mapping[str, str] | None = None
     sandbox: Runtime | None = None  # None: no sandbox (mode none)
     slot: int = 0  # which of the worker's slots runs this request (picks the agent's uid)
+    tenant: Any = None  # eve.orgsecrets.TenantEnv: the org's secrets and platform-key policy
 
 
 def timeout_ms(request: Request, worker_type: WorkerType) -> int:
@@ -134,7 +135,7 @@ async def execute(
     home = str(ws.home) if settings.isolate_home else worker_env.get("HOME", str(ws.home))
     env, skipped = build_env(worker_env, request_id=str(request.id), org_id=str(request.org_id),
                              user_id=str(request.user_id), worker_type=request.worker_type, home=home,
-                             context=request.context, api=api)
+                             context=request.context, api=api, tenant=settings.tenant)
     for item in skipped:
         await emit("context_skipped", item)
     runtime = settings.sandbox or Runtime(mode="none")

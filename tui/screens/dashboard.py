@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -27,6 +28,22 @@ COLUMNS = [("mark", " ", 1), ("id", "id", 8), ("status", "status", 10), ("type",
 NARROW_DROP = {"cost", "org"}
 SORTS = ["age", "status", "type", "duration", "cost"]
 TREND = 20
+
+
+def org_usage_table(orgs: list[dict[str, Any]]) -> Table | None:
+    """Per org: pending, running, this month's spend against its budget (operators see every org)."""
+    if len(orgs) < 2 and not any(o.get("monthlyBudgetUsd") for o in orgs):
+        return None
+    t = Table(box=None, padding=(0, 1, 0, 0), expand=True, show_edge=False, header_style="bold")
+    t.add_column("org", no_wrap=True, overflow="ellipsis", ratio=1)
+    for name in ("pend", "run", "spend/mo"):
+        t.add_column(name, justify="right", no_wrap=True)
+    for o in orgs:
+        budget, spend = o.get("monthlyBudgetUsd"), float(o.get("monthSpendUsd") or 0)
+        over = budget is not None and spend >= budget
+        t.add_row(o["slug"], str(o["pending"]), str(o["running"]),
+                  Text(f"${spend:,.2f}" + (f"/{budget:,.0f}" if budget is not None else ""), "bold red" if over else ""))
+    return t
 
 
 def sort_key(column: str) -> Any:
@@ -177,7 +194,8 @@ class DashboardScreen(EveScreen):
             cells.append(Text(spark(snap.history.get(row["workerType"], []), top, trend), "cyan"))
             t.add_row(*cells)
             sig.append(tuple(str(c) for c in cells))
-        self._update("#queue", t, (narrow, top, sig))
+        per_org = org_usage_table(snap.orgs)  # (#19) only with several orgs or a budget
+        self._update("#queue", Group(t, per_org) if per_org is not None else t, (narrow, top, sig, str(snap.orgs)))
         self.query_one("#queue-title", Static).update(Text.assemble(
             ("Queue ", "bold"), ("1h: done/fail/cxl · wrk: live · trend: pending", "bright_black")
             if not narrow else ("1h counts · trend: pending", "bright_black")))
