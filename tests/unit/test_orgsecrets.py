@@ -52,7 +52,7 @@ def _env(tenant):
     worker = {"PATH": "/usr/bin", "ANTHROPIC_API_KEY": "platform", "ANTHROPIC_BASE_URL": "http://x",
               "GH_TOKEN": "gh", "EVE_API_URL": "http://api", "DATABASE_URL": "postgres://"}
     env, _ = build_env(worker, request_id="r", org_id="o", user_id="u", worker_type="general", home="/h",
-                       context={}, tenant=tenant)
+                       context={}, tenant=tenant, api=("http://api", "everq_token"))
     return env
 
 
@@ -60,7 +60,8 @@ def test_secrets_join_the_agent_env_and_never_override_the_platform():
     env = _env(TenantEnv(secrets={"DEPLOY_KEY": "s3cret!", "PATH": "/evil", "EVE_REQUEST_ID": "x",
                                   "LD_PRELOAD": "/evil.so"}))
     assert env["DEPLOY_KEY"] == "s3cret!"
-    assert env["PATH"] == "/usr/bin" and env["EVE_REQUEST_ID"] == "r" and "LD_PRELOAD" not in env
+    assert env["PATH"].endswith(":/usr/bin") and "/evil" not in env["PATH"]  # eve's bin dir, then the worker's PATH
+    assert env["EVE_REQUEST_ID"] == "r" and "LD_PRELOAD" not in env
     assert env["ANTHROPIC_API_KEY"] == "platform" and env["GH_TOKEN"] == "gh"  # the default: platform keys reach it
     assert "DATABASE_URL" not in env
 
@@ -69,6 +70,7 @@ def test_without_platform_keys_only_the_orgs_own_credentials_remain():
     env = _env(TenantEnv(secrets={"ANTHROPIC_API_KEY": "orgs-own-key"}, platform_keys=False))
     assert env["ANTHROPIC_API_KEY"] == "orgs-own-key"
     assert "GH_TOKEN" not in env and env["ANTHROPIC_BASE_URL"] == "http://x" and env["EVE_API_URL"] == "http://api"
+    assert env["EVE_API_TOKEN"] == "everq_token"  # the agent's own credential survives the org's env
 
 
 def test_masker_masks_events_and_outcomes():
