@@ -87,8 +87,9 @@ def status_table(components: list[Component], pg: Any, pg_restarts: int = 0) -> 
                   str(pg_restarts), "")
     for c in components:
         alive = c.proc is not None and c.proc.poll() is None
-        state = c.state if alive else f"exited ({c.proc.returncode})" if c.proc else "starting"
-        color = "green" if alive and c.state in ("ready", "running") else "yellow" if alive else "red"
+        state = c.state if alive else "drained (stays stopped)" if c.drained else \
+            f"exited ({c.proc.returncode})" if c.proc else "starting"
+        color = "green" if alive and c.state in ("ready", "running") else "yellow" if alive or c.drained else "red"
         t.add_row(c.name, str(c.proc.pid if c.proc else "-"), f"[{color}]{state}[/]", str(c.restarts),
                   f"{int(time.monotonic() - c.started_at)}s" if alive else "")
     return t
@@ -105,6 +106,7 @@ class Component:
     started_at: float = 0.0
     exits: deque[float] = field(default_factory=deque)
     restart_at: float | None = None
+    drained: bool = False  # a worker an operator drained: it stays stopped
 
     def start(self, out: Output) -> None:
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -150,6 +152,21 @@ class CrashWindow:
 
 
 SUPERVISOR_TICK_S = 0.1
+
+
+def drained(dsn: str, worker_id: str) -> bool:
+    """Whether an operator drained this worker (its row still carries the request). Unknown — the
+    database is away — counts as no: a worker that may have crashed is restarted."""
+    import psycopg
+
+    from eve.queries import Q
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as conn:
+            row = conn.execute(Q.worker_drained, {"id": worker_id}).fetchone()
+    except psycopg.Error:
+        return False
+    return bool(row and row[0])
 
 
 def _free_port() -> int:
@@ -259,7 +276,8 @@ def up(
 
     Supervision: workers are named TYPE-1, TYPE-2, … (their --id); a component that exits
     is started again at once, and so is the embedded PostgreSQL (its crash recovery replays
-    the WAL; the API answers 503 meanwhile). eve up gives up, with the reason, only when
+    the WAL; the API answers 503 meanwhile). A worker an operator drained (eve workers drain
+    ID) stays stopped until eve up starts again. eve up gives up, with the reason, only when
     something exits more than --max-restarts times within --restart-window seconds.
     """
     from eve import admin, config, migrate
@@ -341,7 +359,13 @@ def up(
         while not stop.wait(SUPERVISOR_TICK_S):
             now = time.monotonic()
             for comp in components:
-                if comp.proc is None or comp.proc.poll() is None:
+                if comp.proc is None or comp.proc.poll() is None or comp.drained:
+                    continue
+                if comp.restart_at is None and comp is not api and drained(dsn, comp.name):
+                    comp.drained = True
+                    comp.state = "drained"
+                    output.line(f"{comp.name} drained by an operator and exited ({comp.proc.returncode}); not "
+                                "restarting it: it stays stopped until eve up starts again")
                     continue
                 if comp.restart_at is None:
                     give_up, delay = crashes.record(comp.exits, now)

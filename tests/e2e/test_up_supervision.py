@@ -125,6 +125,22 @@ def test_killed_postgres_is_restarted_while_api_and_workers_keep_running(up: UpP
         halt.set()
 
 
+def test_a_drained_worker_stays_stopped_and_eve_up_says_so(up: UpProcess):
+    kids = wait_children(up, {"api", "general-1", "general-2"})
+    r = up.eve("workers", "drain", "general-2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(lambda: not alive(kids["general-2"]), 60, "the drained worker to exit")
+    wait_for(lambda: any("general-2 drained by an operator" in x for x in up.lines), 10,
+             "eve up to notice the drained worker")
+    # the supervisor decided when it said so: no restart follows
+    assert "general-2" not in up.children(), up.output()[-3000:]
+    assert not any("general-2 exited" in x and "restarting" in x for x in up.lines), up.output()[-3000:]
+    workers = up.eve("workers")
+    line = next(x for x in workers.stdout.splitlines() if "general-2" in x)
+    assert "stopped" in line, workers.stdout
+    _smoke(up)  # general-1 still serves
+
+
 def test_gives_up_with_the_reason_after_repeated_failures(tmp_path: Path):
     up = start_up(tmp_path, None, "--workers", "general=1", "--sandbox", "none", "--max-restarts", "1",
                   "--restart-window", "120")
