@@ -73,6 +73,7 @@ class Snapshot:
     workers: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     total: int | None = None
+    total_capped: bool = False  # the API counted up to a cap: "at least total"
     next_cursor: str | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
     stats: dict[str, Any] | None = None
@@ -265,6 +266,7 @@ class EveApp(App[None]):
             self.fetch_count += 1
             self._record_history(queue)
             self.snapshot = Snapshot(queue=queue, workers=workers, requests=page["items"], total=page.get("total"),
+                                     total_capped=bool(page.get("totalCapped")),
                                      next_cursor=page.get("nextCursor"), history=self._history_lists(),
                                      stats=stats, fetched_at=self.clock())
             self.connection, self.last_error = "live", None

@@ -76,3 +76,18 @@ async def test_the_first_refresh_takes_the_prefetched_answers():
 
 async def _token() -> str:
     return "token"
+
+
+async def test_a_capped_total_reads_as_at_least():
+    client = FakeClient()
+    search = client.list_requests
+
+    async def capped(**kw: Any) -> dict[str, Any]:
+        return {**await search(**kw), "total": 10_000, "totalCapped": True}
+
+    client.list_requests = capped  # type: ignore[method-assign]
+    app = EveApp(client, clock=lambda: NOW, live=False)  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app)
+        title = app.screen.query_one("#requests-title", Static)
+        await until(pilot, lambda: "of 10,000+" in text_of(title), "the title to say at least 10,000")

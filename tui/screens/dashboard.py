@@ -267,7 +267,8 @@ class DashboardScreen(EveScreen):
             rows.append((r["id"], [cells[k] for k in keys] + [prompt]))
         table.replace_rows(rows)
         total = snap.total
-        count = f"{len(requests)} of {total:,}" if total is not None else str(len(requests))
+        count = f"{len(requests)} of {total:,}{'+' if snap.total_capped else ''}" if total is not None \
+            else str(len(requests))
         title = Text.assemble(("Requests ", "bold"), count)
         if self.filter_text:
             title.append(f"  search: {self.filter_text}", "yellow")
