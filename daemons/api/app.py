@@ -18,10 +18,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from eve import __version__
-from eve.auth import Caller, bearer, verify
+from eve.auth import Caller, bearer
 from eve.daemons.api import errors, routes, schedules
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
+from eve.daemons.api.tokens import verify_cached
 from eve.db import make_pool
 from eve.worker_types import WorkerTypeCache
 
@@ -29,7 +30,7 @@ access_log = logging.getLogger("eve.api.access")
 
 
 async def provide_caller(request: Request[Any, Any, Any], state: State) -> Caller:
-    caller = verify(state.settings.jwt_secret, bearer(request.headers.get("authorization")))
+    caller = verify_cached(state.settings.jwt_secret, bearer(request.headers.get("authorization")))
     request.scope.setdefault("state", {})["org_id"] = str(caller.org_id)
     return caller
 

@@ -151,7 +151,8 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
                                   prompt=data.prompt, context=data.context, config=config, priority=data.priority,
                                   run_after=data.run_after, blocked_by=data.blocked_by, parent_id=data.parent_id,
                                   settings=state.settings.queue, worker_types=state.worker_types)
-    return request_out(dataclasses.asdict(req))  # a new request has no result to join
+    # a new request has no result to join; a shallow dict (asdict deep-copied context and config)
+    return request_out({f.name: getattr(req, f.name) for f in dataclasses.fields(req)})
 
 
 @get("/requests", tags=["requests"], responses=ERROR_RESPONSES,
