@@ -26,7 +26,7 @@ from eve.daemons.api.errors import ERROR_RESPONSES
 from eve.daemons.api.serialize import (
     event_out, queue_out, request_out, result_out, stats_out, worker_out, worker_type_out,
 )
-from eve.daemons.api.sse import Subscriber, stream
+from eve.daemons.api.sse import EncodedMessage, Subscriber, stream
 
 
 # -- bodies ---------------------------------------------------------------------------------
@@ -242,7 +242,9 @@ async def replay_request(request_id: str, caller: Caller, state: State, data: Re
 def _sse(frames: Any) -> ServerSentEvent:
     async def gen() -> Any:
         async for f in frames:
-            if "comment" in f:
+            if "raw" in f:  # a live event, encoded once for all its subscribers (sse.encoded)
+                yield EncodedMessage(f["raw"])
+            elif "comment" in f:
                 yield ServerSentEventMessage(comment=f["comment"])
             else:
                 yield ServerSentEventMessage(data=msgspec.json.encode(f["data"]).decode(), event=f.get("event"),
