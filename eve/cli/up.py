@@ -107,13 +107,14 @@ class Component:
     exits: deque[float] = field(default_factory=deque)
     restart_at: float | None = None
     drained: bool = False  # a worker an operator drained: it stays stopped
+    api: bool = False  # an API process (stopped after the workers; never "drained")
 
     def start(self, out: Output) -> None:
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1, start_new_session=True)
         self.started_at = time.monotonic()
         self.restart_at = None
-        self.state = "running" if self.name != "api" else "starting"
+        self.state = "starting" if self.api else "running"
         threading.Thread(target=self._pump, args=(self.proc, out), daemon=True).start()
 
     def _pump(self, proc: subprocess.Popen[str], out: Output) -> None:
@@ -216,6 +217,17 @@ def child_envs(dsns: tuple[str, str], jwt_secret: str, api_url: str) -> tuple[di
     return ({**base, "DATABASE_URL": dsns[0], "JWT_SECRET": jwt_secret}, {**base, "DATABASE_URL": dsns[1]})
 
 
+def default_api_processes() -> int:
+    """One API process per two cores, at least one: the workers and PostgreSQL need the rest."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def api_command(port: int, processes: int) -> list[str]:
+    """Several processes share the port with SO_REUSEPORT, each supervised on its own."""
+    return [sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port", str(port),
+            *(["--reuse-port"] if processes > 1 else [])]
+
+
 def worker_command(wtype: str, n: int, index: int, data_dir: Path, sandbox: str) -> list[str]:
     """`<type>-<n>` as its stable id (a restarted worker requeues what its dead self held), its
     own sandbox uid range, and the data dir hidden from its agents."""
@@ -264,6 +276,10 @@ def up(
                                                    "than this often within --restart-window.")] = 5,
     restart_window: Annotated[float, typer.Option("--restart-window", envvar="EVE_UP_RESTART_WINDOW", min=1,
                                                   help="Seconds over which exits are counted.")] = 60.0,
+    api_processes: Annotated[int, typer.Option("--api-processes", envvar="EVE_UP_API_PROCESSES", min=0,
+                                               help="API processes sharing the port (SO_REUSEPORT), each "
+                                                    "supervised on its own. 0: one per two cores, at least "
+                                                    "one.")] = 0,
 ) -> None:
     """Start the whole platform: PostgreSQL (embedded unless DATABASE_URL is set), migrations,
     first-run bootstrap (org 'default', operator admin@localhost, an API key printed once and
@@ -273,6 +289,8 @@ def up(
     eve_api_login (member of eve_api only, under row-level security) and the workers as
     eve_worker_login (service_role, no CREATE); their passwords are generated into
     DATA_DIR/secrets/ (0600). Workers never see JWT_SECRET.
+
+    API processes: one per two cores by default (--api-processes), sharing the port.
 
     Supervision: workers are named TYPE-1, TYPE-2, … (their --id); a component that exits
     is started again at once, and so is the embedded PostgreSQL (its crash recovery replays
@@ -336,9 +354,11 @@ def up(
             out.print(f"roles      API as {describe(dsns[0])}, workers as {describe(dsns[1])} "
                       f"(passwords in {data_dir / 'secrets'})")
         api_env, worker_env = child_envs(dsns, _jwt_secret(data_dir), api_url)
-        api = Component("api", [sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port",
-                                str(port)], api_env)
-        components.append(api)
+        n_api = api_processes or default_api_processes()
+        apis = [Component("api" if i == 1 else f"api-{i}", api_command(port, n_api), api_env, api=True)
+                for i in range(1, n_api + 1)]
+        api = apis[0]
+        components.extend(apis)
         index = 0
         for wtype, n in counts.items():
             for i in range(n):
@@ -350,7 +370,8 @@ def up(
         if not _ready(f"{api_url}/health?ready=1", 60, api):
             out.print(f"[red]the API did not become ready on {api_url}[/red] — see its lines above")
             raise typer.Exit(1)
-        api.state = "ready"
+        for a in apis:  # they share the port: one answering is as far as we can tell them apart
+            a.state = "ready"
         out.print(f"ready: API {api_url}  DSN {dsn}")
         output.start_panel(components, pg)
         out.print("try:   eve status   ·   eve request create --worker-type general --prompt 'Echo hello world' "
@@ -361,7 +382,7 @@ def up(
             for comp in components:
                 if comp.proc is None or comp.proc.poll() is None or comp.drained:
                     continue
-                if comp.restart_at is None and comp is not api and drained(dsn, comp.name):
+                if comp.restart_at is None and not comp.api and drained(dsn, comp.name):
                     comp.drained = True
                     comp.state = "drained"
                     output.line(f"{comp.name} drained by an operator and exited ({comp.proc.returncode}); not "
@@ -401,15 +422,15 @@ def up(
         output.stop_panel()
         if components:
             out.print("stopping: workers (draining), then the API, then PostgreSQL…")
-        for comp in [c for c in components if c.name != "api"]:
+        for comp in [c for c in components if not c.api]:
             threading.Thread(target=comp.stop, args=(40,), daemon=True).start()
-        for comp in [c for c in components if c.name != "api"]:
+        for comp in [c for c in components if not c.api]:
             if comp.proc is not None:
                 try:
                     comp.proc.wait(45)
                 except subprocess.TimeoutExpired:
                     comp.stop(1)
-        for comp in [c for c in components if c.name == "api"]:
+        for comp in [c for c in components if c.api]:
             comp.stop(15)
         if pg is not None:
             pg.stop()
