@@ -37,6 +37,6 @@ WHERE worker_id = %(worker_id)s
                                  ORDER BY id DESC LIMIT %(keep)s) newest);
 
 -- name: worker_drained
--- `eve up` asks this when one of its workers exits: drained by an operator (POST
--- /workers/{id}/drain) means it stays stopped. The mark lasts until the worker registers again.
+-- `eve up` asks this when one of its workers exits: drained by an operator (eve workers
+-- drain, the drain endpoint) means it stays stopped. The mark lasts until the worker registers again.
 SELECT drain_requested_at IS NOT NULL AS drained FROM eve.workers WHERE id = %(id)s;
