@@ -180,7 +180,7 @@ class EveClient:
         until: str | None = None,
         sort: str | None = None,
     ) -> dict[str, Any]:
-        """`{"items": [...], "nextCursor": str | None, "total": int}`, newest first (or `sort="oldest"`).
+        """`{"items": [...], "nextCursor": str | None, "total": int, "totalCapped": bool}`, newest first (or `sort="oldest"`).
 
         A search: `status` may list several (comma-separated), `q` is text in the prompt or the
         start of an id, `since`/`until` are ISO 8601 creation times.

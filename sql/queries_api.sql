@@ -55,16 +55,22 @@ ORDER BY r.created_at, r.id
 LIMIT %(limit)s;
 
 -- name: api_requests_count
--- How many requests the search matches in all (the console's "N of TOTAL").
+-- How many requests the search matches, counted up to %(cap)s (the console's "N of TOTAL", or
+-- "N of 10,000+"): an exact count reads every match, which over a long history cost more
+-- than the page itself. GET /requests skips it when the first page already holds them all.
 SELECT count(*) AS total
-FROM eve.orchestration_requests r
-WHERE (%(statuses)s::text[] IS NULL OR r.status = ANY(%(statuses)s::text[]))
-  AND (%(worker_type)s::text IS NULL OR r.worker_type = %(worker_type)s::text)
-  AND (%(org_id)s::uuid IS NULL OR r.org_id = %(org_id)s::uuid)
-  AND (%(since)s::timestamptz IS NULL OR r.created_at >= %(since)s::timestamptz)
-  AND (%(until)s::timestamptz IS NULL OR r.created_at < %(until)s::timestamptz)
-  AND (%(q_like)s::text IS NULL OR r.prompt ILIKE %(q_like)s::text
-       OR (%(id_lo)s::uuid IS NOT NULL AND r.id BETWEEN %(id_lo)s::uuid AND %(id_hi)s::uuid));
+FROM (
+    SELECT 1
+    FROM eve.orchestration_requests r
+    WHERE (%(statuses)s::text[] IS NULL OR r.status = ANY(%(statuses)s::text[]))
+      AND (%(worker_type)s::text IS NULL OR r.worker_type = %(worker_type)s::text)
+      AND (%(org_id)s::uuid IS NULL OR r.org_id = %(org_id)s::uuid)
+      AND (%(since)s::timestamptz IS NULL OR r.created_at >= %(since)s::timestamptz)
+      AND (%(until)s::timestamptz IS NULL OR r.created_at < %(until)s::timestamptz)
+      AND (%(q_like)s::text IS NULL OR r.prompt ILIKE %(q_like)s::text
+           OR (%(id_lo)s::uuid IS NOT NULL AND r.id BETWEEN %(id_lo)s::uuid AND %(id_hi)s::uuid))
+    LIMIT %(cap)s
+) AS m;
 
 -- name: api_request_detail
 SELECT r.*, o.slug AS org_slug,

@@ -94,3 +94,8 @@ UPDATE eve.request_waits SET delivered_at = now() WHERE id = ANY(%(ids)s::bigint
 -- resumed): the start-up sweep must leave them alone.
 SELECT id FROM eve.orchestration_requests
 WHERE id = ANY(%(ids)s::uuid[]) AND (status = 'waiting' OR (status = 'pending' AND resumes > 0));
+
+-- name: worker_drained
+-- `eve up` asks this when one of its workers exits: drained by an operator (eve workers
+-- drain, the drain endpoint) means it stays stopped. The mark lasts until the worker registers again.
+SELECT drain_requested_at IS NOT NULL AS drained FROM eve.workers WHERE id = %(id)s;

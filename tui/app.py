@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
+from eve.tui.prefetch import PAGE
 from eve.tui.screens.dashboard import DashboardScreen
 from eve.tui.screens.modals import ConfirmModal, HelpScreen
 from eve.tui.screens.questions import QuestionsScreen, pending_count, questions_badge
@@ -35,7 +36,6 @@ from eve.tui.screens.workers import WorkersScreen
 
 HISTORY_SECONDS = 600
 MIN_REFRESH = 1.0
-PAGE = 100
 STATS_EVERY = 5  # refreshes between two fetches of GET /stats
 STATUSES = ("pending", "claimed", "processing", "waiting", "completed", "failed", "cancelled")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -76,6 +76,7 @@ class Snapshot:
     workers: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     total: int | None = None
+    total_capped: bool = False  # the API counted up to a cap: "at least total"
     next_cursor: str | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
     stats: dict[str, Any] | None = None
@@ -125,6 +126,10 @@ def _ago(value: str, now: datetime) -> str:
         except ValueError:
             raise ValueError(f"{value!r}: use an age like 30m, 2h, 1d or an ISO date") from None
     return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+async def _none() -> None:
+    return None
 
 
 class EveCommands(Provider):
@@ -198,8 +203,11 @@ class EveApp(App[None]):
     def __init__(self, client: Client, *, refresh_s: float = 2.0, read_only: bool = False,
                  worker_type: str | None = None, org: str | None = None,
                  clock: Callable[[], datetime] | None = None, live: bool = True,
-                 fetch_timeout: float = 5.0) -> None:
+                 fetch_timeout: float = 5.0, first_fetch: Awaitable[tuple[Any, ...]] | None = None) -> None:
         super().__init__()
+        # started by `eve ui` before Textual was imported (eve.tui.prefetch): the first refresh
+        # takes its answer instead of asking again
+        self._first_fetch = first_fetch
         self.client = client
         self.refresh_s = max(MIN_REFRESH, refresh_s)
         self.read_only = read_only
@@ -240,8 +248,15 @@ class EveApp(App[None]):
         return {k: v for k, v in params.items() if v is not None}
 
     async def _fetch(self) -> tuple[Any, ...]:
-        return await asyncio.gather(self.client.queue(), self.client.workers(),
-                                    self.client.list_requests(limit=PAGE, **self.search_params()))
+        """(queue, workers, page, stats or None): stats only when this refresh is due for them."""
+        if self._first_fetch is not None:
+            first, self._first_fetch = self._first_fetch, None
+            return tuple(await first)
+        stats_due = self.snapshot.stats is None or self.fetch_count % STATS_EVERY == 0  # the last hour moves slowly
+        return tuple(await asyncio.gather(
+            self.client.queue(), self.client.workers(),
+            self.client.list_requests(limit=PAGE, **self.search_params()),
+            self._stats() if stats_due else _none()))
 
     @work(exclusive=True, group="refresh")
     async def refresh_data(self) -> None:
@@ -250,19 +265,19 @@ class EveApp(App[None]):
             return
         try:
             try:
-                queue, workers, page = await asyncio.wait_for(self._fetch(), self.fetch_timeout)
+                queue, workers, page, stats = await asyncio.wait_for(self._fetch(), self.fetch_timeout)
             except asyncio.TimeoutError:
                 raise TimeoutError(f"the API did not answer within {self.fetch_timeout:g}s") from None
-            stats = self.snapshot.stats
             orgs = self.snapshot.orgs
-            if stats is None or self.fetch_count % STATS_EVERY == 0:  # the last hour moves slowly
-                stats = await self._stats()
+            if stats is not None:  # the per-org usage moves as slowly as the last hour's stats
                 orgs = await self._orgs()
+            stats = stats if stats is not None else self.snapshot.stats
             self.pending_questions = await pending_count(self.client, self.fetch_timeout, self.pending_questions)
             self.known_worker_types = [q["workerType"] for q in queue]
             self.fetch_count += 1
             self._record_history(queue)
             self.snapshot = Snapshot(queue=queue, workers=workers, requests=page["items"], total=page.get("total"),
+                                     total_capped=bool(page.get("totalCapped")),
                                      next_cursor=page.get("nextCursor"), history=self._history_lists(),
                                      stats=stats, fetched_at=self.clock(), orgs=orgs)
             self.connection, self.last_error = "live", None

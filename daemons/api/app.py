@@ -18,11 +18,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from eve import __version__, reqtokens
-from eve.auth import Caller, bearer, verify
+from eve.auth import Caller, bearer
 from eve.daemons.api import errors, hitl, orgs, routes, schedules, tree
 from eve.daemons.api import secrets as secrets_routes
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
+from eve.daemons.api.tokens import verify_cached
 from eve.db import as_api, make_pool
 from eve.errors import Forbidden
 from eve.worker_types import WorkerTypeCache
@@ -41,8 +42,8 @@ async def provide_caller(request: Request[Any, Any, Any], state: State) -> Calle
             raise Forbidden("a request token (EVE_API_TOKEN) may only create children of its request, read its "
                             "own request tree (requests, events, results, children) and wait; this route is not "
                             "one of those")
-    else:
-        caller = verify(state.settings.jwt_secret, token)
+    else:  # a JWT: verified once, then remembered until its exp (daemons/api/tokens.py)
+        caller = verify_cached(state.settings.jwt_secret, token)
     request.scope.setdefault("state", {})["org_id"] = str(caller.org_id)
     return caller
 

@@ -71,6 +71,15 @@ def database_down(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[st
     return _body(503, "database_unavailable", "the database is unavailable; retry shortly")
 
 
+def data_error(request: Request[Any, Any, Any], exc: psycopg.DataError) -> Response[dict[str, str]]:
+    """A NUL character in a text value (a query parameter, say): PostgreSQL cannot store or
+    compare it, and psycopg refuses it before sending. The caller's input, so a 400; any
+    other data error is still unexpected."""
+    if "NUL (0x00)" in str(exc):
+        return _body(400, "invalid_input", "text values must not contain NUL (\\u0000) characters")
+    return internal_error(request, exc)
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     error_id = uuid.uuid4().hex[:12]
     log.error("unhandled error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
@@ -83,6 +92,7 @@ HANDLERS = {
     HTTPException: http_error,
     psycopg.OperationalError: database_down,
     psycopg.InterfaceError: database_down,
+    psycopg.DataError: data_error,
     PoolTimeout: database_down,
     Exception: internal_error,
 }

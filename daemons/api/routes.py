@@ -26,7 +26,7 @@ from eve.daemons.api.errors import ERROR_RESPONSES
 from eve.daemons.api.serialize import (
     event_out, queue_out, request_out, result_out, stats_out, worker_out, worker_type_out,
 )
-from eve.daemons.api.sse import Subscriber, stream
+from eve.daemons.api.sse import EncodedMessage, Subscriber, stream
 
 
 # -- bodies ---------------------------------------------------------------------------------
@@ -67,6 +67,7 @@ class ReplayIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
 Json = dict[str, Any]
 STATUSES = ("pending", "claimed", "processing", "waiting", "completed", "failed", "cancelled")
 WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400}
+COUNT_CAP = 10_000  # GET /requests counts matches up to this many, then says "at least" (totalCapped)
 
 
 def _like(text: str) -> str:
@@ -174,7 +175,8 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
                                   settings=state.settings.queue, worker_types=state.worker_types)
         if data.reply_to_parent and parent is not None:
             await tree.add_child_wait(conn, parent_id=parent["id"], org_id=parent["org_id"], child_id=req.id)
-    return request_out(dataclasses.asdict(req))  # a new request has no result to join
+    # a new request has no result to join; a shallow dict (asdict deep-copied context and config)
+    return request_out({f.name: getattr(req, f.name) for f in dataclasses.fields(req)})
 
 
 @get("/requests", tags=["requests"], responses=ERROR_RESPONSES,
@@ -199,14 +201,21 @@ async def list_requests(
     async with as_user(state.pool, caller.user_id) as conn:
         search["org_id"] = await _org_id(conn, org)
         page_query = Q.api_requests_page_oldest if sort == "oldest" else Q.api_requests_page
+        # never prepared: a prepared statement soon runs a generic plan, one plan for every
+        # combination of filters (status:pending then walked the whole history instead of
+        # the pending index); planning each search afresh costs a fraction of a millisecond
         cur = await conn.execute(page_query, {**search, "cursor_at": cursor_at, "cursor_id": cursor_id,
-                                              "limit": limit + 1})
+                                              "limit": limit + 1}, prepare=False)
         rows = await cur.fetchall()
-        total = (await (await conn.execute(Q.api_requests_count, search)).fetchone())["total"]
-    more = len(rows) > limit
+        more = len(rows) > limit
+        if cursor is None and not more:  # the first page holds every match: that is the count
+            total = len(rows)
+        else:
+            count = await conn.execute(Q.api_requests_count, {**search, "cap": COUNT_CAP + 1}, prepare=False)
+            total = (await count.fetchone())["total"]
     rows = rows[:limit]
     return {"items": [request_out(r, full=False) for r in rows], "nextCursor": _cursor(rows[-1]) if more else None,
-            "total": total}
+            "total": min(total, COUNT_CAP), "totalCapped": total > COUNT_CAP}
 
 
 @get("/requests/{request_id:str}", tags=["requests"], responses=ERROR_RESPONSES, summary="One request",
@@ -262,7 +271,9 @@ async def replay_request(request_id: str, caller: Caller, state: State, data: Re
 def _sse(frames: Any) -> ServerSentEvent:
     async def gen() -> Any:
         async for f in frames:
-            if "comment" in f:
+            if "raw" in f:  # a live event, encoded once for all its subscribers (sse.encoded)
+                yield EncodedMessage(f["raw"])
+            elif "comment" in f:
                 yield ServerSentEventMessage(comment=f["comment"])
             else:
                 yield ServerSentEventMessage(data=msgspec.json.encode(f["data"]).decode(), event=f.get("event"),

@@ -35,12 +35,20 @@ def ui(
     if not cfg.api_key:
         raise AuthError("no API key configured: run `eve config set api-key KEY` or set EVE_API_KEY")
     seconds = parse_timeout_ms(refresh) / 1000
-    app_module = importlib.import_module("eve.tui.app")
 
     async def run() -> None:
         async with EveClient(cfg.api_url, api_key=cfg.api_key) as client:
-            app = app_module.EveApp(client, refresh_s=seconds, read_only=read_only, worker_type=worker_type,
-                                    org=org)
-            await app.run_async()
+            # The first screen's data is fetched while Textual is imported (in a thread) and
+            # started: the frame and the data arrive together instead of one after the other.
+            prefetch = importlib.import_module("eve.tui.prefetch")
+            first = asyncio.ensure_future(prefetch.first_fetch(client, worker_type=worker_type, org=org))
+            try:
+                app_module = await asyncio.to_thread(importlib.import_module, "eve.tui.app")
+                app = app_module.EveApp(client, refresh_s=seconds, read_only=read_only, worker_type=worker_type,
+                                        org=org, first_fetch=first)
+                await app.run_async()
+            finally:
+                first.cancel()  # a no-op once the app took it; else nothing is left running or unread
+                await asyncio.gather(first, return_exceptions=True)
 
     asyncio.run(run())

@@ -87,8 +87,9 @@ def status_table(components: list[Component], pg: Any, pg_restarts: int = 0) -> 
                   str(pg_restarts), "")
     for c in components:
         alive = c.proc is not None and c.proc.poll() is None
-        state = c.state if alive else f"exited ({c.proc.returncode})" if c.proc else "starting"
-        color = "green" if alive and c.state in ("ready", "running") else "yellow" if alive else "red"
+        state = c.state if alive else "drained (stays stopped)" if c.drained else \
+            f"exited ({c.proc.returncode})" if c.proc else "starting"
+        color = "green" if alive and c.state in ("ready", "running") else "yellow" if alive or c.drained else "red"
         t.add_row(c.name, str(c.proc.pid if c.proc else "-"), f"[{color}]{state}[/]", str(c.restarts),
                   f"{int(time.monotonic() - c.started_at)}s" if alive else "")
     return t
@@ -105,13 +106,15 @@ class Component:
     started_at: float = 0.0
     exits: deque[float] = field(default_factory=deque)
     restart_at: float | None = None
+    drained: bool = False  # a worker an operator drained: it stays stopped
+    api: bool = False  # an API process (stopped after the workers; never "drained")
 
     def start(self, out: Output) -> None:
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1, start_new_session=True)
         self.started_at = time.monotonic()
         self.restart_at = None
-        self.state = "running" if self.name != "api" else "starting"
+        self.state = "starting" if self.api else "running"
         threading.Thread(target=self._pump, args=(self.proc, out), daemon=True).start()
 
     def _pump(self, proc: subprocess.Popen[str], out: Output) -> None:
@@ -150,6 +153,21 @@ class CrashWindow:
 
 
 SUPERVISOR_TICK_S = 0.1
+
+
+def drained(dsn: str, worker_id: str) -> bool:
+    """Whether an operator drained this worker (its row still carries the request). Unknown — the
+    database is away — counts as no: a worker that may have crashed is restarted."""
+    import psycopg
+
+    from eve.queries import Q
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as conn:
+            row = conn.execute(Q.worker_drained, {"id": worker_id}).fetchone()
+    except psycopg.Error:
+        return False
+    return bool(row and row[0])
 
 
 def _free_port() -> int:
@@ -197,6 +215,17 @@ def child_envs(dsns: tuple[str, str], jwt_secret: str, api_url: str) -> tuple[di
     base = {k: v for k, v in os.environ.items() if k not in _PARENT_SECRETS}
     base.update({"PYTHONUNBUFFERED": "1", "EVE_API_URL": os.environ.get("EVE_API_URL", api_url)})
     return ({**base, "DATABASE_URL": dsns[0], "JWT_SECRET": jwt_secret}, {**base, "DATABASE_URL": dsns[1]})
+
+
+def default_api_processes() -> int:
+    """One API process per two cores, at least one: the workers and PostgreSQL need the rest."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def api_command(port: int, processes: int) -> list[str]:
+    """Several processes share the port with SO_REUSEPORT, each supervised on its own."""
+    return [sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port", str(port),
+            *(["--reuse-port"] if processes > 1 else [])]
 
 
 def worker_command(wtype: str, n: int, index: int, data_dir: Path, sandbox: str) -> list[str]:
@@ -247,6 +276,10 @@ def up(
                                                    "than this often within --restart-window.")] = 5,
     restart_window: Annotated[float, typer.Option("--restart-window", envvar="EVE_UP_RESTART_WINDOW", min=1,
                                                   help="Seconds over which exits are counted.")] = 60.0,
+    api_processes: Annotated[int, typer.Option("--api-processes", envvar="EVE_UP_API_PROCESSES", min=0,
+                                               help="API processes sharing the port (SO_REUSEPORT), each "
+                                                    "supervised on its own. 0: one per two cores, at least "
+                                                    "one.")] = 0,
 ) -> None:
     """Start the whole platform: PostgreSQL (embedded unless DATABASE_URL is set), migrations,
     first-run bootstrap (org 'default', operator admin@localhost, an API key printed once and
@@ -257,9 +290,12 @@ def up(
     eve_worker_login (service_role, no CREATE); their passwords are generated into
     DATA_DIR/secrets/ (0600). Workers never see JWT_SECRET.
 
+    API processes: one per two cores by default (--api-processes), sharing the port.
+
     Supervision: workers are named TYPE-1, TYPE-2, … (their --id); a component that exits
     is started again at once, and so is the embedded PostgreSQL (its crash recovery replays
-    the WAL; the API answers 503 meanwhile). eve up gives up, with the reason, only when
+    the WAL; the API answers 503 meanwhile). A worker an operator drained (eve workers drain
+    ID) stays stopped until eve up starts again. eve up gives up, with the reason, only when
     something exits more than --max-restarts times within --restart-window seconds.
     """
     from eve import admin, config, migrate
@@ -320,9 +356,11 @@ def up(
         api_env, worker_env = child_envs(dsns, _jwt_secret(data_dir), api_url)
         from eve.orgsecrets import key_env  # per-org secrets (#19): a key file in the data dir, API and workers only
         api_env, worker_env = key_env(data_dir, api_env), key_env(data_dir, worker_env)
-        api = Component("api", [sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port",
-                                str(port)], api_env)
-        components.append(api)
+        n_api = api_processes or default_api_processes()
+        apis = [Component("api" if i == 1 else f"api-{i}", api_command(port, n_api), api_env, api=True)
+                for i in range(1, n_api + 1)]
+        api = apis[0]
+        components.extend(apis)
         index = 0
         for wtype, n in counts.items():
             for i in range(n):
@@ -334,7 +372,8 @@ def up(
         if not _ready(f"{api_url}/health?ready=1", 60, api):
             out.print(f"[red]the API did not become ready on {api_url}[/red] — see its lines above")
             raise typer.Exit(1)
-        api.state = "ready"
+        for a in apis:  # they share the port: one answering is as far as we can tell them apart
+            a.state = "ready"
         out.print(f"ready: API {api_url}  DSN {dsn}")
         output.start_panel(components, pg)
         out.print("try:   eve status   ·   eve request create --worker-type general --prompt 'Echo hello world' "
@@ -343,7 +382,13 @@ def up(
         while not stop.wait(SUPERVISOR_TICK_S):
             now = time.monotonic()
             for comp in components:
-                if comp.proc is None or comp.proc.poll() is None:
+                if comp.proc is None or comp.proc.poll() is None or comp.drained:
+                    continue
+                if comp.restart_at is None and not comp.api and drained(dsn, comp.name):
+                    comp.drained = True
+                    comp.state = "drained"
+                    output.line(f"{comp.name} drained by an operator and exited ({comp.proc.returncode}); not "
+                                "restarting it: it stays stopped until eve up starts again")
                     continue
                 if comp.restart_at is None:
                     give_up, delay = crashes.record(comp.exits, now)
@@ -379,15 +424,15 @@ def up(
         output.stop_panel()
         if components:
             out.print("stopping: workers (draining), then the API, then PostgreSQL…")
-        for comp in [c for c in components if c.name != "api"]:
+        for comp in [c for c in components if not c.api]:
             threading.Thread(target=comp.stop, args=(40,), daemon=True).start()
-        for comp in [c for c in components if c.name != "api"]:
+        for comp in [c for c in components if not c.api]:
             if comp.proc is not None:
                 try:
                     comp.proc.wait(45)
                 except subprocess.TimeoutExpired:
                     comp.stop(1)
-        for comp in [c for c in components if c.name == "api"]:
+        for comp in [c for c in components if c.api]:
             comp.stop(15)
         if pg is not None:
             pg.stop()

@@ -4,8 +4,12 @@
   (Debian package `wrk`; tests/bench/wrk_post.lua) when it is installed, else by httpx
   (which burns about half of the two cores itself, so it cannot show much more than
   ~300 req/s); the table says which. The API's pool has one connection per client.
+  Run twice: one API process, then two sharing the port (`--reuse-port`, as `eve up
+  --api-processes 2` runs them). Also the CPU time per POST of the API process(es) and of
+  PostgreSQL: on a machine shared with other work these are the fair numbers.
 * GET /queue and GET /requests latency with 1,000,000 requests in the table;
-* SSE fan-out: 200 firehose subscribers, time from insert to receipt, p99.
+* SSE fan-out: 200 firehose subscribers, time from insert to receipt, p99, and the API's
+  CPU time per delivered event.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -25,8 +30,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from eve import queue
+from eve.pg import free_port
 from tests.bench._stack import bench_database
-from tests.support.apiserver import start_api
+from tests.support.apiserver import ApiProcess, start_api
 
 POSTS = int(os.environ.get("EVE_BENCH_POSTS", "3000"))
 POST_SECONDS = int(os.environ.get("EVE_BENCH_POST_SECONDS", "10"))  # wrk runs for a time, not a count
@@ -35,6 +41,27 @@ WRK_SCRIPT = Path(__file__).with_name("wrk_post.lua")
 ROWS = int(os.environ.get("EVE_BENCH_API_ROWS", "1000000"))
 SUBSCRIBERS = int(os.environ.get("EVE_BENCH_SUBSCRIBERS", "200"))
 FANOUT_EVENTS = 20
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU time of a process and its children (PostgreSQL's backends, uvicorn's workers)."""
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return cpu_seconds(pid) + sum(cpu_seconds(int(k)) for k in kids)
+
+
+def postmaster_pid(dsn: str) -> int:
+    with psycopg.connect(dsn) as c:
+        data_dir = c.execute("SHOW data_directory").fetchone()[0]  # type: ignore[index]
+    return int((Path(data_dir) / "postmaster.pid").read_text().splitlines()[0])
 
 
 def pct(values: list[float], p: float) -> float:
@@ -62,12 +89,12 @@ async def post_load(url: str, headers: dict[str, str]) -> dict[str, float]:
             "post_connection_errors": 0, "post_non_2xx": 0}
 
 
-def wrk_post_load(url: str, token: str) -> dict[str, Any]:
+def wrk_post_load(url: str, token: str, seconds: int = POST_SECONDS) -> dict[str, Any]:
     """wrk, one thread (the API needs the other core), CLIENTS connections, POST_SECONDS."""
-    run = subprocess.run(["wrk", "-t1", f"-c{CLIENTS}", f"-d{POST_SECONDS}s", "--timeout", "10s",
+    run = subprocess.run(["wrk", "-t1", f"-c{CLIENTS}", f"-d{seconds}s", "--timeout", "10s",
                           "-s", str(WRK_SCRIPT), f"{url}/requests"],
                          env={**os.environ, "EVE_BENCH_TOKEN": token}, capture_output=True, text=True,
-                         timeout=POST_SECONDS + 60, check=True)
+                         timeout=seconds + 60, check=True)
     line = next(ln for ln in run.stdout.splitlines() if ln.startswith("WRK_JSON "))
     w = json.loads(line[len("WRK_JSON "):])
     return {"load_generator": "wrk", "post_requests": w["requests"],
@@ -101,7 +128,7 @@ async def read_latency(url: str, headers: dict[str, str], dsn: str, tenant: Any)
     return out
 
 
-async def fanout(url: str, headers: dict[str, str], dsn: str, tenant: Any) -> dict[str, float]:
+async def fanout(url: str, headers: dict[str, str], dsn: str, tenant: Any, api_pid: int) -> dict[str, float]:
     received: dict[int, list[float]] = {}
     opened = 0
     all_open = asyncio.Event()
@@ -122,6 +149,7 @@ async def fanout(url: str, headers: dict[str, str], dsn: str, tenant: Any) -> di
         subs = [asyncio.create_task(subscriber()) for _ in range(SUBSCRIBERS)]
         await asyncio.wait_for(all_open.wait(), 60)
         sent: dict[int, float] = {}
+        cpu0 = cpu_seconds(api_pid)
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as c:
             req = await queue.enqueue(c, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="data",
                                       prompt="fanout")
@@ -131,44 +159,72 @@ async def fanout(url: str, headers: dict[str, str], dsn: str, tenant: Any) -> di
                 deadline = time.perf_counter() + 10
                 while len(received.get(seq, [])) < SUBSCRIBERS and time.perf_counter() < deadline:
                     await asyncio.sleep(0.001)
+        cpu1 = cpu_seconds(api_pid)
         for s in subs:
             s.cancel()
         await asyncio.gather(*subs, return_exceptions=True)
     delays = [t - sent[seq] for seq, times in received.items() if seq in sent for t in times]
     delivered = sum(len(v) for k, v in received.items() if k in sent)
     return {"fanout_p50_ms": pct(delays, 50) * 1000, "fanout_p99_ms": pct(delays, 99) * 1000,
-            "fanout_delivered": delivered, "fanout_expected": SUBSCRIBERS * FANOUT_EVENTS}
+            "fanout_delivered": delivered, "fanout_expected": SUBSCRIBERS * FANOUT_EVENTS,
+            "fanout_api_cpu_us_per_delivery": 1e6 * (cpu1 - cpu0) / max(1, delivered)}
+
+
+def post_run(apis: list[ApiProcess], token: str, headers: dict[str, str], pg_pid: int) -> dict[str, Any]:
+    """One POST load against these API processes, with the CPU time each side spent per POST."""
+    generator = "wrk" if shutil.which("wrk") else "httpx"
+    if generator == "wrk":  # warm-up, not measured: every pool connection opened, code paths loaded
+        wrk_post_load(apis[0].url, token, seconds=2)
+    api0, pg0 = sum(tree_cpu(a.pid) for a in apis), tree_cpu(pg_pid)
+    out = wrk_post_load(apis[0].url, token) if generator == "wrk" else asyncio.run(post_load(apis[0].url, headers))
+    api1, pg1 = sum(tree_cpu(a.pid) for a in apis), tree_cpu(pg_pid)
+    n = max(1, out["post_requests"])
+    return {**out, "post_api_cpu_ms": 1000 * (api1 - api0) / n, "post_pg_cpu_ms": 1000 * (pg1 - pg0) / n}
 
 
 def run() -> dict[str, Any]:
     res: dict[str, Any] = {"posts": POSTS, "clients": CLIENTS, "rows": ROWS, "subscribers": SUBSCRIBERS}
     with tempfile.TemporaryDirectory(prefix="eve-bench-api-") as tmp_s, \
             bench_database(Path(tmp_s), max_connections="300") as (dsn, t):
-        api = start_api(dsn, Path(tmp_s), env={"EVE_LOG_LEVEL": "WARNING", "EVE_API_POOL_SIZE": str(CLIENTS)})
+        env = {"EVE_LOG_LEVEL": "WARNING", "EVE_API_POOL_SIZE": str(CLIENTS)}
+        pg_pid = postmaster_pid(dsn)
+        port, secret = free_port(), secrets.token_hex(32)
+        apis = [start_api(dsn, Path(tmp_s), env=env, name=f"api-{i}", port=port, jwt_secret=secret,
+                          args=("--reuse-port",)) for i in (1, 2)]
+        api = apis[0]
         try:
-            api.wait_ready()
+            for a in apis:
+                a.wait_ready()
             token = httpx.post(f"{api.url}/auth/token", json={"apiKey": t.api_key}).json()["token"]
             headers = {"Authorization": f"Bearer {token}"}
             generator = "wrk" if shutil.which("wrk") else "httpx"
             print(f"POST /requests load ({generator}"
-                  f"{'' if generator == 'wrk' else '; install wrk for numbers the load generator does not cap'})…",
-                  flush=True)
-            res.update(wrk_post_load(api.url, token) if generator == "wrk" else asyncio.run(post_load(api.url, headers)))
+                  f"{'' if generator == 'wrk' else '; install wrk for numbers the load generator does not cap'}), "
+                  "two API processes…", flush=True)
+            two = post_run(apis, token, headers, pg_pid)
+            res.update({f"two_processes_{k}": v for k, v in two.items() if k.startswith("post_")})
+            apis[1].stop()  # the port stays served by the first
+            print("POST /requests load, one API process…", flush=True)
+            res.update(post_run([api], token, headers, pg_pid))
             print("SSE fan-out…", flush=True)
-            res.update(asyncio.run(fanout(api.url, headers, dsn, t)))
+            res.update(asyncio.run(fanout(api.url, headers, dsn, t, api.pid)))
             print(f"reads with {ROWS:,} rows…", flush=True)
             res.update(asyncio.run(read_latency(api.url, headers, dsn, t)))
         finally:
-            api.stop()
+            for a in apis:
+                a.stop()
     print("| measure | value | target |\n|---|---|---|")
-    print(f"| POST /requests, {CLIENTS} connections ({res['load_generator']}) | {res['post_rps']:,.0f} req/s, "
-          f"p50 {res['post_p50_ms']:.1f} ms, p99 {res['post_p99_ms']:.1f} ms, "
-          f"{res['post_connection_errors']} connection errors, {res['post_non_2xx']} non-2xx "
-          f"| ≥ 1,000 req/s, p99 ≤ 100 ms, 0 errors |")
+    for label, prefix in (("1 API process", ""), ("2 API processes", "two_processes_")):
+        print(f"| POST /requests, {CLIENTS} connections ({res['load_generator']}), {label} | "
+              f"{res[prefix + 'post_rps']:,.0f} req/s, p50 {res[prefix + 'post_p50_ms']:.1f} ms, "
+              f"p99 {res[prefix + 'post_p99_ms']:.1f} ms, {res[prefix + 'post_connection_errors']} connection errors, "
+              f"{res[prefix + 'post_non_2xx']} non-2xx | ≥ 1,000 req/s, p99 ≤ 100 ms, 0 errors |")
+        print(f"| CPU per POST, {label} | API {res[prefix + 'post_api_cpu_ms']:.2f} ms, "
+              f"PostgreSQL {res[prefix + 'post_pg_cpu_ms']:.2f} ms | |")
     for name in ("queue", "requests", "requests_failed"):
         print(f"| GET /{name.replace('_failed', '?status=failed')} with {ROWS:,} rows | "
               f"p50 {res[f'get_{name}_p50_ms']:.1f} ms, p99 {res[f'get_{name}_p99_ms']:.1f} ms | ≤ 20 ms p50 |")
     print(f"| SSE fan-out to {SUBSCRIBERS} subscribers | p50 {res['fanout_p50_ms']:.1f} ms, p99 "
-          f"{res['fanout_p99_ms']:.1f} ms ({res['fanout_delivered']}/{res['fanout_expected']} delivered) "
-          f"| ≤ 100 ms p99 |")
+          f"{res['fanout_p99_ms']:.1f} ms ({res['fanout_delivered']}/{res['fanout_expected']} delivered), "
+          f"API CPU {res['fanout_api_cpu_us_per_delivery']:.0f} µs per delivery | ≤ 100 ms p99 |")
     return res

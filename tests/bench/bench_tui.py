@@ -2,7 +2,9 @@
 
 Measured: the server-side search the console's `/` runs (`GET /requests` with a total, p50/p95
 over a mix of searches), and `eve ui` itself in a real terminal (tmux): first paint from process
-start to live data, idle CPU over 20 s at the default 2 s refresh (a share of one core), RSS.
+start to the first frame and to live data, with the CPU time the process spent until then (the
+fair number on a busy machine), idle CPU over 20 s at the default 2 s refresh (a share of one
+core), RSS.
 """
 
 from __future__ import annotations
@@ -120,13 +122,19 @@ def run() -> dict[str, Any]:
             start = time.perf_counter()
             subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
                             f"{sys.executable} -m eve.cli ui"], env=env, check=True)
-            while "● live" not in subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                                                 capture_output=True, text=True).stdout:
+            while True:
+                shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                       text=True).stdout
+                if "frame_s" not in res and "eve │" in shown:
+                    res["frame_s"] = time.perf_counter() - start
+                if "● live" in shown:
+                    break
                 if time.perf_counter() - start > 30:
                     raise TimeoutError("eve ui never showed live data")
-                time.sleep(0.02)
+                time.sleep(0.01)
             res["first_paint_s"] = time.perf_counter() - start
             pid = ui_pid(session)
+            res["cpu_to_first_paint_s"] = cpu_seconds(pid)
             time.sleep(3)  # past start-up: measure the steady idle state
             c0, w0 = cpu_seconds(pid), time.perf_counter()
             time.sleep(IDLE_SECONDS)
@@ -142,7 +150,9 @@ def run() -> dict[str, Any]:
     print(f"| search (GET /requests with total), p50 | {res['search_p50_ms']:.0f} ms | |")
     print(f"| search (GET /requests with total), p95 over {res['searches']} | {res['search_p95_ms']:.0f} ms "
           "| ≤ 200 ms |")
-    print(f"| first paint with live data (incl. interpreter start) | {res['first_paint_s']:.2f} s | ≤ 1 s |")
+    print(f"| first frame (incl. interpreter start) | {res.get('frame_s', res['first_paint_s']):.2f} s | |")
+    print(f"| first paint with live data (incl. interpreter start) | {res['first_paint_s']:.2f} s "
+          f"({res['cpu_to_first_paint_s']:.2f} s CPU) | ≤ 1 s |")
     print(f"| idle CPU at 2 s refresh | {res['idle_cpu_percent']:.1f} % of a core | ≤ 3 % |")
     print(f"| memory (RSS) | {res['rss_mb']:.0f} MB | ≤ 150 MB |")
     return res

@@ -21,6 +21,7 @@ import pytest
 from eve.roles import API_LOGIN, WORKER_LOGIN, secret_file
 from tests.support.upproc import (
     UpProcess,
+    all_pids,
     alive,
     cmdline,
     environ,
@@ -123,6 +124,44 @@ def test_killed_postgres_is_restarted_while_api_and_workers_keep_running(up: UpP
         assert any("postgresql" in x and "back (pid" in x for x in up.lines), up.output()
     finally:
         halt.set()
+
+
+def test_a_drained_worker_stays_stopped_and_eve_up_says_so(up: UpProcess):
+    kids = wait_children(up, {"api", "general-1", "general-2"})
+    r = up.eve("workers", "drain", "general-2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(lambda: not alive(kids["general-2"]), 60, "the drained worker to exit")
+    wait_for(lambda: any("general-2 drained by an operator" in x for x in up.lines), 10,
+             "eve up to notice the drained worker")
+    # the supervisor decided when it said so: no restart follows
+    assert "general-2" not in up.children(), up.output()[-3000:]
+    assert not any("general-2 exited" in x and "restarting" in x for x in up.lines), up.output()[-3000:]
+    workers = up.eve("workers")
+    line = next(x for x in workers.stdout.splitlines() if "general-2" in x)
+    assert "stopped" in line, workers.stdout
+    _smoke(up)  # general-1 still serves
+
+
+def test_several_api_processes_share_the_port_and_are_restarted_one_by_one(tmp_path: Path):
+    up = start_up(tmp_path, None, "--workers", "general=0", "--api-processes", "2")
+    try:
+        up.wait_ready()
+        wait_for(lambda: len(_api_pids(up)) == 2, 30, "two API processes")
+        first, second = sorted(_api_pids(up))
+        assert all("--reuse-port" in cmdline(p) for p in (first, second))
+        os.kill(second, signal.SIGKILL)
+        wait_for(lambda: not alive(second), 10, "the killed API process to be gone")
+        assert up.ready()  # the other one still answers on the port
+        wait_for(lambda: len(_api_pids(up)) == 2 and second not in _api_pids(up), 60,
+                 "the killed API process to be restarted")
+        assert any("api-2 exited (-9); restarting" in x or "api exited (-9); restarting" in x for x in up.lines), \
+            up.output()[-3000:]
+    finally:
+        assert up.stop() == 0, up.output()[-3000:]
+
+
+def _api_pids(up: UpProcess) -> list[int]:
+    return [p for p in all_pids() if alive(p) and "eve.daemons.api" in cmdline(p) and str(up.port) in cmdline(p)]
 
 
 def test_gives_up_with_the_reason_after_repeated_failures(tmp_path: Path):

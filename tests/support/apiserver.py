@@ -58,13 +58,14 @@ class ApiProcess:
 
 
 def start_api(dsn: str, tmp: Path, *, env: dict[str, str] | None = None, name: str = "api",
-              jwt_secret: str | None = None) -> ApiProcess:
-    port = free_port()
+              jwt_secret: str | None = None, port: int | None = None, args: tuple[str, ...] = ()) -> ApiProcess:
+    port = port or free_port()
     secret = jwt_secret or secrets.token_hex(32)
     log_path = tmp / f"{name}.log"
     child_env = {**os.environ, "DATABASE_URL": dsn, "JWT_SECRET": secret, "PYTHONUNBUFFERED": "1", **(env or {})}
     log = open(log_path, "w")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen([sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "eve.daemons.api", "--host", "127.0.0.1", "--port", str(port),
+                             *args],
                             env=child_env, stdout=log, stderr=subprocess.STDOUT, text=True)
     log.close()
     return ApiProcess(proc=proc, url=f"http://127.0.0.1:{port}", jwt_secret=secret, log_path=log_path)

@@ -50,3 +50,14 @@ def test_dsn_for_swaps_the_login_and_quotes_the_password():
     dsn = dsn_for("postgresql://postgres:pw@127.0.0.1:5432/eve?sslmode=disable", LoginRole("eve_api_login", "eve_api",
                                                                                             "a/b@c:d"))
     assert dsn == "postgresql://eve_api_login:a%2Fb%40c%3Ad@127.0.0.1:5432/eve?sslmode=disable"
+
+
+def test_api_processes_share_the_port_only_when_there_are_several(monkeypatch):
+    from eve.cli.up import api_command, default_api_processes
+
+    assert "--reuse-port" not in api_command(3000, 1)
+    assert api_command(3000, 2)[-1] == "--reuse-port" and "3000" in api_command(3000, 2)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_api_processes() == 1  # two cores: the workers and PostgreSQL need the other
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert default_api_processes() == 4

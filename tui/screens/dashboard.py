@@ -127,6 +127,8 @@ class DashboardScreen(EveScreen):
 
     def on_resize(self) -> None:
         self._narrow()
+        if self._ready:  # the workers panel shows as many rows as fit: once laid out, fill it again
+            self.call_after_refresh(self._workers, self.eve.snapshot)
 
     @on(StableTable.Resized, "#requests")
     def _table_resized(self) -> None:
@@ -204,6 +206,11 @@ class DashboardScreen(EveScreen):
         narrow = self.has_class("-narrow")
         order = {"busy": 0, "draining": 1, "lost": 2, "idle": 3, "stopped": 4}
         shown = sorted(snap.workers, key=lambda w: (order.get(w["state"], 5), w["id"]))
+        # Only the rows the panel can show (its header takes one line): rendering all of 50 workers
+        # to crop them to six was a fifth of an idle console's CPU. The title counts them all.
+        fit = self.query_one("#workers", Static).size.height - 1
+        if fit > 0:
+            shown = shown[:fit]
         t = Table(box=None, padding=(0, 1, 0, 0), expand=True, show_edge=False, header_style="bold")
         t.add_column("worker", no_wrap=True, overflow="ellipsis", ratio=1, min_width=8)
         t.add_column("state", no_wrap=True)
@@ -221,7 +228,7 @@ class DashboardScreen(EveScreen):
                 cells.append(Text(beat, "red" if wk["state"] == "lost" else ""))
             t.add_row(*cells)
             wsig.append(tuple(str(c) for c in cells))
-        self._update("#workers", t, (narrow, wsig))
+        self._update("#workers", t, (narrow, fit, wsig))
         counts: dict[str, int] = {}
         for wk in snap.workers:
             counts[wk["state"]] = counts.get(wk["state"], 0) + 1
@@ -278,7 +285,8 @@ class DashboardScreen(EveScreen):
             rows.append((r["id"], [cells[k] for k in keys] + [prompt]))
         table.replace_rows(rows)
         total = snap.total
-        count = f"{len(requests)} of {total:,}" if total is not None else str(len(requests))
+        count = f"{len(requests)} of {total:,}{'+' if snap.total_capped else ''}" if total is not None \
+            else str(len(requests))
         title = Text.assemble(("Requests ", "bold"), count)
         if self.filter_text:
             title.append(f"  search: {self.filter_text}", "yellow")

@@ -176,6 +176,16 @@ def test_malformed_ids_and_unknown_routes(alice):
     assert r.status_code == 404 and set(r.json()) == {"error", "message"}
 
 
+
+def test_a_nul_character_in_a_text_parameter_is_bad_input_not_a_server_error(alice):
+    # found by schemathesis: psycopg refuses NUL in text before sending, which surfaced as a 500
+    for path, params in (("/requests", {"q": "a\x00b"}), ("/requests", {"workerType": "x\x00"}),
+                         ("/schedules", {"org": "\x00"})):
+        r = alice.http.get(path, params=params)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json() == {"error": "invalid_input", "message": "text values must not contain NUL (\\u0000) characters"}
+
+
 # -- tenancy ------------------------------------------------------------------------------------
 
 

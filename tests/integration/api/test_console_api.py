@@ -36,6 +36,28 @@ async def set_status(conn: Any, rid: str, status: str, *, started_s_ago: float =
         " WHERE id = %s", (status, worker, status, started_s_ago, status, started_s_ago, took_s, rid))
 
 
+async def test_search_total_is_exact_when_small_and_capped_over_a_long_history(api, conn, alice, bob):
+    """Counting every match of a search over a long history cost more than the page: the total is
+    counted up to COUNT_CAP and then said to be at least that (totalCapped)."""
+    from eve.daemons.api.routes import COUNT_CAP
+
+    t = alice.tenant
+    await conn.execute(
+        "INSERT INTO eve.orchestration_requests (org_id, user_id, worker_type, status, prompt, created_at)"
+        " SELECT %s, %s, 'general', CASE WHEN i < 3 THEN 'failed' ELSE 'completed' END, 'history ' || i,"
+        "        now() - make_interval(secs => i)"
+        " FROM generate_series(0, %s) AS i", (t.org_id, t.user_id, COUNT_CAP + 5))
+    page = alice.http.get("/requests", params={"limit": 5}).json()
+    assert page["total"] == COUNT_CAP and page["totalCapped"] is True and len(page["items"]) == 5
+    later = alice.http.get("/requests", params={"limit": 5, "cursor": page["nextCursor"]}).json()
+    assert later["total"] == COUNT_CAP and later["totalCapped"] is True  # counted from the start, not the cursor
+    failed = alice.http.get("/requests", params={"status": "failed"}).json()
+    assert failed["total"] == 3 and failed["totalCapped"] is False and len(failed["items"]) == 3
+    few = alice.http.get("/requests", params={"status": "failed", "limit": 2}).json()
+    assert few["total"] == 3 and few["totalCapped"] is False and few["nextCursor"]
+    assert bob.http.get("/requests").json() == {"items": [], "nextCursor": None, "total": 0, "totalCapped": False}
+
+
 async def test_search_filters_counts_and_pages(api, conn, alice, bob):
     made = [create(alice, f"fix bug 100% in module {i}" if i % 3 == 0 else f"write docs {i}") for i in range(12)]
     create(bob, "fix bug 100% in bob's module")
