@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from eve import __version__
-from eve.cli import admin, api, config_cmd, db, doctor, platform, requests, schedules, ui, up, worker
+from eve.cli import admin, api, config_cmd, db, doctor, platform, requests, schedules, slack, ui, up, worker
 from eve.cli._common import report_eve_error
 from eve.errors import EveError
 
@@ -46,6 +46,7 @@ app.add_typer(api.app, name="api")
 app.add_typer(worker.app, name="worker")
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
+app.add_typer(slack.app, name="slack")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,123 @@
+"""Slack HTTP mode and delivery against the real API, the real daemon and a fake Slack Web API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from eve import queue
+from eve.models import Outcome
+from tests.support.fake_slack import slash_command
+from tests.support.slackstack import SIGNING_SECRET, SLACK_USER, TEAM, make_slack_stack
+from tests.support.waiting import async_wait_for, wait_for
+
+
+@pytest.fixture
+async def stack(conn, db_url, tmp_path):
+    s = await make_slack_stack(conn, db_url, tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+async def _requests(conn: Any) -> list[dict[str, Any]]:
+    return await (await conn.execute("SELECT id, prompt, worker_type, reply_to, user_id FROM "
+                                     "eve.orchestration_requests ORDER BY created_at")).fetchall()
+
+
+async def test_bad_signature_is_401_and_creates_nothing(stack, conn):
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="hello",
+                      signature_secret="not-the-signing-secret-at-all!!")
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "unauthorized"
+    assert await _requests(conn) == []
+    assert stack.fake.accepted("users.info") == []  # nothing was parsed, nobody looked up
+
+
+async def test_timestamp_older_than_five_minutes_is_401(stack, conn):
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="hello",
+                      ts=int(time.time()) - 5 * 60 - 30)
+    assert r.status_code == 401, r.text
+    assert await _requests(conn) == []
+
+
+async def test_unlinked_user_gets_the_ephemeral_message_and_no_request(stack, conn):
+    stack.fake.add_user("U0MALLORY", "mallory@example.com")  # verified, but not a member of the org
+    stack.fake.add_user("U0EVE", stack.tenant.email, verified=False)  # the member's email, unverified
+    for user in ("U0MALLORY", "U0EVE", "U0NOBODY"):
+        r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=user, text="delete everything",
+                          trigger_id=f"t-{user}")
+        assert r.status_code == 200, r.text
+        assert "ask an operator to link you" in r.json()["text"]
+        assert r.json().get("response_type", "ephemeral") == "ephemeral"
+    assert await _requests(conn) == []
+
+
+async def test_slash_command_creates_one_request_with_slack_reply_to(stack, conn):
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="code-review: look at #42",
+                      trigger_id="t-once")
+    assert r.status_code == 200, r.text
+    assert r.json()["text"].startswith("Queued #")
+    # Slack retries a delivery it thinks was lost: same trigger, no second request
+    again = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER,
+                          text="code-review: look at #42", trigger_id="t-once")
+    assert again.status_code == 200
+    rows = await _requests(conn)
+    assert len(rows) == 1
+    assert rows[0]["prompt"] == "look at #42" and rows[0]["worker_type"] == "code-review"
+    assert rows[0]["user_id"] == stack.tenant.user_id
+    assert rows[0]["reply_to"] == {"type": "slack", "team": TEAM, "channel": "C0CHAN", "thread_ts": None}
+
+
+async def test_slack_429_then_200_delivers_every_message_exactly_once(stack, conn):
+    # the thread root and the progress post are each refused once with 429 Retry-After: 1
+    stack.fake.fail_next("chat.postMessage", 429, retry_after=1, times=2)
+    stack.fake.fail_next("chat.update", 500, retry_after=None)
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="say hi", trigger_id="t-429")
+    assert r.status_code == 200, r.text
+    rid = (await _requests(conn))[0]["id"]
+    stack.start_daemon()
+    root = wait_for(lambda: stack.fake.accepted("chat.postMessage"), 30, "the thread root")[0]
+    assert root["text"].startswith(f"queued · general · #{str(rid)[:8]}")
+    assert len(stack.fake.refused("chat.postMessage")) >= 1
+
+    # act as the worker through the real queue functions: claim, a tool call, the result
+    [req] = await queue.claim(conn, "general", "w-test")
+    await queue.append_events(conn, req.id, req.org_id, [("tool_call", {"tool": "Bash", "summary": "echo hi"})])
+    wait_for(lambda: len(stack.fake.accepted("chat.postMessage")) >= 2, 30, "the progress message")
+    await queue.append_events(conn, req.id, req.org_id, [("tool_call", {"tool": "Bash", "summary": "echo bye"})])
+    await queue.complete(conn, req, "w-test", Outcome(status="success", summary="said hi", output={"text": "hi"},
+                                                       cost_usd=None, duration_ms=10))
+
+    async def done() -> bool:
+        row = await (await conn.execute("SELECT done_at FROM eve.slack_threads WHERE request_id = %s",
+                                        (rid,))).fetchone()
+        return row["done_at"] is not None
+    await async_wait_for(done, 30, "the thread to be delivered")
+
+    posts = stack.fake.accepted("chat.postMessage")
+    texts = [p["text"] for p in posts]
+    assert sum(t.startswith("queued · general") for t in texts) == 1, texts
+    assert sum("tool call" in t for t in texts) == 1, texts  # ONE progress message...
+    assert sum(t.startswith("✅ done") for t in texts) == 1, texts
+    assert len(posts) == 3, texts
+    assert all(p.get("thread_ts") == root_ts(stack) for p in posts[1:]), posts
+    progress_ts = _ts_of(stack, "tool call")
+    updates = stack.fake.accepted("chat.update")
+    assert updates and all(u["ts"] == progress_ts for u in updates)  # ...edited in place
+    assert updates[-1]["text"].startswith("finished (success) · 2 tool calls")
+    assert len(stack.fake.refused("chat.postMessage")) == 2  # both 429s happened...
+    assert len(stack.fake.refused("chat.update")) == 1  # ...and the 500
+    req_row = (await _requests(conn))[0]
+    assert req_row["reply_to"]["thread_ts"] == root_ts(stack)
+
+
+def root_ts(stack) -> str:
+    return _ts_of(stack, "queued · ")
+
+
+def _ts_of(stack, text: str) -> str:
+    return next(p["_ts"] for p in stack.fake.accepted("chat.postMessage") if text in p["text"])
