@@ -157,8 +157,14 @@ class Delivery:
             await self._exec(Q.slack_thread_root_posted, {"request_id": rid, "ts": root})
         cursor = int(state["last_event_id"])
         if state["finished"]:
+            # the progress message's last word (posted now if the run was quicker than a poll)
+            text = messages.progress_text(state)
             if thread["progress_ts"]:
-                await client.chat_update(channel=channel, ts=thread["progress_ts"], text=messages.progress_text(state))
+                await client.chat_update(channel=channel, ts=thread["progress_ts"], text=text)
+            elif state["claimed_by"]:
+                resp = await client.chat_postMessage(channel=channel, thread_ts=root, text=text)
+                await self._exec(Q.slack_thread_progress_posted, {"request_id": rid, "ts": resp["ts"],
+                                                                  "cursor": cursor})
             await self._exec(Q.slack_thread_cursor, {"request_id": rid, "cursor": cursor})
             result = messages.result_message(state)
             resp = await client.chat_postMessage(channel=channel, thread_ts=root, **result)
