@@ -273,6 +273,26 @@ class EveClient:
         """Fire now; returns the created request."""
         return await self._send("POST", f"/schedules/{schedule}/run")
 
+    # -- questions (human in the loop) ---------------------------------------------------------
+
+    async def ask(self, question: str, *, options: list[str] | None = None,
+                  timeout_s: float | None = None) -> dict[str, Any]:
+        """An agent asks (authenticated with its request token); its request waits for the answer."""
+        return await self._send("POST", "/hitl", json={"question": question, "options": options or [],
+                                                        **_params(timeoutS=timeout_s)})
+
+    async def list_questions(self, *, status: str | None = None, org: str | None = None,
+                             request_id: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """`{"items": [...], "total": n}`; pending ones oldest first."""
+        return await self._send("GET", "/hitl", params=_params(status=status, org=org, requestId=request_id,
+                                                               limit=limit))
+
+    async def get_question(self, question_id: str) -> dict[str, Any]:
+        return await self._send("GET", f"/hitl/{question_id}")
+
+    async def answer_question(self, question_id: str, answer: str) -> dict[str, Any]:
+        return await self._send("POST", f"/hitl/{question_id}/answer", json={"answer": answer})
+
     # -- platform ------------------------------------------------------------------------------
 
     async def queue(self) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from eve import schedules
+from eve import hitl, schedules
 from eve.db import as_service, connect
 from eve.errors import DatabaseUnavailable
 
@@ -108,6 +108,7 @@ class Scheduler:
                          extra={"request_id": r.request_id, "data": {"scheduler": self.name}})
         async with as_service(self.pool) as conn:
             nxt = await schedules.next_due(conn)
+        nxt = await hitl.expire_and_next(self.pool, self.clock(), nxt)  # HITL questions expire here (#16)
         cap = self.max_sleep_s if self.listening else self.unlistened_sleep_s
         if failed:
             cap = min(cap, 5.0)  # a schedule that failed stays due: look again soon, but not in a hot loop

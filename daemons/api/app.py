@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from eve import __version__
 from eve.auth import Caller, bearer, verify
-from eve.daemons.api import errors, routes, schedules, slack
+from eve.daemons.api import errors, hitl, routes, schedules, slack
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
 from eve.db import make_pool
@@ -86,7 +86,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[*routes.HANDLERS, *schedules.HANDLERS, *slack.HANDLERS],
+        route_handlers=[*routes.HANDLERS, *schedules.HANDLERS, *hitl.HANDLERS, *slack.HANDLERS],
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from eve import __version__
-from eve.cli import admin, api, config_cmd, db, doctor, platform, requests, schedules, slack, ui, up, worker
+from eve.cli import admin, api, config_cmd, db, doctor, hitl, platform, requests, schedules, slack, ui, up, worker
 from eve.cli._common import report_eve_error
 from eve.errors import EveError
 
@@ -37,6 +37,8 @@ app.command("logs")(requests.logs)
 app.command("replay")(requests.replay)
 app.command("cancel")(requests.cancel)
 app.add_typer(schedules.schedule_app, name="schedule")
+app.add_typer(hitl.hitl_app, name="hitl")
+app.command("ask")(hitl.ask)
 app.command("ui")(ui.ui)
 app.add_typer(config_cmd.app, name="config")
 app.command("doctor")(doctor.doctor)
