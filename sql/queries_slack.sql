@@ -131,3 +131,15 @@ SET locked_until = NULL, failures = failures + 1, last_error = %(error)s,
     next_try_at = now() + make_interval(secs => %(delay_s)s)
 WHERE request_id = %(request_id)s
 RETURNING failures;
+
+-- name: slack_thread_questions
+-- Open questions of the thread's request not yet posted in it (hitl, 0010).
+SELECT q.id, q.question, q.options
+FROM eve.hitl_requests q
+WHERE q.request_id = %(request_id)s AND q.status = 'pending' AND NOT (q.id = ANY(%(posted)s::uuid[]))
+ORDER BY q.asked_at;
+
+-- name: slack_thread_question_posted
+UPDATE eve.slack_threads SET posted_questions = array_append(posted_questions, %(question_id)s::uuid),
+    failures = 0, last_error = NULL
+WHERE request_id = %(request_id)s AND NOT (%(question_id)s::uuid = ANY(posted_questions));

@@ -10,6 +10,7 @@ messages and loses none.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -113,6 +114,30 @@ def build_app(core: SlackCore) -> AsyncApp:
         except Exception as exc:  # noqa: BLE001
             text = f"Cannot show the output: {user_message(exc)}"
         await _ephemeral(client, channel, user, thread_ts, text)
+
+    @app.action(re.compile(rf"^{messages.ANSWER}_\d+$"))
+    async def on_answer(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
+        await ack()
+        user, channel, thread_ts = _who(body)
+        inst = await core.installation(_team(body))
+        if inst is None:
+            return
+        try:
+            user_id = await core.resolve_user(inst, user, client)
+            if user_id is None:
+                await _ephemeral(client, channel, user, thread_ts, UNLINKED.format(team=inst.team_id, user=user))
+                return
+            row = await core.answer(user_id, action["value"])
+        except Exception as exc:  # noqa: BLE001 - a second answer (409), a bad option (400): the user reads why
+            await _ephemeral(client, channel, user, thread_ts, f"Not answered: {user_message(exc)}")
+            return
+        answer = (row["response"] or {}).get("answer")
+        text = f"❓ {messages.clip(row['question'], 2500)}\n✅ {row['answered_by_name']} answered: {answer}"
+        try:  # the buttons go; best effort, the answer is recorded either way
+            await client.chat_update(channel=channel, ts=(body.get("message") or {}).get("ts"), text=text,
+                                     blocks=[])
+        except Exception:  # noqa: BLE001
+            log.warning("could not update the question message", exc_info=True)
 
     return app
 

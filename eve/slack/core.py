@@ -145,6 +145,19 @@ class SlackCore:
                                          slack_user=slack_user, inbound_key=inbound_key, replay_of=original.id,
                                          context=original.context, config=original.config)
 
+    async def answer(self, user_id: UUID, value: str) -> dict[str, Any]:
+        """A question button: `value` is "QUESTION_ID:OPTION_INDEX". Answers through the same
+        function as POST /hitl/{id}/answer, as the clicking user (RLS, 409 on a second answer)."""
+        from eve import hitl
+
+        qid, _, index = value.partition(":")
+        async with as_user(self.pool, user_id) as conn:
+            question = await hitl.get_question(conn, qid)
+            options = list(question["options"] or [])
+            if not index.isdigit() or int(index) >= len(options):
+                raise ValidationError("that button is not one of the question's options")
+            return await hitl.answer_question(conn, qid, options[int(index)], user_id=user_id, via="slack")
+
     async def result(self, user_id: UUID, request_id: str) -> Any:
         async with as_user(self.pool, user_id) as conn:
             return await queue.get_result(conn, request_id)

@@ -8,9 +8,10 @@ Per thread, in order, each step's Slack call followed at once by a commit of wha
 produced (a message ts, a cursor), so a crash repeats at most the one call in flight:
 
 1. no root yet → chat.postMessage "queued · TYPE · #id"; its ts becomes reply_to.thread_ts;
-2. events past the thread's cursor → post (first time) or chat.update the one progress
+2. open questions (hitl) not posted yet → one message each, a button per option;
+3. events past the thread's cursor → post (first time) or chat.update the one progress
    message, at most every `progress_interval` seconds (a due update waits, it is not lost);
-3. a result → last progress update, then the summary (or error code and message) with
+4. a result → last progress update, then the summary (or error code and message) with
    Replay and Show output buttons; the thread is done.
 
 A failed call leaves the cursor where it was: 429 waits its Retry-After, 5xx and network
@@ -156,6 +157,7 @@ class Delivery:
             root = resp["ts"]
             await self._exec(Q.slack_thread_root_posted, {"request_id": rid, "ts": root})
         cursor = int(state["last_event_id"])
+        await self._questions(thread, client, root)
         if state["finished"]:
             # the progress message's last word (posted now if the run was quicker than a poll)
             text = messages.progress_text(state)
@@ -185,3 +187,13 @@ class Delivery:
             ts = thread["progress_ts"]
         await self._exec(Q.slack_thread_progress_posted, {"request_id": rid, "ts": ts, "cursor": cursor})
         return 0
+
+    async def _questions(self, thread: dict[str, Any], client: Any, root: str) -> None:
+        """Each open question of the request, once, with one button per option (hitl)."""
+        rid = thread["request_id"]
+        async with as_service(self.pool) as conn:
+            rows = await (await conn.execute(Q.slack_thread_questions, {
+                "request_id": rid, "posted": list(thread["posted_questions"] or [])})).fetchall()
+        for q in rows:
+            await client.chat_postMessage(channel=thread["channel"], thread_ts=root, **messages.question_message(q))
+            await self._exec(Q.slack_thread_question_posted, {"request_id": rid, "question_id": q["id"]})

@@ -70,6 +70,24 @@ def result_message(state: dict[str, Any]) -> dict[str, Any]:
                                       "elements": buttons}]}
 
 
+def question_message(q: dict[str, Any]) -> dict[str, Any]:
+    """An agent's question with one button per option (value: question id and option index).
+
+    Free-text questions (no options) get the command to answer them: a modal needs a
+    trigger_id round trip that is not built yet.
+    """
+    qid = str(q["id"])
+    text = f"❓ The agent asks: {clip(q['question'], 2500)}"
+    options = list(q.get("options") or [])
+    if not options:
+        text += f"\nAnswer with `eve hitl answer {qid[:8]} \"…\"` (free text)."
+        return {"text": text}
+    buttons = [{"type": "button", "action_id": f"{ANSWER}_{i}", "value": f"{qid}:{i}",
+                "text": {"type": "plain_text", "text": clip(option, 75)}} for i, option in enumerate(options)]
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                                     {"type": "actions", "block_id": f"eve_q_{qid[:8]}", "elements": buttons}]}
+
+
 def output_text(result: Any) -> str:
     """The 'Show output' reply: the summary and the output, clipped to one message."""
     import json

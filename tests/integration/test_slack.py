@@ -121,3 +121,54 @@ def root_ts(stack) -> str:
 
 def _ts_of(stack, text: str) -> str:
     return next(p["_ts"] for p in stack.fake.accepted("chat.postMessage") if text in p["text"])
+
+
+def _click(stack, user: str, question_msg: dict[str, Any], index: int):
+    from tests.support.fake_slack import interaction
+
+    blocks = question_msg["blocks"]
+    blocks = blocks if isinstance(blocks, list) else __import__("json").loads(blocks)
+    button = next(b for b in blocks if b["type"] == "actions")["elements"][index]
+    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": user}, "channel": {"id": "C0CHAN"},
+               "trigger_id": f"t-click-{user}-{index}", "api_app_id": "A0APP",
+               "message": {"ts": question_msg["_ts"], "thread_ts": question_msg["thread_ts"]},
+               "actions": [{**button, "block_id": "b", "action_ts": "1"}]}
+    r = interaction(stack.api.url, SIGNING_SECRET, payload)
+    assert r.status_code == 200, r.text
+
+
+async def test_question_is_posted_with_buttons_and_a_click_answers_it_once(stack, conn):
+    from eve import hitl
+
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="deploy?", trigger_id="t-q")
+    assert r.status_code == 200, r.text
+    stack.start_daemon()
+    [req] = await queue.claim(conn, "general", "w-test")
+    q = await hitl.ask(conn, request_id=req.id, question="Deploy to production?", options=["yes", "no"])
+
+    msg = wait_for(lambda: [p for p in stack.fake.accepted("chat.postMessage") if "The agent asks" in p["text"]],
+                   30, f"the question in the thread\n{stack.daemon_output()}")[0]
+    assert msg["thread_ts"] == root_ts(stack)
+    stack.fake.add_user("U0MALLORY", "mallory@example.com")
+    _click(stack, "U0MALLORY", msg, 0)  # not a member: told to get linked, nothing answered
+    wait_for(lambda: stack.fake.accepted("chat.postEphemeral"), 30, "the ephemeral for the unlinked user")
+    assert (await hitl.get_question(conn, q["id"]))["status"] == "pending"
+
+    _click(stack, SLACK_USER, msg, 1)  # "no"
+
+    async def answered() -> dict[str, Any] | None:
+        row = await hitl.get_question(conn, q["id"])
+        return row if row["status"] == "answered" else None
+    row = await async_wait_for(answered, 30, "the answer")
+    assert row["response"] == {"answer": "no", "via": "slack"} and row["answered_by"] == stack.tenant.user_id
+    updated = wait_for(lambda: [u for u in stack.fake.accepted("chat.update") if u.get("ts") == msg["_ts"]],
+                       30, "the question message updated")
+    assert "answered: no" in updated[0]["text"]
+
+    _click(stack, SLACK_USER, msg, 0)  # a second answer: 409 in the API, an ephemeral here
+    closed = wait_for(lambda: [e for e in stack.fake.accepted("chat.postEphemeral")
+                               if "question_closed" in e["text"]], 30, "the already-answered message")
+    assert "already answered" in closed[0]["text"]
+    assert (await hitl.get_question(conn, q["id"]))["response"]["answer"] == "no"
+    posted = [p for p in stack.fake.accepted("chat.postMessage") if "The agent asks" in p["text"]]
+    assert len(posted) == 1  # posted once
