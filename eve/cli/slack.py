@@ -133,3 +133,27 @@ def disconnect(team: Annotated[str, typer.Option("--team", help="Slack team id."
         die("--team is required")
     _with_conn(database_url, lambda c: ops.disconnect(c, team))
     typer.echo(f"disconnected Slack team {team}")
+
+
+def up_components(dsn: str, dsns: tuple[str, str], worker_env: dict[str, str],
+                  jwt_secret: str) -> list[tuple[str, list[str], dict[str, str]]]:
+    """`eve up`'s Slack component, (name, argv, env), when a workspace is connected: the
+    daemon posts as the workers' role (service), serves Socket Mode as the API's (eve_api),
+    and gets JWT_SECRET, which decrypts the stored Slack secrets."""
+    import sys
+
+    from eve.cli._common import run as run_async
+    from eve.db import connect
+
+    async def connected() -> bool:
+        conn = await connect(dsn)
+        try:
+            row = await (await conn.execute("SELECT EXISTS (SELECT 1 FROM eve.slack_installations) AS any")).fetchone()
+            return bool(row and row["any"])
+        finally:
+            await conn.close()
+
+    if not run_async(connected()):
+        return []
+    env = {**worker_env, "DATABASE_URL": dsns[1], "EVE_API_DATABASE_URL": dsns[0], "JWT_SECRET": jwt_secret}
+    return [("slack", [sys.executable, "-m", "eve.daemons.slack"], env)]

@@ -61,7 +61,7 @@ def build_app(core: SlackCore) -> AsyncApp:
             await _say(ack, "This Slack workspace is not connected to eve (`eve admin slack connect`).")
             return
         try:
-            wtype, prompt = parse_command(body.get("text", ""), inst.default_type)
+            wtype, prompt = parse_command(body.get("text", ""), inst.default_type, await core.worker_types())
             user_id = await core.resolve_user(inst, body["user_id"], client)
             if user_id is None:
                 await _say(ack, UNLINKED.format(team=inst.team_id, user=body["user_id"]))

@@ -29,7 +29,7 @@ from eve.worker_types import WorkerTypeCache
 UNLINKED = ("I don't know who you are in eve yet: ask an operator to link you "
             "(`eve admin slack link --team {team} --slack-user {user} --email YOU@EXAMPLE.COM`), "
             "or use the email of your eve account in Slack and verify it.")
-_TYPE_PREFIX = re.compile(r"^([a-z0-9][a-z0-9-]{0,62}):\s*(.*)$", re.DOTALL)
+_TYPE_PREFIX = re.compile(r"^([a-z0-9][a-z0-9-]{0,62}):(?:\s+(.*)|)$", re.DOTALL)
 CACHE_S = 10.0
 
 
@@ -56,11 +56,15 @@ def decrypt_rows(rows: list[dict[str, Any]], key: bytes) -> list[Installation]:
     return out
 
 
-def parse_command(text: str, default_type: str) -> tuple[str, str]:
-    """`/eve [type:]PROMPT` → (worker type, prompt)."""
+def parse_command(text: str, default_type: str, known_types: set[str] | None = None) -> tuple[str, str]:
+    """`/eve [type:]PROMPT` → (worker type, prompt). A prefix that is not a known worker type
+    ("Summary: …", "http://…") is part of the prompt."""
     text = (text or "").strip()
     m = _TYPE_PREFIX.match(text)
-    wtype, prompt = (m.group(1), m.group(2).strip()) if m else (default_type, text)
+    if m and (known_types is None or m.group(1) in known_types):
+        wtype, prompt = m.group(1), (m.group(2) or "").strip()
+    else:
+        wtype, prompt = default_type, text
     if not prompt:
         raise ValidationError("usage: /eve [type:]PROMPT, e.g. `/eve review the open PR` or "
                               "`/eve code-review: look at #42`")
@@ -98,6 +102,10 @@ class SlackCore:
         if found is None:
             found = (await self.installations(fresh=True)).get(team_id or "")
         return found
+
+    async def worker_types(self) -> set[str]:
+        async with as_api(self.pool) as conn:
+            return {wt.id for wt in await queue.list_worker_types(conn)}
 
     async def resolve_user(self, inst: Installation, slack_user: str, client: Any) -> UUID | None:
         """The eve user `slack_user` acts as: an explicit link, else a member of the
