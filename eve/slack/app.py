@@ -61,7 +61,7 @@ def build_app(core: SlackCore) -> AsyncApp:
             await _say(ack, "This Slack workspace is not connected to eve (`eve admin slack connect`).")
             return
         try:
-            wtype, prompt = parse_command(body.get("text", ""), inst.default_type, await core.worker_types())
+            wtype, prompt = parse_command(body.get("text", ""), inst.default_type, await core.known_types())
             user_id = await core.resolve_user(inst, body["user_id"], client)
             if user_id is None:
                 await _say(ack, UNLINKED.format(team=inst.team_id, user=body["user_id"]))
@@ -132,7 +132,8 @@ def build_app(core: SlackCore) -> AsyncApp:
             await _ephemeral(client, channel, user, thread_ts, f"Not answered: {user_message(exc)}")
             return
         answer = (row["response"] or {}).get("answer")
-        text = f"❓ {messages.clip(row['question'], 2500)}\n✅ {row['answered_by_name']} answered: {answer}"
+        text = (f"❓ {messages.safe(row['question'], 2500)}\n"
+                f"✅ {messages.escape(row['answered_by_name'])} answered: {messages.escape(str(answer))}")
         try:  # the buttons go; best effort, the answer is recorded either way
             await client.chat_update(channel=channel, ts=(body.get("message") or {}).get("ts"), text=text,
                                      blocks=[])

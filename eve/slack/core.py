@@ -103,7 +103,7 @@ class SlackCore:
             found = (await self.installations(fresh=True)).get(team_id or "")
         return found
 
-    async def worker_types(self) -> set[str]:
+    async def known_types(self) -> set[str]:
         async with as_api(self.pool) as conn:
             return {wt.id for wt in await queue.list_worker_types(conn)}
 

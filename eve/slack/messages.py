@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,10 +19,24 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def escape(text: str) -> str:
+    """Text an agent (or a prompt) wrote, made inert in Slack mrkdwn: no <!channel> pings, no
+    <https://evil|innocent> links, no <@U…> mentions. Slack's own rule: escape &, <, >."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def safe(text: str, limit: int = MAX_TEXT) -> str:
+    """escape() then clip, never leaving half an entity (`&am…`) at the cut."""
+    out = escape(text)
+    if len(out) <= limit:
+        return out
+    return re.sub(r"&[a-z]{0,3}$", "", out[: limit - 1]) + "…"
+
+
 def root_text(state: dict[str, Any], slack_user: str | None = None) -> str:
     head = f"queued · {state['worker_type']} · #{short(state['id'])}"
     asked = f"<@{slack_user}> asked: " if slack_user else ""
-    return f"{head}\n>{asked}{clip(' '.join(state['prompt'].split()), 300)}"
+    return f"{head}\n>{asked}{safe(' '.join(state['prompt'].split()), 300)}"
 
 
 def _elapsed(state: dict[str, Any]) -> str:
@@ -56,10 +71,10 @@ def result_message(state: dict[str, Any]) -> dict[str, Any]:
     """The result summary (or the error code and message) with Replay and Show output buttons."""
     rid = str(state["id"])
     if state["result_status"] == "success":
-        text = f"✅ done · #{short(rid)}\n{clip(state.get('summary') or '(no summary)')}"
+        text = f"✅ done · #{short(rid)}\n{safe(state.get('summary') or '(no summary)')}"
     else:
-        code = state.get("error_code") or state["result_status"]
-        text = f"❌ {state['result_status']} · #{short(rid)} · `{code}`\n{clip(state.get('error') or '(no message)')}"
+        code = escape(state.get("error_code") or state["result_status"])
+        text = f"❌ {state['result_status']} · #{short(rid)} · `{code}`\n{safe(state.get('error') or '(no message)')}"
     buttons = [
         {"type": "button", "action_id": REPLAY, "text": {"type": "plain_text", "text": "Replay"}, "value": rid},
         {"type": "button", "action_id": SHOW_OUTPUT, "text": {"type": "plain_text", "text": "Show output"},
@@ -77,7 +92,7 @@ def question_message(q: dict[str, Any]) -> dict[str, Any]:
     trigger_id round trip that is not built yet.
     """
     qid = str(q["id"])
-    text = f"❓ The agent asks: {clip(q['question'], 2500)}"
+    text = f"❓ The agent asks: {safe(q['question'], 2500)}"
     options = list(q.get("options") or [])
     if not options:
         text += f"\nAnswer with `eve hitl answer {qid[:8]} \"…\"` (free text)."
@@ -94,11 +109,11 @@ def output_text(result: Any) -> str:
 
     parts = [f"*#{short(result.request_id)} · {result.status}*"]
     if result.summary:
-        parts.append(result.summary)
+        parts.append(escape(result.summary))
     if result.output is not None:
         body = result.output if isinstance(result.output, str) else json.dumps(result.output, indent=1,
                                                                                 ensure_ascii=False)
-        parts.append(f"```{clip(body, 2500)}```")
+        parts.append(f"```{safe(body, 2500)}```")
     if result.error:
-        parts.append(f"`{result.error_code or 'error'}`: {result.error}")
+        parts.append(f"`{escape(result.error_code or 'error')}`: {escape(result.error)}")
     return clip("\n".join(parts))

@@ -38,9 +38,9 @@ class SlackStack:
     def env(self) -> dict[str, str]:
         return {"EVE_SLACK_API_URL": self.fake.url, "JWT_SECRET": self.jwt_secret}
 
-    def start_daemon(self, **extra: str) -> subprocess.Popen[str]:
+    def start_daemon(self, dsn: str | None = None, **extra: str) -> subprocess.Popen[str]:
         log = open(self.tmp / "slack-daemon.log", "w")  # noqa: SIM115 - the child owns it
-        env = {**os.environ, "DATABASE_URL": self.db_url, "PYTHONUNBUFFERED": "1", **self.env(),
+        env = {**os.environ, "DATABASE_URL": dsn or self.db_url, "PYTHONUNBUFFERED": "1", **self.env(),
                "EVE_SLACK_POLL_INTERVAL": "0.2", "EVE_SLACK_PROGRESS_INTERVAL": "0.5", **extra}
         self.daemon = subprocess.Popen([sys.executable, "-m", "eve.daemons.slack"], env=env, stdout=log,
                                        stderr=subprocess.STDOUT, text=True)
@@ -64,7 +64,7 @@ class SlackStack:
 
 
 async def make_slack_stack(conn: psycopg.AsyncConnection[Any], db_url: str, tmp: Path, *,
-                           slug: str = "acme", api_env: dict[str, str] | None = None) -> SlackStack:
+                           slug: str = "acme", api_dsn: str | None = None) -> SlackStack:
     tenant = await make_tenant(conn, slug)
     jwt_secret = secrets.token_hex(32)
     await slack_admin.connect(conn, secretbox.key_from(jwt_secret), org=slug, team_id=TEAM,
@@ -72,7 +72,7 @@ async def make_slack_stack(conn: psycopg.AsyncConnection[Any], db_url: str, tmp:
                               default_type="general")
     fake = FakeSlack().start()
     fake.add_user(SLACK_USER, tenant.email)
-    api = start_api(db_url, tmp, jwt_secret=jwt_secret, env={"EVE_SLACK_API_URL": fake.url, **(api_env or {})})
+    api = start_api(api_dsn or db_url, tmp, jwt_secret=jwt_secret, env={"EVE_SLACK_API_URL": fake.url})
     stack = SlackStack(tenant=tenant, fake=fake, api=api, jwt_secret=jwt_secret, db_url=db_url, tmp=tmp)
     try:
         api.wait_ready()

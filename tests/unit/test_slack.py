@@ -94,3 +94,16 @@ def test_retry_delay_respects_retry_after_and_backs_off():
     assert 0.5 <= retry_delay(_error(503, {}), 1) <= 2.0
     assert retry_delay(_error(503, {}), 30) <= 300.0
     assert 8.0 <= retry_delay(OSError("connection refused"), 4) <= 16.0
+
+
+def test_agent_text_cannot_ping_link_or_mention_in_slack():
+    rid = uuid4()
+    hostile = "done <!channel> see <https://evil.example|docs> ask <@U0BOSS> & co"
+    state = {"id": rid, "result_status": "success", "summary": hostile}
+    text = messages.result_message(state)["text"]
+    assert "<" not in text.split("\n", 1)[1] and ">" not in text.split("\n", 1)[1]
+    assert "&lt;!channel&gt;" in text and "&amp; co" in text
+    q = messages.question_message({"id": rid, "question": "<!here> approve?", "options": []})
+    assert "<!here>" not in q["text"]
+    long = messages.safe("&" * 5000, 100)
+    assert len(long) <= 100 and long.endswith("&amp;…")
