@@ -35,6 +35,7 @@ class FakeSlack:
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    socket_url: str | None = None
 
     @property
     def url(self) -> str:
@@ -82,6 +83,10 @@ class FakeSlack:
             return 200, {}, {"ok": True, "user": {"id": args["user"], "deleted": False, "is_bot": False,
                                                   "is_email_confirmed": user["verified"],
                                                   "profile": {"email": user["email"]}}}
+        if method == "apps.connections.open":
+            if self.socket_url is None:
+                return 200, {}, {"ok": False, "error": "not_allowed"}
+            return 200, {}, {"ok": True, "url": self.socket_url}
         if method == "auth.test":
             return 200, {}, {"ok": True, "team_id": "T0TEST", "user_id": "UBOT"}
         return 200, {}, {"ok": False, "error": "unknown_method"}
@@ -150,3 +155,84 @@ def interaction(api_url: str, secret: str, payload: dict[str, Any]) -> httpx.Res
     body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
     return httpx.post(f"{api_url}/slack/events", content=body, timeout=30,
                       headers={"Content-Type": "application/x-www-form-urlencoded", **sign(secret, body)})
+
+
+class FakeSocketMode:
+    """Slack's Socket Mode end: a websocket (aiohttp, in its own thread) that apps.connections.open
+    on the fake Web API points at. The test sends envelopes and waits for the app's acks."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import queue as queue_mod
+
+        self.acks: queue_mod.Queue[dict[str, Any]] = queue_mod.Queue()
+        self.connected = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._sockets: list[Any] = []
+        self._ready = threading.Event()
+        self.port = 0
+        threading.Thread(target=self._run, daemon=True).start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake Socket Mode server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/link"
+
+    def _run(self) -> None:
+        from aiohttp import WSMsgType, web
+
+        async def link(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            self._sockets.append(ws)
+            await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP"}})
+            self.connected.set()
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self.acks.put(json.loads(msg.data))
+            return ws
+
+        async def start() -> None:
+            app = web.Application()
+            app.router.add_get("/link", link)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._ready.set()
+
+        self._loop.run_until_complete(start())
+        self._loop.run_forever()
+
+    def send(self, envelope: dict[str, Any]) -> None:
+        import asyncio
+
+        async def go() -> None:
+            for ws in list(self._sockets):
+                if not ws.closed:
+                    await ws.send_json(envelope)
+        asyncio.run_coroutine_threadsafe(go(), self._loop).result(10)
+
+    def ack_for(self, envelope_id: str, timeout: float) -> dict[str, Any]:
+        import queue as queue_mod
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ack = self.acks.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue_mod.Empty:
+                raise AssertionError(f"no ack for envelope {envelope_id} within {timeout}s") from None
+            if ack.get("envelope_id") == envelope_id:
+                return ack
+
+    def stop(self) -> None:
+        import asyncio
+
+        async def go() -> None:
+            for ws in list(self._sockets):
+                await ws.close()
+            await self._runner.cleanup()
+        asyncio.run_coroutine_threadsafe(go(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)

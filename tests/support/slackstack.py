@@ -64,11 +64,12 @@ class SlackStack:
 
 
 async def make_slack_stack(conn: psycopg.AsyncConnection[Any], db_url: str, tmp: Path, *,
-                           slug: str = "acme", api_dsn: str | None = None) -> SlackStack:
+                           slug: str = "acme", api_dsn: str | None = None,
+                           app_token: str | None = None) -> SlackStack:
     tenant = await make_tenant(conn, slug)
     jwt_secret = secrets.token_hex(32)
     await slack_admin.connect(conn, secretbox.key_from(jwt_secret), org=slug, team_id=TEAM,
-                              bot_token="xoxb-test-bot-token", signing_secret=SIGNING_SECRET, app_token=None,
+                              bot_token="xoxb-test-bot-token", signing_secret=SIGNING_SECRET, app_token=app_token,
                               default_type="general")
     fake = FakeSlack().start()
     fake.add_user(SLACK_USER, tenant.email)
