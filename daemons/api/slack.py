@@ -11,8 +11,10 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from eve.daemons.api.errors import ErrorBody
 from eve.errors import AuthError
 from eve.slack import secretbox, verify
 from eve.slack.app import VERIFIED_TEAMS, build_app
@@ -28,8 +30,17 @@ def _slack(state: State) -> tuple[SlackCore, Any]:
     return state.slack  # type: ignore[no-any-return]
 
 
-@post("/slack/events", tags=["slack"], security=[], include_in_schema=True, status_code=200,
-      summary="Slack's request URL (slash commands, buttons, events); signed by Slack")
+RESPONSES = {
+    401: ResponseSpec(ErrorBody, description="Missing or bad X-Slack-Signature, or X-Slack-Request-Timestamp "
+                                             "more than 5 minutes off"),
+    413: ResponseSpec(ErrorBody, description="Body over 2 MB"),
+    500: ResponseSpec(ErrorBody, description="Unexpected error (logged with the id in the message)"),
+    503: ResponseSpec(ErrorBody, description="Database unavailable"),
+}
+
+
+@post("/slack/events", tags=["slack"], security=[], status_code=200, responses=RESPONSES,
+      summary="Slack's request URL (slash commands, buttons, events); signed by Slack, not by a bearer token")
 async def slack_events(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     body = await request.body()
     core, app = _slack(state)
