@@ -16,15 +16,23 @@ import os
 import signal
 import sys
 
-from eve.db import make_pool
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from eve.db import as_service, make_pool
 from eve.errors import ConfigError, EveError
 from eve.logging import setup as setup_logging
+from eve.queries import Q
 from eve.slack import secretbox
 from eve.slack.app import build_app
 from eve.slack.core import SlackCore, decrypt_rows
 from eve.slack.delivery import Delivery, DeliverySettings
 
 log = logging.getLogger("eve.slack")
+
+
+SOCKET_REFRESH_S = 30.0
 
 
 async def serve(dsn: str, api_dsn: str, jwt_secret: str | None, settings: DeliverySettings,
@@ -38,38 +46,61 @@ async def serve(dsn: str, api_dsn: str, jwt_secret: str | None, settings: Delive
     api = make_pool(api_dsn, min_size=1, max_size=4, name="eve-slack-api")
     await service.open(wait=False)
     await api.open(wait=False)
-    handlers = []
+    sockets = SocketMode(service, build_app(SlackCore(api, key, socket_mode=True)), key)
+    delivery = asyncio.create_task(Delivery(service, key, settings).run(stop))
     try:
-        if socket_mode:
-            handlers = await _socket_mode(service, api, key)
-        log.info("slack daemon running (socket mode connections: %d)", len(handlers))
-        await Delivery(service, key, settings).run(stop)
+        while not stop.is_set():
+            if socket_mode:
+                await sockets.refresh()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=SOCKET_REFRESH_S)
+            except TimeoutError:
+                pass
+        await delivery
     finally:
-        for handler in handlers:
-            await handler.close_async()
+        delivery.cancel()
+        await sockets.close()
         await api.close()
         await service.close()
 
 
-async def _socket_mode(service: object, api: object, key: bytes) -> list[object]:
-    """One Socket Mode connection per distinct app token (an app serves all its workspaces)."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+class SocketMode:
+    """One Socket Mode connection per distinct app token (an app serves all its workspaces);
+    tokens are looked up again every SOCKET_REFRESH_S, so a workspace connected with
+    --app-token (or disconnected) needs no restart."""
 
-    from eve.db import as_service
-    from eve.queries import Q
+    def __init__(self, service: AsyncConnectionPool, app: Any, key: bytes) -> None:
+        self.service = service
+        self.app = app
+        self.key = key
+        self.handlers: dict[str, Any] = {}
 
-    async with as_service(service) as conn:  # type: ignore[arg-type]
-        rows = await (await conn.execute(Q.slack_installations_service)).fetchall()
-    tokens = sorted({i.app_token for i in decrypt_rows(rows, key) if i.app_token})
-    if not tokens:
-        return []
-    app = build_app(SlackCore(api, key, socket_mode=True))  # type: ignore[arg-type]
-    handlers = []
-    for token in tokens:
-        handler = AsyncSocketModeHandler(app, token)
-        await handler.connect_async()
-        handlers.append(handler)
-    return handlers
+    async def refresh(self) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        try:
+            async with as_service(self.service) as conn:
+                rows = await (await conn.execute(Q.slack_installations_service)).fetchall()
+            tokens = {i.app_token for i in decrypt_rows(rows, self.key) if i.app_token}
+        except Exception:  # noqa: BLE001 - the database may be restarting; try again next round
+            log.warning("could not read Slack installations", exc_info=True)
+            return
+        for token in set(self.handlers) - tokens:
+            await self.handlers.pop(token).close_async()
+        for token in tokens - set(self.handlers):
+            handler = AsyncSocketModeHandler(self.app, token)
+            try:
+                await handler.connect_async()
+            except Exception:  # noqa: BLE001 - a revoked token must not stop the others
+                log.warning("Socket Mode connection failed; retrying in %.0fs", SOCKET_REFRESH_S, exc_info=True)
+                continue
+            self.handlers[token] = handler
+            log.info("Socket Mode connected (%d connection(s))", len(self.handlers))
+
+    async def close(self) -> None:
+        for handler in self.handlers.values():
+            await handler.close_async()
+        self.handlers.clear()
 
 
 def cli(argv: list[str] | None = None) -> None:

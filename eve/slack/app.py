@@ -33,7 +33,8 @@ def build_app(core: SlackCore) -> AsyncApp:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=inst.bot_token)
 
     app = AsyncApp(
-        client=webapi.client(),
+        # users.info must answer well inside Slack's 3 s for the ack
+        client=webapi.client(timeout=2),
         authorize=authorize,
         # HTTP mode: the API checked the signature against every installation's secret
         # before anything was parsed (eve.slack.verify); Bolt's own check knows one secret only.

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
+from slack_sdk.errors import SlackApiError
 
 from eve import queue
 from eve.db import as_api, as_user
@@ -110,18 +111,25 @@ class SlackCore:
     async def resolve_user(self, inst: Installation, slack_user: str, client: Any) -> UUID | None:
         """The eve user `slack_user` acts as: an explicit link, else a member of the
         installation's org with the email Slack says is verified (users.info). None: nobody."""
-        email = None
+        email, failed = None, False
         try:
             info = await client.users_info(user=slack_user)
             user = info.get("user") or {}
             if user.get("is_email_confirmed") and not user.get("deleted") and not user.get("is_bot"):
                 email = (user.get("profile") or {}).get("email")
-        except Exception:  # noqa: BLE001 - Slack unreachable: links still work, email matching cannot
-            email = None
+        except SlackApiError as exc:
+            failed = exc.response is None or exc.response.get("error") != "user_not_found"
+        except Exception:  # noqa: BLE001 - Slack unreachable or slow: links still work, email matching cannot
+            failed = True
         async with as_api(self.pool) as conn:
             row = await (await conn.execute(Q.slack_resolve_user, {
                 "installation_id": inst.id, "slack_user_id": slack_user, "email": email})).fetchone()
-        return row["user_id"] if row else None
+        if row is None or row["user_id"] is None:
+            if failed:  # not "unknown": Slack could not tell us who it is
+                raise EveError("Slack did not say who you are in time (users.info); try again in a minute",
+                               code="slack_unavailable")
+            return None
+        return row["user_id"]
 
     async def create_request(self, inst: Installation, user_id: UUID, worker_type: str, prompt: str, *,
                              channel: str, slack_user: str | None, inbound_key: str | None, replay_of: UUID | None = None,

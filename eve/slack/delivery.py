@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from eve.slack.core import Installation, decrypt_rows
 
 log = logging.getLogger("eve.slack.delivery")
 LEASE_S = 60
+INSTALLATIONS_TTL_S = 60.0
 MAX_BACKOFF_S = 300.0
 
 
@@ -81,9 +83,14 @@ class Delivery:
         self.client_factory = client_factory
         self._clients: dict[str, Any] = {}
         self._installations: dict[Any, Installation] = {}
+        self._loaded_at = 0.0
 
     async def _installation(self, installation_id: Any) -> Installation | None:
-        if installation_id not in self._installations:
+        """Cached; read again for an unknown id and every INSTALLATIONS_TTL_S (a token replaced by
+        `eve admin slack connect` is used within a minute)."""
+        stale = time.monotonic() - self._loaded_at > INSTALLATIONS_TTL_S
+        if stale or installation_id not in self._installations:
+            self._loaded_at = time.monotonic()
             async with as_service(self.pool) as conn:
                 rows = await (await conn.execute(Q.slack_installations_service)).fetchall()
             self._installations = {i.id: i for i in decrypt_rows(rows, self.key)}

@@ -172,3 +172,30 @@ async def test_question_is_posted_with_buttons_and_a_click_answers_it_once(stack
     assert (await hitl.get_question(conn, q["id"]))["response"]["answer"] == "no"
     posted = [p for p in stack.fake.accepted("chat.postMessage") if "The agent asks" in p["text"]]
     assert len(posted) == 1  # posted once
+
+
+async def test_replay_button_queues_a_new_request_in_a_new_thread(stack, conn):
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="say hi", trigger_id="t-r")
+    assert r.status_code == 200, r.text
+    stack.start_daemon()
+    [req] = await queue.claim(conn, "general", "w-test")
+    await queue.complete(conn, req, "w-test", Outcome(status="success", summary="hi", output={"text": "hi"}))
+    result = wait_for(lambda: [p for p in stack.fake.accepted("chat.postMessage") if p["text"].startswith("✅")],
+                      30, "the result")[0]
+    _click(stack, SLACK_USER, result, 0)  # Replay
+    told = wait_for(lambda: stack.fake.accepted("chat.postEphemeral"), 30, "the replay's ephemeral")
+    assert told[0]["text"].startswith("Replay queued as #")
+    rows = await (await conn.execute("SELECT id, replay_of, prompt, reply_to FROM eve.orchestration_requests "
+                                     "WHERE replay_of IS NOT NULL")).fetchall()
+    assert len(rows) == 1 and rows[0]["replay_of"] == req.id and rows[0]["prompt"] == "say hi"
+    roots = wait_for(lambda: [p for p in stack.fake.accepted("chat.postMessage") if p["text"].startswith("queued")
+                              and str(rows[0]["id"])[:8] in p["text"]], 30, "the replay's own thread root")
+    assert "thread_ts" not in roots[0]  # a new thread in the channel
+
+
+async def test_slack_not_answering_users_info_is_not_mistaken_for_an_unknown_user(stack, conn):
+    stack.fake.fail_next("users.info", 500, retry_after=None)
+    stack.fake.add_user("U0BOB", "bob@elsewhere.example")
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user="U0BOB", text="hi", trigger_id="t-u")
+    assert "slack_unavailable" in r.json()["text"] and "link you" not in r.json()["text"]
+    assert await _requests(conn) == []
