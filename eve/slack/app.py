@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
+from uuid import UUID
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 
 from eve.errors import EveError
 from eve.slack import messages, webapi
-from eve.slack.core import UNLINKED, SlackCore, parse_command, short, user_message
+from eve.slack.core import UNLINKED, Installation, SlackCore, parse_command, short, user_message
 
 log = logging.getLogger("eve.slack")
 VERIFIED_TEAMS = "eve_verified_teams"  # set by the HTTP adapter: teams whose secret signed the request
 COMMAND = "/eve"
+# a button's work, as the clicking user: (installation, eve user, Slack user, channel) -> text for them
+Click = Callable[[Installation, UUID, str, str], Awaitable[str | None]]
 
 
 def build_app(core: SlackCore) -> AsyncApp:
@@ -79,67 +83,59 @@ def build_app(core: SlackCore) -> AsyncApp:
             return
         await _say(ack, f"Queued #{short(req.id)} ({wtype}); follow it in the thread eve starts in this channel.")
 
-    @app.action(messages.REPLAY)
-    async def on_replay(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
-        await ack()
+    async def clicked(body: dict[str, Any], client: Any, failed: str, work: Click) -> None:
+        """Every button: the clicking user resolved (unlinked: told so), `work` run as them,
+        its text (or why it failed) shown to them alone."""
         user, channel, thread_ts = _who(body)
         inst = await core.installation(_team(body))
         if inst is None:
             return
         try:
             user_id = await core.resolve_user(inst, user, client)
-            if user_id is None:
-                text = UNLINKED.format(team=inst.team_id, user=user)
-            else:
-                req = await core.replay(inst, user_id, action["value"], channel=channel, slack_user=user,
-                                        inbound_key=f"action:{body.get('trigger_id') or action.get('action_ts')}")
-                text = f"Replay queued as #{short(req.id)}." if req else ""
-        except Exception as exc:  # noqa: BLE001
-            text = f"Replay failed: {user_message(exc)}"
+            text = (UNLINKED.format(team=inst.team_id, user=user) if user_id is None
+                    else await work(inst, user_id, user, channel))
+        except Exception as exc:  # noqa: BLE001 - a 409, a 404, a bad option: the user reads why
+            text = f"{failed}: {user_message(exc)}"
         if text:
             await _ephemeral(client, channel, user, thread_ts, text)
+
+    @app.action(messages.REPLAY)
+    async def on_replay(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
+        await ack()
+
+        async def replay(inst: Installation, user_id: UUID, user: str, channel: str) -> str | None:
+            req = await core.replay(inst, user_id, action["value"], channel=channel, slack_user=user,
+                                    inbound_key=f"action:{body.get('trigger_id') or action.get('action_ts')}")
+            return f"Replay queued as #{short(req.id)}." if req else None  # None: a redelivered click
+
+        await clicked(body, client, "Replay failed", replay)
 
     @app.action(messages.SHOW_OUTPUT)
     async def on_show_output(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
         await ack()
-        user, channel, thread_ts = _who(body)
-        inst = await core.installation(_team(body))
-        if inst is None:
-            return
-        try:
-            user_id = await core.resolve_user(inst, user, client)
-            if user_id is None:
-                text = UNLINKED.format(team=inst.team_id, user=user)
-            else:
-                text = messages.output_text(await core.result(user_id, action["value"]))
-        except Exception as exc:  # noqa: BLE001
-            text = f"Cannot show the output: {user_message(exc)}"
-        await _ephemeral(client, channel, user, thread_ts, text)
+
+        async def show(inst: Installation, user_id: UUID, user: str, channel: str) -> str | None:
+            return messages.output_text(await core.result(user_id, action["value"]))
+
+        await clicked(body, client, "Cannot show the output", show)
 
     @app.action(re.compile(rf"^{messages.ANSWER}_\d+$"))
     async def on_answer(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
         await ack()
-        user, channel, thread_ts = _who(body)
-        inst = await core.installation(_team(body))
-        if inst is None:
-            return
-        try:
-            user_id = await core.resolve_user(inst, user, client)
-            if user_id is None:
-                await _ephemeral(client, channel, user, thread_ts, UNLINKED.format(team=inst.team_id, user=user))
-                return
+
+        async def answer(inst: Installation, user_id: UUID, user: str, channel: str) -> str | None:
             row = await core.answer(user_id, action["value"])
-        except Exception as exc:  # noqa: BLE001 - a second answer (409), a bad option (400): the user reads why
-            await _ephemeral(client, channel, user, thread_ts, f"Not answered: {user_message(exc)}")
-            return
-        answer = (row["response"] or {}).get("answer")
-        text = (f"❓ {messages.safe(row['question'], 2500)}\n"
-                f"✅ {messages.escape(row['answered_by_name'])} answered: {messages.escape(str(answer))}")
-        try:  # the buttons go; best effort, the answer is recorded either way
-            await client.chat_update(channel=channel, ts=(body.get("message") or {}).get("ts"), text=text,
-                                     blocks=[])
-        except Exception:  # noqa: BLE001
-            log.warning("could not update the question message", exc_info=True)
+            given = (row["response"] or {}).get("answer")
+            text = (f"❓ {messages.safe(row['question'], 2500)}\n"
+                    f"✅ {messages.escape(row['answered_by_name'])} answered: {messages.escape(str(given))}")
+            try:  # the buttons go; best effort, the answer is recorded either way
+                await client.chat_update(channel=channel, ts=(body.get("message") or {}).get("ts"), text=text,
+                                         blocks=[])
+            except Exception:  # noqa: BLE001
+                log.warning("could not update the question message", exc_info=True)
+            return None
+
+        await clicked(body, client, "Not answered", answer)
 
     return app
 
