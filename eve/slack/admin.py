@@ -20,7 +20,8 @@ def _check(team_id: str, bot_token: str, signing_secret: str, app_token: str | N
     if not bot_token.startswith("xoxb-"):
         raise ValidationError("--bot-token must be the app's Bot User OAuth Token (xoxb-…), from OAuth & Permissions")
     if len(signing_secret.strip()) < 16:
-        raise ValidationError("--signing-secret must be the app's Signing Secret (Basic Information → App Credentials)")
+        raise ValidationError("--signing-secret must be the app's Signing Secret "
+                              "(Basic Information → App Credentials)")
     if app_token is not None and not app_token.startswith("xapp-"):
         raise ValidationError("--app-token must be an app-level token (xapp-…) with connections:write, "
                               "for Socket Mode")
@@ -47,7 +48,8 @@ async def connect(conn: Any, key: bytes, *, org: str, team_id: str, bot_token: s
 
 async def link(conn: Any, *, team_id: str, slack_user: str, email: str) -> dict[str, Any]:
     if not TEAM_ID.match(slack_user or ""):
-        raise ValidationError(f"Slack user id {slack_user!r} is not one (like U012AB3CD: profile → ⋮ → Copy member ID)")
+        raise ValidationError(f"Slack user id {slack_user!r} is not one "
+                              "(like U012AB3CD: profile → ⋮ → Copy member ID)")
     row = await (await conn.execute(Q.slack_link_upsert, {"team_id": team_id, "slack_user_id": slack_user,
                                                           "email": email})).fetchone()
     if row is None:

@@ -132,7 +132,8 @@ class SlackCore:
         return row["user_id"]
 
     async def create_request(self, inst: Installation, user_id: UUID, worker_type: str, prompt: str, *,
-                             channel: str, slack_user: str | None, inbound_key: str | None, replay_of: UUID | None = None,
+                             channel: str, slack_user: str | None, inbound_key: str | None,
+                             replay_of: UUID | None = None,
                              context: dict[str, Any] | None = None,
                              config: dict[str, Any] | None = None) -> Request | None:
         """The request and its outbox row in one transaction, as `user_id`; None when this
@@ -148,6 +149,9 @@ class SlackCore:
                     "channel": channel, "slack_user": slack_user, "inbound_key": inbound_key})).fetchone()
                 if row is None:
                     raise _Duplicate()
+                if replay_of is not None:  # as POST /requests/{id}/replay records it
+                    await queue.append_events(conn, replay_of, inst.org_id,
+                                              [("replayed", {"new_request_id": str(req.id)})])
         except _Duplicate:
             return None
         return req

@@ -74,7 +74,8 @@ def result_message(state: dict[str, Any]) -> dict[str, Any]:
         text = f"✅ done · #{short(rid)}\n{safe(state.get('summary') or '(no summary)')}"
     else:
         code = escape(state.get("error_code") or state["result_status"])
-        text = f"❌ {state['result_status']} · #{short(rid)} · `{code}`\n{safe(state.get('error') or '(no message)')}"
+        error = safe(state.get("error") or "(no message)")
+        text = f"❌ {state['result_status']} · #{short(rid)} · `{code}`\n{error}"
     buttons = [
         {"type": "button", "action_id": REPLAY, "text": {"type": "plain_text", "text": "Replay"}, "value": rid},
         {"type": "button", "action_id": SHOW_OUTPUT, "text": {"type": "plain_text", "text": "Show output"},

@@ -39,7 +39,8 @@ def unseal(key: bytes, blob: bytes, *, aad: str) -> str:
 
     data = bytes(blob)
     if not data.startswith(_VERSION) or len(data) < 1 + 12 + 16:
-        raise ConfigError("stored Slack secret is not in a format this version reads; run `eve admin slack connect` again")
+        raise ConfigError("stored Slack secret is not in a format this version reads; "
+                          "run `eve admin slack connect` again")
     try:
         return AESGCM(key).decrypt(data[1:13], data[13:], aad.encode("utf-8")).decode("utf-8")
     except InvalidTag:

@@ -188,6 +188,8 @@ async def test_replay_button_queues_a_new_request_in_a_new_thread(stack, conn):
     rows = await (await conn.execute("SELECT id, replay_of, prompt, reply_to FROM eve.orchestration_requests "
                                      "WHERE replay_of IS NOT NULL")).fetchall()
     assert len(rows) == 1 and rows[0]["replay_of"] == req.id and rows[0]["prompt"] == "say hi"
+    replayed = [e.data for e in await queue.list_events(conn, req.id) if e.kind == "replayed"]
+    assert replayed == [{"new_request_id": str(rows[0]["id"])}]
     roots = wait_for(lambda: [p for p in stack.fake.accepted("chat.postMessage") if p["text"].startswith("queued")
                               and str(rows[0]["id"])[:8] in p["text"]], 30, "the replay's own thread root")
     assert "thread_ts" not in roots[0]  # a new thread in the channel

@@ -71,7 +71,8 @@ class FakeSlack:
                 args = {**args, "_ts": ts}  # the ts this message got, for the tests
             self.calls.append(Call(method, args, 200))
         if method == "chat.postMessage":
-            return 200, {}, {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"text": args.get("text")}}
+            return 200, {}, {"ok": True, "channel": args.get("channel"), "ts": ts,
+                             "message": {"text": args.get("text")}}
         if method == "chat.update":
             return 200, {}, {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "chat.postEphemeral":
