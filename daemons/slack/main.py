@@ -20,14 +20,14 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from eve.db import as_service, make_pool
+from eve.db import as_service, listen_enabled, make_pool
 from eve.errors import ConfigError, EveError
 from eve.logging import setup as setup_logging
 from eve.queries import Q
 from eve.slack import secretbox
 from eve.slack.app import build_app
 from eve.slack.core import SlackCore, decrypt_rows
-from eve.slack.delivery import Delivery, DeliverySettings
+from eve.slack.delivery import Delivery, DeliverySettings, listen
 
 log = logging.getLogger("eve.slack")
 
@@ -47,7 +47,10 @@ async def serve(dsn: str, api_dsn: str, jwt_secret: str | None, settings: Delive
     await service.open(wait=False)
     await api.open(wait=False)
     sockets = SocketMode(service, build_app(SlackCore(api, key, socket_mode=True)), key)
-    delivery = asyncio.create_task(Delivery(service, key, settings).run(stop))
+    wake = asyncio.Event()
+    # poll-only behind PgBouncer in transaction pooling (EVE_LISTEN=off), as everywhere
+    listener = asyncio.create_task(listen(dsn, wake)) if listen_enabled() else None
+    delivery = asyncio.create_task(Delivery(service, key, settings).run(stop, wake))
     try:
         while not stop.is_set():
             if socket_mode:
@@ -59,6 +62,8 @@ async def serve(dsn: str, api_dsn: str, jwt_secret: str | None, settings: Delive
         await delivery
     finally:
         delivery.cancel()
+        if listener is not None:
+            listener.cancel()
         await sockets.close()
         await api.close()
         await service.close()

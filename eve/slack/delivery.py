@@ -49,13 +49,6 @@ class DeliverySettings:
     batch: int = 20
 
 
-class RetryLater(Exception):
-    def __init__(self, delay_s: float, reason: str) -> None:
-        super().__init__(reason)
-        self.delay_s = delay_s
-        self.reason = reason
-
-
 def retry_delay(exc: BaseException, failures: int) -> float:
     """Seconds to wait after a failed Slack call: Retry-After on 429, else exponential with jitter."""
     if isinstance(exc, SlackApiError) and exc.response is not None and exc.response.status_code == 429:
@@ -102,9 +95,13 @@ class Delivery:
             self._clients[inst.team_id] = self.client_factory(inst.bot_token)
         return self._clients[inst.team_id]
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; a database outage is waited out."""
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        """Deliver until `stop` is set; a database outage is waited out. `wake` (set by
+        `listen`) cuts the wait short when a new Slack request arrives."""
+        wake = wake or asyncio.Event()
+        idle_logged = False
         while not stop.is_set():
+            wake.clear()
             try:
                 worked = await self.tick()
             except Exception:  # noqa: BLE001 - the loop outlives a database restart
@@ -112,10 +109,14 @@ class Delivery:
                 worked = 0
             if worked:
                 continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
-            except TimeoutError:
-                pass
+            if not idle_logged:
+                log.info("slack delivery: nothing due; next poll in %.1fs unless woken", self.settings.poll_interval)
+                idle_logged = True
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            await asyncio.wait(waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+
 
     async def tick(self) -> int:
         """One pass over the threads with something due; how many were handled."""
@@ -204,3 +205,26 @@ class Delivery:
         for q in rows:
             await client.chat_postMessage(channel=thread["channel"], thread_ts=root, **messages.question_message(q))
             await self._exec(Q.slack_thread_question_posted, {"request_id": rid, "question_id": q["id"]})
+
+
+async def listen(dsn: str, wake: asyncio.Event) -> None:
+    """Set `wake` on every NOTIFY eve_slack (a new thread: its root is posted at once, not at
+    the next poll). Runs until cancelled; reconnects after a database restart."""
+    from eve.db import connect
+
+    while True:
+        try:
+            conn = await connect(dsn)
+            try:
+                await conn.execute("LISTEN eve_slack")
+                log.info("slack delivery: listening on eve_slack")
+                wake.set()  # look once now: something may have arrived while not listening
+                async for _ in conn.notifies():
+                    wake.set()
+            finally:
+                await conn.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the poll covers the gap
+            log.warning("slack delivery: LISTEN failed; polling until it is back", exc_info=True)
+            await asyncio.sleep(5)

@@ -74,6 +74,22 @@ CREATE TABLE eve.slack_threads (
 );
 CREATE INDEX slack_threads_open_idx ON eve.slack_threads (next_try_at) WHERE done_at IS NULL;
 
+-- A new thread wakes the delivery loop (`eve slack run` LISTENs), so the thread root is
+-- posted at once rather than at its next poll. Only this table, only on insert: a Slack
+-- request's progress and result are picked up by the poll (every second), and nothing
+-- else the platform writes pays for a NOTIFY.
+CREATE FUNCTION eve.notify_slack_thread() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('eve_slack', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER slack_threads_notify
+    AFTER INSERT ON eve.slack_threads
+    FOR EACH STATEMENT EXECUTE FUNCTION eve.notify_slack_thread();
+
 -- ---------------------------------------------------------------------------
 -- Row-level security
 -- ---------------------------------------------------------------------------

@@ -201,3 +201,13 @@ async def test_slack_not_answering_users_info_is_not_mistaken_for_an_unknown_use
     r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user="U0BOB", text="hi", trigger_id="t-u")
     assert "slack_unavailable" in r.json()["text"] and "link you" not in r.json()["text"]
     assert await _requests(conn) == []
+
+
+async def test_a_new_thread_root_is_posted_on_notify_not_on_the_poll(stack, conn):
+    stack.start_daemon(EVE_SLACK_POLL_INTERVAL="120")
+    wait_for(lambda: "listening on eve_slack" in stack.daemon_output(), 30, "the daemon to LISTEN")
+    wait_for(lambda: "nothing due; next poll in 120" in stack.daemon_output(), 30, "the daemon to go idle")
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="hi", trigger_id="t-n")
+    assert r.status_code == 200, r.text
+    # far inside the 120 s poll: only the NOTIFY from the thread's insert can explain it
+    wait_for(lambda: stack.fake.accepted("chat.postMessage"), 20, "the root, woken by NOTIFY")
