@@ -58,6 +58,9 @@ fi
 if ! id eve-api >/dev/null 2>&1; then
     run useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin eve-api
 fi
+if ! id eve-slack >/dev/null 2>&1; then  # the Slack daemon (eve-slack.service, enabled by hand)
+    run useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin eve-slack
+fi
 run install -d -o eve -g eve -m 0750 "$STATE" "$STATE/workspaces"
 run install -d -o root -g root -m 0755 "$ETC"
 run install -d -m 0755 "$PREFIX"
@@ -75,7 +78,7 @@ as_eve npx --yes cc-mirror quick --provider mirror --name mclaude
 
 echo "== configuration"
 # least privilege: each file readable by its own unit's user only; the owner's DSN stays with root
-for spec in api:eve-api worker:eve migrate:root; do
+for spec in api:eve-api worker:eve migrate:root slack:eve-slack; do
     name="${spec%%:*}" owner="${spec##*:}"
     if [ ! -f "$ETC/$name.env" ]; then
         run install -o "$owner" -g "$owner" -m 0600 "$SOURCE/packaging/systemd/$name.env.example" "$ETC/$name.env"
@@ -86,7 +89,7 @@ for spec in api:eve-api worker:eve migrate:root; do
 done
 
 echo "== systemd units"
-for unit in eve-api.service eve-worker@.service eve.target; do
+for unit in eve-api.service eve-worker@.service eve-slack.service eve.target; do
     run install -m 0644 "$SOURCE/packaging/systemd/$unit" "$UNIT_DIR/$unit"
 done
 run systemctl daemon-reload

@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from eve import __version__, reqtokens
 from eve.auth import Caller, bearer
-from eve.daemons.api import errors, hitl, orgs, routes, schedules, tree
+from eve.daemons.api import errors, hitl, orgs, routes, schedules, slack, tree
 from eve.daemons.api import secrets as secrets_routes
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
@@ -101,7 +101,7 @@ def create_app(settings: ApiSettings) -> Litestar:
 
     return Litestar(
         route_handlers=[*routes.HANDLERS, *schedules.HANDLERS, *tree.HANDLERS, *hitl.HANDLERS,
-                        *orgs.HANDLERS, *secrets_routes.HANDLERS],
+                        *orgs.HANDLERS, *secrets_routes.HANDLERS, *slack.HANDLERS],
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -15,7 +15,7 @@ import typer
 
 from eve import __version__
 from eve.cli import (admin, api, config_cmd, db, doctor, hitl, keys, members, orgs, platform, requests, schedules,
-                     tree, ui, up, worker)
+                     slack, tree, ui, up, worker)
 from eve.cli import secrets as secrets_cmd
 from eve.cli._common import report_eve_error
 from eve.errors import EveError
@@ -55,6 +55,7 @@ app.add_typer(api.app, name="api")
 app.add_typer(worker.app, name="worker")
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
+app.add_typer(slack.app, name="slack")
 
 
 def _version(value: bool) -> None:

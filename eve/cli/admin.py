@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from eve.cli._common import DSN_HELP, require_dsn, run
+from eve.cli.slack import admin_app as slack_admin_app
 
 T = TypeVar("T")
 
@@ -21,6 +22,7 @@ app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(member_app, name="member")
 app.add_typer(key_app, name="apikey")
+app.add_typer(slack_admin_app, name="slack")
 
 DsnOpt = Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL", help=DSN_HELP, show_envvar=False)]
 

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from eve.cli import slack
 from eve.cli._common import console, run
 from eve.errors import ValidationError
 
@@ -367,6 +368,7 @@ def up(
                 components.append(Component(f"{wtype}-{i + 1}",
                                             worker_command(wtype, i + 1, index, data_dir, sandbox), worker_env))
                 index += 1
+        components += [Component(*c) for c in slack.up_components(dsn, dsns, worker_env, _jwt_secret(data_dir))]
         for comp in components:
             comp.start(output)
         if not _ready(f"{api_url}/health?ready=1", 60, api):

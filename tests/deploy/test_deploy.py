@@ -286,3 +286,17 @@ def test_github_workflow_mirrors_ci_run() -> None:
     runs = " ".join(s.get("run", "") for s in steps)
     assert "make test" in runs and "shellcheck" in runs
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_slack_unit_runs_eve_slack_run_as_its_own_user() -> None:
+    slack = unit("eve-slack.service")
+    svc = slack["Service"]
+    assert svc["User"] == "eve-slack" and svc["EnvironmentFile"] == "/etc/eve/slack.env"
+    assert svc["NoNewPrivileges"] == "yes" and svc["ProtectSystem"] == "strict" and "ReadWritePaths" not in svc
+    exe, *args = svc["ExecStart"].split()
+    assert exe == "/opt/eve/venv/bin/eve"
+    assert_eve_command_exists(args)
+    env = (ROOT / "packaging" / "systemd" / "slack.env.example").read_text()
+    assert "DATABASE_URL=postgresql://eve_worker_login" in env and "EVE_API_DATABASE_URL=" in env
+    assert "JWT_SECRET=" in env
+    assert "slack:eve-slack" in (ROOT / "packaging" / "install-vps.sh").read_text()

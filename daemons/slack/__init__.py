@@ -1,0 +1,1 @@
+"""`eve slack run`: Socket Mode listeners and the Slack delivery loop."""
