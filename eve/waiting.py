@@ -81,3 +81,30 @@ def add_totals(outcome: Outcome, session: dict[str, Any] | None) -> Outcome:
 async def parked_among(conn: Any, ids: list[UUID]) -> set[UUID]:
     rows = await (await conn.execute(Q.requests_parked, {"ids": ids})).fetchall()
     return {r["id"] for r in rows}
+
+
+# -- thread continuations (migration 0013) -------------------------------------------------
+
+
+async def continuation(conn: Any, request_id: UUID) -> dict[str, Any] | None:
+    """The request this one continues and its kept session (session_id None: none kept);
+    None when it continues nothing."""
+    row = await (await conn.execute(Q.continuation_get, {"request_id": request_id})).fetchone()
+    return dict(row) if row is not None else None
+
+
+async def keep(conn: Any, *, request_id: UUID, org_id: UUID, session_id: str, transcript: bytes,
+               transcript_path: str | None, archive: bytes | None, host: str, workspace_path: str,
+               outcome: Outcome) -> None:
+    """Keep a finished request's final session for a continuation; drop the one it continued."""
+    await conn.execute(Q.session_keep, {
+        "request_id": request_id, "org_id": org_id, "session_id": session_id, "transcript": transcript,
+        "transcript_path": transcript_path, "archive": archive,
+        "archive_bytes": len(archive) if archive is not None else None, "kept": archive is not None,
+        "host": host, "workspace_path": workspace_path, "active_ms": int(outcome.duration_ms or 0),
+        "tokens": int(outcome.tokens_used or 0), "cost": outcome.cost_usd or 0})
+
+
+async def expire_kept(conn: Any, max_age_s: float) -> int:
+    rows = await (await conn.execute(Q.sessions_kept_expire, {"max_age_s": max_age_s})).fetchall()
+    return len(rows)

@@ -51,8 +51,10 @@ RETURNING slack_user_id, user_id;
 SELECT eve.slack_resolve_user(%(installation_id)s, %(slack_user_id)s, %(email)s) AS user_id;
 
 -- name: slack_thread_insert
-INSERT INTO eve.slack_threads (request_id, installation_id, org_id, channel, slack_user, inbound_key)
-VALUES (%(request_id)s, %(installation_id)s, %(org_id)s, %(channel)s, %(slack_user)s, %(inbound_key)s)
+-- root_ts given: a continuation posts into the thread it came from (no new root)
+INSERT INTO eve.slack_threads (request_id, installation_id, org_id, channel, slack_user, inbound_key, root_ts)
+VALUES (%(request_id)s, %(installation_id)s, %(org_id)s, %(channel)s, %(slack_user)s, %(inbound_key)s,
+        %(root_ts)s)
 ON CONFLICT (inbound_key) DO NOTHING
 RETURNING request_id;
 

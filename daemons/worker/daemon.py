@@ -72,6 +72,7 @@ class WorkerConfig:
     api_url: str | None = None  # the API agents reach with their request token (EVE_API_URL); None: no token
     session_archive_cap_bytes: int = DEFAULT_ARCHIVE_CAP_BYTES  # a waiting request's workspace, compressed
     reuse_local_workspaces: bool = True  # resume in the directory a worker on this host left
+    kept_session_days: float = 7.0  # a finished Slack-thread request's session, kept for a continuation
 
 
 @dataclass
@@ -83,6 +84,11 @@ class Slot:
     shutdown: bool = False
     fenced: bool = False  # the claim is lost (or could not be renewed): stop, write nothing
     renewed_at: float = field(default_factory=time.monotonic)
+
+
+def _slack_thread(req: Request) -> bool:
+    """Reports to a Slack thread: a mention there may continue it (migration 0013)."""
+    return isinstance(req.reply_to, dict) and req.reply_to.get("type") == "slack"
 
 
 class EventBatcher:
@@ -330,6 +336,8 @@ class Worker:
             if req.resumes > 0:
                 state = await self.with_db(lambda c: waiting.resume_state(c, req.id))
                 resume = await self._prepare_resume(req, state, batcher)
+            elif _slack_thread(req):  # a mention in a Slack thread may continue its last request
+                resume = await self._prepare_continuation(req, batcher)
             api = None
             if cfg.api_url:
                 secret = await self.with_db(lambda c: reqtokens.issue(c, request_id=req.id, org_id=req.org_id,
@@ -370,14 +378,50 @@ class Worker:
         if final and state is not None:
             outcome = waiting.add_totals(outcome, state.session)
         await self._report(req, outcome, extra, time.monotonic() - started)
+        if final and _slack_thread(req):
+            await self._keep_session(req, turn, outcome, extra)
         if final and state is not None:
             ids = state.wait_ids
             await self.with_db(lambda c: waiting.delivered(c, ids), attempts=5)  # (the result dropped the session)
         if not cfg.keep_workspaces and outcome.status in ("success", "cancelled"):
             self._remove_workspace(req.id)
 
-    async def _prepare_resume(self, req: Request, state: waiting.ResumeState, batcher: EventBatcher) -> Resume | None:
-        """Put the stored workspace back and say how to resume; None: no session, start afresh."""
+    async def _prepare_continuation(self, req: Request, batcher: EventBatcher) -> Resume | None:
+        """A continuation (migration 0013): the previous request's kept session, resumed with
+        this request's own prompt; None (start afresh) when it continues nothing or nothing was kept."""
+        cont = await self.with_db(lambda c: waiting.continuation(c, req.id))
+        if cont is None:
+            return None
+        if cont["session_id"] is None:
+            await batcher.emit("resumed", {"attempt": req.attempts, "continues": str(cont["continues"]),
+                                           "session": None})
+            return None
+        state = waiting.ResumeState(session=cont, wait_ids=[], outcomes=[])
+        return await self._prepare_resume(req, state, batcher, continues=cont["continues"])
+
+    async def _keep_session(self, req: Request, turn: TurnInfo, outcome: Outcome, extra: dict[str, Any]) -> None:
+        """A finished Slack-thread request keeps its final session (a mention may continue it).
+        Best effort: without it a continuation starts afresh."""
+        if not turn.session_id or turn.workspace is None or not turn.workspace.is_dir():
+            return
+        transcript = find_transcript(turn.config_roots or [], turn.session_id)
+        if transcript is None:
+            return
+        try:
+            data = await asyncio.to_thread(read_transcript, transcript)
+            archive = await asyncio.to_thread(archive_workspace, turn.workspace,
+                                              self.config.session_archive_cap_bytes)
+            await self.with_db(lambda c: waiting.keep(
+                c, request_id=req.id, org_id=req.org_id, session_id=turn.session_id or "", transcript=data,
+                transcript_path="/".join(transcript.parts[-3:]), archive=archive, host=socket.gethostname(),
+                workspace_path=str(turn.workspace), outcome=outcome), attempts=5)
+        except (OSError, *DB_ERRORS):
+            log.warning("could not keep the session for a continuation", extra=extra, exc_info=True)
+
+    async def _prepare_resume(self, req: Request, state: waiting.ResumeState, batcher: EventBatcher,
+                              continues: UUID | None = None) -> Resume | None:
+        """Put the stored workspace back and say how to resume; None: no session, start afresh.
+        `continues`: the session is that earlier request's, resumed with this request's prompt."""
         cfg = self.config
         sess = state.session
         if sess is None:  # nothing stored (a turn that waited before sessions were kept): tell it in the prompt
@@ -386,7 +430,8 @@ class Worker:
                                            "outcomes": len(state.outcomes)})
             return None
         path = cfg.workspace_root / str(req.id)
-        here = sess["host"] == socket.gethostname() and cfg.reuse_local_workspaces
+        # a continuation never takes the earlier request's directory: the archive only
+        here = sess["host"] == socket.gethostname() and cfg.reuse_local_workspaces and continues is None
         left = Path(sess["workspace_path"]) if sess["workspace_path"] else None
         if here and left is not None and left == path and path.is_dir():
             how = "reused"
@@ -399,11 +444,14 @@ class Worker:
         else:
             shutil.rmtree(path, ignore_errors=True)
             how = "lost"
-        await batcher.emit("resumed", {"attempt": req.attempts, "turn": req.resumes + 1,
-                                       "session_id": sess["session_id"], "workspace": how,
-                                       "outcomes": len(state.outcomes)})
-        return Resume(session_id=sess["session_id"], transcript=bytes(sess["transcript"]),
-                      prompt=resume_prompt(state.outcomes, workspace_kept=how != "lost"))
+        data: dict[str, Any] = {"attempt": req.attempts, "turn": req.resumes + 1,
+                                "session_id": sess["session_id"], "workspace": how, "outcomes": len(state.outcomes)}
+        if continues is not None:
+            data["continues"] = str(continues)
+        await batcher.emit("resumed", data)
+        prompt = (req.prompt if continues is not None
+                  else resume_prompt(state.outcomes, workspace_kept=how != "lost"))
+        return Resume(session_id=sess["session_id"], transcript=bytes(sess["transcript"]), prompt=prompt)
 
     @staticmethod
     def _move_workspace(src: Path, dest: Path) -> None:
@@ -627,6 +675,8 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 report = await self.with_db(lambda c: queue.reap(c), attempts=1)
+                max_age = self.config.kept_session_days * 86_400
+                await self.with_db(lambda c: waiting.expire_kept(c, max_age), attempts=1)  # (0013)
                 if report.requeued or report.failed:
                     self.log("info", f"reaper: requeued {len(report.requeued)}, failed {len(report.failed)}",
                              requeued=[str(i) for i in report.requeued], failed=[str(i) for i in report.failed])

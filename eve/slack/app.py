@@ -1,4 +1,4 @@
-"""The Bolt for Python listeners: `/eve`, Replay, Show output (and HITL answers, when merged).
+"""The Bolt for Python listeners: `/eve`, mentions in eve's threads, Replay, Show output, HITL answers.
 
 One AsyncApp serves both transports: the API hands it signature-checked HTTP requests
 (daemons/api/slack.py), `eve slack run` hands it Socket Mode envelopes. Listeners ack
@@ -119,6 +119,38 @@ def build_app(core: SlackCore) -> AsyncApp:
 
         await clicked(body, client, "Cannot show the output", show)
 
+    @app.event("app_mention")
+    async def on_mention(body: dict[str, Any], event: dict[str, Any], client: Any) -> None:
+        """A reply mentioning eve in a thread eve owns continues that thread's conversation.
+
+        Bolt acks the event before this runs. Slack redelivers an event it thinks was not
+        acked in time: the same `event_id` conflicts on the outbox row and creates nothing.
+        A mention outside a thread, or by a bot, is not for eve; what goes wrong is told to
+        the mentioning user alone, in the thread."""
+        thread_ts, user, channel = event.get("thread_ts"), event.get("user"), event.get("channel")
+        if not thread_ts or not user or not channel or event.get("bot_id") or thread_ts == event.get("ts"):
+            return
+        inst = await core.installation(body.get("team_id") or event.get("team"))
+        if inst is None:
+            return
+        try:
+            user_id = await core.resolve_user(inst, user, client)
+            if user_id is None:
+                text: str | None = UNLINKED.format(team=inst.team_id, user=user)
+            else:
+                req = await core.continue_thread(inst, user_id, strip_mentions(event.get("text", "")),
+                                                 channel=channel, thread_ts=thread_ts, slack_user=user,
+                                                 inbound_key=f"event:{body.get('event_id') or event.get('ts')}")
+                text = None  # queued (its progress and result follow in the thread), or a redelivery
+                if req is not None:
+                    log.info("mention in %s/%s continues the thread as %s", channel, thread_ts, req.id)
+        except Exception as exc:  # noqa: BLE001 - the user reads why, the log has the rest
+            if not isinstance(exc, EveError):
+                log.exception("mention failed")
+            text = f"Not queued: {user_message(exc)}"
+        if text:
+            await _ephemeral(client, channel, user, thread_ts, text)
+
     @app.action(re.compile(rf"^{messages.ANSWER}_\d+$"))
     async def on_answer(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
         await ack()
@@ -143,6 +175,14 @@ def build_app(core: SlackCore) -> AsyncApp:
 async def _say(ack: Any, text: str) -> None:
     """Answer a slash command with a message only the caller sees."""
     await ack(text=text, response_type="ephemeral")
+
+
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+
+def strip_mentions(text: str) -> str:
+    """The prompt of a mention: the text without `<@U…>` user mentions (eve's own, others')."""
+    return " ".join(_MENTION.sub(" ", text or "").split())
 
 
 def _team(body: dict[str, Any]) -> str | None:

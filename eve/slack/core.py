@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from eve import queue
 from eve.db import as_api, as_user
-from eve.errors import EveError, ValidationError
+from eve.errors import EveError, NotFound, ValidationError
 from eve.models import Request
 from eve.queries import Q
 from eve.settings import QueueSettings
@@ -135,10 +135,12 @@ class SlackCore:
                              channel: str, slack_user: str | None, inbound_key: str | None,
                              replay_of: UUID | None = None,
                              context: dict[str, Any] | None = None,
-                             config: dict[str, Any] | None = None) -> Request | None:
+                             config: dict[str, Any] | None = None,
+                             thread_ts: str | None = None, continues: UUID | None = None) -> Request | None:
         """The request and its outbox row in one transaction, as `user_id`; None when this
-        inbound delivery (`inbound_key`) was already handled (a retry)."""
-        reply_to = {"type": "slack", "team": inst.team_id, "channel": channel, "thread_ts": None}
+        inbound delivery (`inbound_key`) was already handled (a retry). `thread_ts`: post into
+        that existing thread; `continues`: resume that request's session (migration 0013)."""
+        reply_to = {"type": "slack", "team": inst.team_id, "channel": channel, "thread_ts": thread_ts}
         try:
             async with as_user(self.pool, user_id) as conn:
                 req = await queue.enqueue(conn, org_id=inst.org_id, user_id=user_id, worker_type=worker_type,
@@ -146,9 +148,15 @@ class SlackCore:
                                           reply_to=reply_to, settings=self.settings, worker_types=self.worker_types)
                 row = await (await conn.execute(Q.slack_thread_insert, {
                     "request_id": req.id, "installation_id": inst.id, "org_id": inst.org_id,
-                    "channel": channel, "slack_user": slack_user, "inbound_key": inbound_key})).fetchone()
+                    "channel": channel, "slack_user": slack_user, "inbound_key": inbound_key,
+                    "root_ts": thread_ts})).fetchone()
                 if row is None:
                     raise _Duplicate()
+                if continues is not None:
+                    await conn.execute(Q.continuation_insert, {"request_id": req.id, "org_id": inst.org_id,
+                                                               "continues": continues})
+                    await queue.append_events(conn, continues, inst.org_id,
+                                              [("continued", {"new_request_id": str(req.id)})])
                 if replay_of is not None:  # as POST /requests/{id}/replay records it
                     await queue.append_events(conn, replay_of, inst.org_id,
                                               [("replayed", {"new_request_id": str(req.id)})])
@@ -164,6 +172,23 @@ class SlackCore:
         return await self.create_request(inst, user_id, original.worker_type, original.prompt, channel=channel,
                                          slack_user=slack_user, inbound_key=inbound_key, replay_of=original.id,
                                          context=original.context, config=original.config)
+
+    async def continue_thread(self, inst: Installation, user_id: UUID, prompt: str, *, channel: str,
+                              thread_ts: str, slack_user: str, inbound_key: str | None) -> Request | None:
+        """A mention in a thread eve owns: a new request, as the mentioning user, that resumes
+        the thread's latest request's session and reports into the same thread. Raises
+        NotFound when the thread is not eve's or its request is not visible to the user."""
+        if not prompt.strip():
+            raise ValidationError("say what to do next after the mention, e.g. `@eve now add tests`")
+        async with as_user(self.pool, user_id) as conn:
+            row = await (await conn.execute(Q.slack_thread_last_request, {
+                "installation_id": inst.id, "channel": channel, "thread_ts": thread_ts})).fetchone()
+            if row is None:
+                raise NotFound("this thread is not one eve started (or you cannot see its request)")
+            previous = await queue.get_request(conn, row["request_id"])
+        return await self.create_request(inst, user_id, previous.worker_type, prompt.strip(), channel=channel,
+                                         slack_user=slack_user, inbound_key=inbound_key, config=previous.config,
+                                         thread_ts=thread_ts, continues=previous.id)
 
     async def answer(self, user_id: UUID, value: str) -> dict[str, Any]:
         """A question button: `value` is "QUESTION_ID:OPTION_INDEX". Answers through the same

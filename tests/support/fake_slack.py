@@ -158,6 +158,25 @@ def interaction(api_url: str, secret: str, payload: dict[str, Any]) -> httpx.Res
                       headers={"Content-Type": "application/x-www-form-urlencoded", **sign(secret, body)})
 
 
+def mention_event(*, team: str, user: str, text: str, event_id: str, thread_ts: str | None,
+                  channel: str = "C0CHAN", ts: str | None = None) -> dict[str, Any]:
+    """The Events API body of an `app_mention` (a reply in `thread_ts` when given)."""
+    event = {"type": "app_mention", "user": user, "text": text, "channel": channel, "team": team,
+             "ts": ts or f"{time.time():.6f}", "event_ts": ts or f"{time.time():.6f}"}
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+    return {"token": "legacy", "team_id": team, "api_app_id": "A0APP", "type": "event_callback",
+            "event_id": event_id, "event_time": int(time.time()), "event": event,
+            "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}]}
+
+
+def app_mention(api_url: str, secret: str, **kw: Any) -> httpx.Response:
+    """POST a signed `app_mention` event (JSON) to the API's /slack/events, as Slack does."""
+    body = json.dumps(mention_event(**kw)).encode()
+    return httpx.post(f"{api_url}/slack/events", content=body, timeout=30,
+                      headers={"Content-Type": "application/json", **sign(secret, body)})
+
+
 class FakeSocketMode:
     """Slack's Socket Mode end: a websocket (aiohttp, in its own thread) that apps.connections.open
     on the fake Web API points at. The test sends envelopes and waits for the app's acks."""
