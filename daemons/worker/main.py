@@ -66,8 +66,12 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
                    help="The API agents reach with their own request token (EVE_API_TOKEN); without it agents "
                         "get no token and cannot orchestrate.")
     p.add_argument("--session-archive-mb", type=int, default=int(env.get("EVE_SESSION_ARCHIVE_MB") or 100),
-                   help="Largest compressed workspace kept for a waiting request (default 100); above it the "
-                        "resumed agent is told its files were not kept.")
+                   help="Largest compressed workspace kept for a waiting request, or for a finished Slack-thread "
+                        "request a mention may continue (default 100); above it the resumed agent is told its "
+                        "files were not kept.")
+    p.add_argument("--kept-session-days", type=float, default=float(env.get("EVE_KEPT_SESSION_DAYS") or 7),
+                   help="How long a finished Slack-thread request's Claude Code session is kept for a mention "
+                        "in its thread to continue it (default 7; EVE_KEPT_SESSION_DAYS).")
     p.add_argument("--no-listen", action="store_true", default=not listen_enabled(),
                    help="Poll only, no LISTEN (PgBouncer in transaction pooling); same as EVE_LISTEN=off.")
     a = p.parse_args(argv)
@@ -88,6 +92,7 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
                         min_free_disk_mb=a.min_free_disk_mb, api_url=a.api_url,
                         session_archive_cap_bytes=a.session_archive_mb * 1024 * 1024,
                         reuse_local_workspaces=env.get("EVE_SESSION_REUSE_LOCAL", "1") != "0",
+                        kept_session_days=a.kept_session_days,
                         **({"worker_id": a.worker_id} if a.worker_id else {}))
 
 

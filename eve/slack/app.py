@@ -142,7 +142,9 @@ def build_app(core: SlackCore) -> AsyncApp:
                                                  channel=channel, thread_ts=thread_ts, slack_user=user,
                                                  inbound_key=f"event:{body.get('event_id') or event.get('ts')}")
                 text = None  # queued (its progress and result follow in the thread), or a redelivery
-                if req is not None:
+                if req is None:
+                    log.info("slack event %s already handled; ignored", body.get("event_id"))
+                else:
                     log.info("mention in %s/%s continues the thread as %s", channel, thread_ts, req.id)
         except Exception as exc:  # noqa: BLE001 - the user reads why, the log has the rest
             if not isinstance(exc, EveError):

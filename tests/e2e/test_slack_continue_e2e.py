@@ -82,6 +82,7 @@ async def test_mention_reply_resumes_the_session_and_answers_in_the_thread(stack
     done = wait_for(lambda: [p for p in _results(s) if "continued" in p["text"]], 120,
                     f"the continuation's result\n{s.daemon_output()}\n{worker.output()}")
     assert app_mention(s.api.url, SIGNING_SECRET, **kw).status_code == 200  # Slack's retry: nothing more
+    wait_for(lambda: "slack event EvE2E1 already handled; ignored" in s.api.output(), 30, "the redelivery")
 
     # the same thread, no second root; the workspace came back with the session
     assert done[0]["thread_ts"] == root

@@ -55,6 +55,9 @@ async def test_mention_in_the_thread_creates_one_continuation_into_the_same_thre
     await async_wait_for(two, 30, "the continuation request")
     # Slack's retry of the same event (same event_id): nothing more
     assert app_mention(stack.api.url, SIGNING_SECRET, **kw).status_code == 200
+    wait_for(lambda: "slack event Ev001 already handled; ignored" in stack.api.output(), 30,
+             f"the redelivery to be handled\n{stack.api.output()}")
+    assert len(await _requests(conn)) == 2
     second = (await _requests(conn))[1]
     assert second["prompt"] == "now say bye" and second["user_id"] == stack.tenant.user_id
     assert second["reply_to"]["thread_ts"] == root and second["reply_to"]["channel"] == "C0CHAN"

@@ -55,3 +55,34 @@ async def test_unlinked_user_over_socket_mode_gets_the_ephemeral_and_no_request(
     assert "ask an operator to link you" in ack["payload"]["text"]
     assert ack["payload"].get("response_type") == "ephemeral"
     assert await (await conn.execute("SELECT count(*) AS n FROM eve.orchestration_requests")).fetchone() == {"n": 0}
+
+
+async def test_mention_in_the_thread_over_socket_mode_continues_it_once(stack, conn):
+    """The same app_mention listener as HTTP mode; a redelivered envelope (same event_id) adds nothing."""
+    from eve import queue
+    from eve.models import Outcome
+    from tests.support.fake_slack import mention_event
+
+    s, socket = stack
+    socket.send(_command(SLACK_USER, "say hi", "t-m", "env-m1"))
+    socket.ack_for("env-m1", 30)
+    [req] = await queue.claim(conn, "general", "w-test")
+    await queue.complete(conn, req, "w-test", Outcome(status="success", summary="hi", output={"text": "hi"}))
+    wait_for(lambda: [p for p in s.fake.accepted("chat.postMessage") if p["text"].startswith("✅")], 30, "the result")
+    root = next(p for p in s.fake.accepted("chat.postMessage") if p["text"].startswith("queued"))["_ts"]
+    event = mention_event(team=TEAM, user=SLACK_USER, text="<@UBOT> and again", event_id="EvSock1",
+                          thread_ts=root, channel="C0SOCK")
+    for envelope in ("env-m2", "env-m3"):
+        socket.send({"envelope_id": envelope, "type": "events_api", "accepts_response_payload": False,
+                     "payload": event})
+        socket.ack_for(envelope, 30)
+
+    async def continued() -> list:
+        return await (await conn.execute("SELECT r.prompt, r.reply_to, c.continues FROM eve.request_continuations c "
+                                         "JOIN eve.orchestration_requests r ON r.id = c.request_id")).fetchall()
+
+    wait_for(lambda: "slack event EvSock1 already handled; ignored" in s.daemon_output(), 30,
+             f"the redelivery to be handled\n{s.daemon_output()}")
+    [second] = await continued()  # one, although the event came twice
+    assert second["continues"] == req.id and second["prompt"] == "and again"
+    assert second["reply_to"]["thread_ts"] == root and second["reply_to"]["channel"] == "C0SOCK"
