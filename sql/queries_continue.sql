@@ -40,3 +40,6 @@ SELECT t.request_id FROM eve.slack_threads t
 WHERE t.installation_id = %(installation_id)s AND t.channel = %(channel)s AND t.root_ts = %(thread_ts)s
 ORDER BY t.created_at DESC, t.request_id DESC
 LIMIT 1;
+
+-- name: slack_inbound_seen
+SELECT 1 FROM eve.slack_threads WHERE inbound_key = %(key)s;

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from eve import queue
 from eve.db import as_api, as_user
-from eve.errors import EveError, NotFound, ValidationError
+from eve.errors import Conflict, EveError, NotFound, ValidationError
 from eve.models import Request
 from eve.queries import Q
 from eve.settings import QueueSettings
@@ -181,11 +181,18 @@ class SlackCore:
         if not prompt.strip():
             raise ValidationError("say what to do next after the mention, e.g. `@eve now add tests`")
         async with as_user(self.pool, user_id) as conn:
+            # a redelivery is known before anything is judged: the thread's latest request is
+            # by now the one this very event created (the insert's conflict stays the real guard)
+            if inbound_key and await (await conn.execute(Q.slack_inbound_seen, {"key": inbound_key})).fetchone():
+                return None
             row = await (await conn.execute(Q.slack_thread_last_request, {
                 "installation_id": inst.id, "channel": channel, "thread_ts": thread_ts})).fetchone()
             if row is None:
                 raise NotFound("this thread is not one eve started (or you cannot see its request)")
             previous = await queue.get_request(conn, row["request_id"])
+        if not previous.finished:  # its session is stored when it ends: continuing now would start afresh
+            raise Conflict(f"eve is still working on #{short(previous.id)} in this thread ({previous.status}); "
+                           "mention it again once it has answered")
         return await self.create_request(inst, user_id, previous.worker_type, prompt.strip(), channel=channel,
                                          slack_user=slack_user, inbound_key=inbound_key, config=previous.config,
                                          thread_ts=thread_ts, continues=previous.id)

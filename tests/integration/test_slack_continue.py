@@ -124,3 +124,19 @@ async def test_continuation_row_needs_a_visible_request_of_the_same_org(stack, c
                             "VALUES (%s, %s, %s)", (b.id, other.org_id, a.id))
     finally:
         await pool.close()
+
+
+async def test_mention_while_the_thread_still_runs_is_refused(stack, conn):
+    """Its session is kept when it ends; a continuation queued now would start afresh."""
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="say hi", trigger_id="t-run")
+    assert r.status_code == 200, r.text
+    [req] = await queue.claim(conn, "general", "w-test")
+    root = wait_for(lambda: [p for p in stack.fake.accepted("chat.postMessage") if p["text"].startswith("queued")],
+                    30, "the thread root")[0]["_ts"]
+    r = app_mention(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="<@UBOT> also this",
+                    event_id="Ev3", thread_ts=root)
+    assert r.status_code == 200
+    told = wait_for(lambda: stack.fake.accepted("chat.postEphemeral"), 30, "the ephemeral")
+    assert told[0]["user"] == SLACK_USER and "still working on" in told[0]["text"], told
+    assert len(await _requests(conn)) == 1
+    await queue.complete(conn, req, "w-test", Outcome(status="success", summary="hi", output={"text": "hi"}))
