@@ -449,8 +449,11 @@ class Worker:
         if continues is not None:
             data["continues"] = str(continues)
         await batcher.emit("resumed", data)
-        prompt = (req.prompt if continues is not None
-                  else resume_prompt(state.outcomes, workspace_kept=how != "lost"))
+        if continues is None:
+            prompt = resume_prompt(state.outcomes, workspace_kept=how != "lost")
+        else:
+            prompt = req.prompt + ("" if how != "lost" else "\n\n(Your workspace files from before were not kept: "
+                                                             "they were over the size cap; only this conversation was.)")
         return Resume(session_id=sess["session_id"], transcript=bytes(sess["transcript"]), prompt=prompt)
 
     @staticmethod
@@ -671,12 +674,15 @@ class Worker:
     async def _reap(self) -> None:
         q = self.config.queue
         interval = max(0.5, min(q.reaper_seconds, q.lease_seconds / 2))
+        expired_at = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
                 report = await self.with_db(lambda c: queue.reap(c), attempts=1)
-                max_age = self.config.kept_session_days * 86_400
-                await self.with_db(lambda c: waiting.expire_kept(c, max_age), attempts=1)  # (0013)
+                if time.monotonic() - expired_at > 60:  # kept Slack-thread sessions past their age (0013)
+                    expired_at = time.monotonic()
+                    max_age = self.config.kept_session_days * 86_400
+                    await self.with_db(lambda c: waiting.expire_kept(c, max_age), attempts=1)
                 if report.requeued or report.failed:
                     self.log("info", f"reaper: requeued {len(report.requeued)}, failed {len(report.failed)}",
                              requeued=[str(i) for i in report.requeued], failed=[str(i) for i in report.failed])

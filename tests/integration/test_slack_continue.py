@@ -140,3 +140,20 @@ async def test_mention_while_the_thread_still_runs_is_refused(stack, conn):
     assert told[0]["user"] == SLACK_USER and "still working on" in told[0]["text"], told
     assert len(await _requests(conn)) == 1
     await queue.complete(conn, req, "w-test", Outcome(status="success", summary="hi", output={"text": "hi"}))
+
+
+async def test_kept_sessions_expire_and_parked_ones_stay(conn):
+    """The worker's reaper drops kept (finished) sessions past their age, never a parked one."""
+    from eve import waiting
+    from tests.support.tenants import make_tenant as mk
+
+    t = await mk(conn, "initech")
+    ids = [(await queue.enqueue(conn, org_id=t.org_id, user_id=t.user_id, worker_type="general", prompt=p)).id
+           for p in ("old kept", "new kept", "parked")]
+    for rid, finished in zip(ids, ["now() - interval '8 days'", "now() - interval '1 day'", "NULL"]):
+        await conn.execute("INSERT INTO eve.request_sessions (request_id, org_id, session_id, transcript, "
+                           f"finished_at) VALUES (%s, %s, 'sess-1234', '\\x00', {finished})", (rid, t.org_id))
+    assert await waiting.expire_kept(conn, 7 * 86_400) == 1
+    left = {r["request_id"] for r in await (await conn.execute("SELECT request_id FROM eve.request_sessions"))
+            .fetchall()}
+    assert left == {ids[1], ids[2]}
