@@ -41,6 +41,9 @@ SELECT * FROM eve.orchestration_requests WHERE id = %(id)s FOR UPDATE;
 -- running cap for this type are skipped, and a batch never takes an org past its cap.
 WITH caps AS (
     SELECT org_id, room FROM eve.org_caps(%(worker_type)s)
+    -- No limits anywhere (the common case): a one-time filter, so the function (and its
+    -- lock) is not even called; measured 2.6-2.8k -> 3.3-3.5k jobs/s in the perf tripwire.
+    WHERE EXISTS (SELECT 1 FROM eve.org_limits)
 ), candidates AS (
     SELECT id, org_id, priority, fair_seq, run_after, created_at
     FROM eve.orchestration_requests

