@@ -159,19 +159,68 @@ def build_app(core: SlackCore) -> AsyncApp:
 
         async def answer(inst: Installation, user_id: UUID, user: str, channel: str) -> str | None:
             row = await core.answer(user_id, action["value"])
-            given = (row["response"] or {}).get("answer")
-            text = (f"❓ {messages.safe(row['question'], 2500)}\n"
-                    f"✅ {messages.escape(row['answered_by_name'])} answered: {messages.escape(str(given))}")
-            try:  # the buttons go; best effort, the answer is recorded either way
-                await client.chat_update(channel=channel, ts=(body.get("message") or {}).get("ts"), text=text,
-                                         blocks=[])
-            except Exception:  # noqa: BLE001
-                log.warning("could not update the question message", exc_info=True)
+            await _show_answered(client, channel, (body.get("message") or {}).get("ts"), row)
             return None
 
         await clicked(body, client, "Not answered", answer)
 
+    @app.action(messages.ANSWER_TEXT)
+    async def on_answer_text(ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
+        """A free-text question's button: a modal with a text field (needs the click's trigger_id)."""
+        await ack()
+
+        async def open_modal(inst: Installation, user_id: UUID, user: str, channel: str) -> str | None:
+            q = await core.question(user_id, action["value"])
+            if q["status"] != "pending":
+                return f"That question is {q['status']} already."
+            await client.views_open(trigger_id=body["trigger_id"], view=messages.answer_modal(
+                str(q["id"]), q["question"], channel=channel, message_ts=(body.get("message") or {}).get("ts")))
+            return None
+
+        await clicked(body, client, "Cannot answer", open_modal)
+
+    @app.view(messages.ANSWER_MODAL)
+    async def on_answer_modal(ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
+        """The modal's submission answers as the submitting user; a refusal (an empty answer,
+        a second answer, an unlinked user) is shown in the modal, under the text field."""
+        meta, text = messages.modal_answer(view)
+        user = (body.get("user") or {}).get("id", "")
+        inst = await core.installation(_team(body))
+        if inst is None:
+            await ack(response_action="errors", errors={messages.ANSWER_INPUT: "This workspace is not connected."})
+            return
+        try:
+            user_id = await core.resolve_user(inst, user, client)
+            if user_id is None:
+                raise _Refused(UNLINKED.format(team=inst.team_id, user=user))
+            if not text:
+                raise _Refused("An answer must not be empty.")
+            row = await core.answer_text(user_id, str(meta.get("q")), text[:messages.MAX_ANSWER])
+        except Exception as exc:  # noqa: BLE001 - the user reads why, in the modal
+            if not isinstance(exc, (EveError, _Refused)):
+                log.exception("modal answer failed")
+            why = str(exc) if isinstance(exc, _Refused) else user_message(exc)
+            await ack(response_action="errors", errors={messages.ANSWER_INPUT: messages.clip(why, 1900)})
+            return
+        await ack()
+        await _show_answered(client, str(meta.get("c") or ""), meta.get("m"), row)
+
     return app
+
+
+class _Refused(Exception):
+    """A modal submission refused before it reached the question (the text says why)."""
+
+
+async def _show_answered(client: Any, channel: str, ts: str | None, row: dict[str, Any]) -> None:
+    """The question message shows who answered what, and its buttons go. Best effort: the
+    answer is recorded either way."""
+    if not channel or not ts:
+        return
+    try:
+        await client.chat_update(channel=channel, ts=ts, text=messages.answered_text(row), blocks=[])
+    except Exception:  # noqa: BLE001
+        log.warning("could not update the question message", exc_info=True)
 
 
 async def _say(ack: Any, text: str) -> None:

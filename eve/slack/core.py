@@ -210,6 +210,20 @@ class SlackCore:
                 raise ValidationError("that button is not one of the question's options")
             return await hitl.answer_question(conn, qid, options[int(index)], user_id=user_id, via="slack")
 
+    async def question(self, user_id: UUID, qid: str) -> dict[str, Any]:
+        """A question as the clicking user sees it (404 for another org's, under RLS)."""
+        from eve import hitl
+
+        async with as_user(self.pool, user_id) as conn:
+            return await hitl.get_question(conn, qid)
+
+    async def answer_text(self, user_id: UUID, qid: str, text: str) -> dict[str, Any]:
+        """A free-text answer from the modal, through the same function as the API."""
+        from eve import hitl
+
+        async with as_user(self.pool, user_id) as conn:
+            return await hitl.answer_question(conn, qid, text, user_id=user_id, via="slack")
+
     async def result(self, user_id: UUID, request_id: str) -> Any:
         async with as_user(self.pool, user_id) as conn:
             return await queue.get_result(conn, request_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +13,12 @@ from eve.slack.core import short
 REPLAY = "eve_replay"
 SHOW_OUTPUT = "eve_show_output"
 ANSWER = "eve_answer"
+# A free-text question: the button opens a modal (views.open needs the click's trigger_id),
+# whose submission answers it.
+ANSWER_TEXT = "eve_answer_text"
+ANSWER_MODAL = "eve_answer_modal"
+ANSWER_INPUT = "answer"
+MAX_ANSWER = 2000
 MAX_TEXT = 2900  # a section block holds 3000 characters
 
 
@@ -87,21 +94,51 @@ def result_message(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def question_message(q: dict[str, Any]) -> dict[str, Any]:
-    """An agent's question with one button per option (value: question id and option index).
-
-    Free-text questions (no options) get the command to answer them: a modal needs a
-    trigger_id round trip that is not built yet.
+    """An agent's question with one button per option (value: question id and option index),
+    or, for a free-text question, one "Answer…" button that opens a text field (a modal).
     """
     qid = str(q["id"])
     text = f"❓ The agent asks: {safe(q['question'], 2500)}"
     options = list(q.get("options") or [])
     if not options:
-        text += f"\nAnswer with `eve hitl answer {qid[:8]} \"…\"` (free text)."
-        return {"text": text}
+        text += f"\n(Free text: the button below, or `eve hitl answer {qid[:8]} \"…\"`.)"
+        button = {"type": "button", "action_id": ANSWER_TEXT, "value": qid,
+                  "text": {"type": "plain_text", "text": "Answer…"}}
+        return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                                         {"type": "actions", "block_id": f"eve_q_{qid[:8]}", "elements": [button]}]}
     buttons = [{"type": "button", "action_id": f"{ANSWER}_{i}", "value": f"{qid}:{i}",
                 "text": {"type": "plain_text", "text": clip(option, 75)}} for i, option in enumerate(options)]
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
                                      {"type": "actions", "block_id": f"eve_q_{qid[:8]}", "elements": buttons}]}
+
+
+def answer_modal(qid: str, question: str, *, channel: str, message_ts: str | None) -> dict[str, Any]:
+    """The text field for a free-text answer. private_metadata carries what the submission
+    needs (Slack sends it back as it was): the question, and the message to update."""
+    meta = json.dumps({"q": qid, "c": channel, "m": message_ts})
+    return {"type": "modal", "callback_id": ANSWER_MODAL, "private_metadata": meta,
+            "title": {"type": "plain_text", "text": "Answer the agent"},
+            "submit": {"type": "plain_text", "text": "Answer"},
+            "close": {"type": "plain_text", "text": "Cancel"},
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": safe(question, 2500)}},
+                       {"type": "input", "block_id": ANSWER_INPUT,
+                        "label": {"type": "plain_text", "text": "Your answer"},
+                        "element": {"type": "plain_text_input", "action_id": ANSWER_INPUT, "multiline": True,
+                                    "max_length": MAX_ANSWER}}]}
+
+
+def modal_answer(view: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(metadata, answer text) of a submitted answer modal."""
+    meta = json.loads(view.get("private_metadata") or "{}")
+    value = (((view.get("state") or {}).get("values") or {}).get(ANSWER_INPUT) or {}).get(ANSWER_INPUT) or {}
+    return meta, str(value.get("value") or "").strip()
+
+
+def answered_text(row: dict[str, Any]) -> str:
+    """The question message once answered (its buttons go)."""
+    given = (row["response"] or {}).get("answer")
+    return (f"❓ {safe(row['question'], 2500)}\n"
+            f"✅ {escape(row['answered_by_name'])} answered: {escape(str(given))}")
 
 
 def output_text(result: Any) -> str:

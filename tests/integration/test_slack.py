@@ -211,3 +211,57 @@ async def test_a_new_thread_root_is_posted_on_notify_not_on_the_poll(stack, conn
     assert r.status_code == 200, r.text
     # far inside the 120 s poll: only the NOTIFY from the thread's insert can explain it
     wait_for(lambda: stack.fake.accepted("chat.postMessage"), 20, "the root, woken by NOTIFY")
+
+
+def _submit_modal(stack, user: str, view: dict[str, Any], text: str):
+    from tests.support.fake_slack import interaction
+
+    payload = {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": user}, "api_app_id": "A0APP",
+               "trigger_id": f"t-submit-{user}",
+               "view": {**view, "id": "V1", "state": {"values": {"answer": {"answer": {"type": "plain_text_input",
+                                                                                          "value": text}}}}}}
+    return interaction(stack.api.url, SIGNING_SECRET, payload)
+
+
+async def test_a_free_text_question_is_answered_in_a_modal_once(stack, conn):
+    import json
+
+    from eve import hitl
+
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="plan", trigger_id="t-ft")
+    assert r.status_code == 200, r.text
+    stack.start_daemon()
+    [req] = await queue.claim(conn, "general", "w-test")
+    q = await hitl.ask(conn, request_id=req.id, question="Which day should we ship?", options=[])
+    msg = wait_for(lambda: [p for p in stack.fake.accepted("chat.postMessage") if "The agent asks" in p["text"]],
+                   30, f"the question in the thread\n{stack.daemon_output()}")[0]
+
+    stack.fake.add_user("U0MALLORY", "mallory@example.com")
+    _click(stack, "U0MALLORY", msg, 0)  # not a member: told to get linked, no modal
+    wait_for(lambda: stack.fake.accepted("chat.postEphemeral"), 30, "the ephemeral for the unlinked user")
+    assert stack.fake.accepted("views.open") == []
+
+    _click(stack, SLACK_USER, msg, 0)  # "Answer…" opens the modal
+    opened = wait_for(lambda: stack.fake.accepted("views.open"), 30, "views.open")
+    assert opened[0]["trigger_id"] == f"t-click-{SLACK_USER}-0"
+    view = opened[0]["view"] if isinstance(opened[0]["view"], dict) else json.loads(opened[0]["view"])
+    assert view["callback_id"] == "eve_answer_modal" and "Which day" in json.dumps(view["blocks"])
+
+    r = _submit_modal(stack, "U0MALLORY", view, "never")  # a forged submission by an unlinked user
+    assert r.status_code == 200 and r.json()["response_action"] == "errors", r.text
+    r = _submit_modal(stack, SLACK_USER, view, "   ")
+    assert r.json()["errors"]["answer"] == "An answer must not be empty.", r.text
+    assert (await hitl.get_question(conn, q["id"]))["status"] == "pending"
+
+    r = _submit_modal(stack, SLACK_USER, view, "Friday, after the freeze")
+    assert r.status_code == 200 and not r.content.strip(), r.text  # accepted: the modal closes
+    row = await hitl.get_question(conn, q["id"])
+    assert row["status"] == "answered" and row["answered_by"] == stack.tenant.user_id
+    assert row["response"] == {"answer": "Friday, after the freeze", "via": "slack"}
+    updated = wait_for(lambda: [u for u in stack.fake.accepted("chat.update") if u.get("ts") == msg["_ts"]],
+                       30, "the question message updated")
+    assert "answered: Friday, after the freeze" in updated[0]["text"]
+
+    r = _submit_modal(stack, SLACK_USER, view, "Monday")  # a second answer: refused in the modal
+    assert "already answered" in r.json()["errors"]["answer"], r.text
+    assert (await hitl.get_question(conn, q["id"]))["response"]["answer"] == "Friday, after the freeze"

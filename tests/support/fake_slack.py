@@ -1,6 +1,6 @@
 """A fake Slack Web API for tests (EVE_SLACK_API_URL points at it), and signed inbound requests.
 
-Records every chat.postMessage / chat.update / chat.postEphemeral it accepted (and the
+Records every chat.postMessage / chat.update / chat.postEphemeral / views.open it accepted (and the
 ones it refused), answers users.info from a table of users with verified emails, and can
 be told to refuse the next calls of a method with a status (429 with Retry-After, 500).
 """
@@ -88,6 +88,8 @@ class FakeSlack:
             if self.socket_url is None:
                 return 200, {}, {"ok": False, "error": "not_allowed"}
             return 200, {}, {"ok": True, "url": self.socket_url}
+        if method == "views.open":
+            return 200, {}, {"ok": True, "view": {"id": f"V{self._ts:06d}"}}
         if method == "auth.test":
             return 200, {}, {"ok": True, "team_id": "T0TEST", "user_id": "UBOT"}
         return 200, {}, {"ok": False, "error": "unknown_method"}
