@@ -151,6 +151,7 @@ def build_app(core: SlackCore) -> AsyncApp:
                 log.exception("mention failed")
             text = f"Not queued: {user_message(exc)}"
         if text:
+            log.info("mention in %s/%s not queued: %s", channel, thread_ts, text)
             await _ephemeral(client, channel, user, thread_ts, text)
 
     @app.action(re.compile(rf"^{messages.ANSWER}_\d+$"))
@@ -204,6 +205,13 @@ def build_app(core: SlackCore) -> AsyncApp:
             return
         await ack()
         await _show_answered(client, str(meta.get("c") or ""), meta.get("m"), row)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        """Whatever Bolt or a middleware raises goes to eve's log (Bolt's own logger is not
+        configured in the daemon), with the kind of payload it was."""
+        log.error("slack listener failed on a %s payload: %r", body.get("type") or body.get("command"), error,
+                  exc_info=error)
 
     return app
 

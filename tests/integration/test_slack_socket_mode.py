@@ -82,7 +82,7 @@ async def test_mention_in_the_thread_over_socket_mode_continues_it_once(stack, c
                                          "JOIN eve.orchestration_requests r ON r.id = c.request_id")).fetchall()
 
     wait_for(lambda: "slack event EvSock1 already handled; ignored" in s.daemon_output(), 30,
-             f"the redelivery to be handled\n{s.daemon_output()}")
+             f"the redelivery to be handled\n{s.daemon_output()}\nephemerals: {s.fake.accepted('chat.postEphemeral')}")
     [second] = await continued()  # one, although the event came twice
     assert second["continues"] == req.id and second["prompt"] == "and again"
     assert second["reply_to"]["thread_ts"] == root and second["reply_to"]["channel"] == "C0SOCK"
