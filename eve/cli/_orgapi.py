@@ -4,11 +4,17 @@ so the client's module stays the requests/queue surface."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
+
+import typer
 
 if TYPE_CHECKING:
     from eve.client import EveClient
+
+
+# The --org option of every org-administration command (keys, members, secrets, org).
+OrgOpt = Annotated[str | None, typer.Option("--org", help="Organization slug (default: your key's org).")]
 
 
 def _org(org: str | None) -> dict[str, str]:

@@ -8,12 +8,11 @@ import typer
 from rich.markup import escape
 
 from eve.cli._client import JsonOpt, with_client
-from eve.cli._orgapi import call, seg
+from eve.cli._orgapi import OrgOpt, call, seg
 from eve.cli.output import age, console, print_json, table
 
 app = typer.Typer(help="API keys of your organization: list, create (the key is shown once), revoke. "
                        "Needs the owner or admin role (or an operator).", no_args_is_help=True)
-OrgOpt = Annotated[str | None, typer.Option("--org", help="Organization slug (default: your key's org).")]
 
 
 @app.command("list")

@@ -8,13 +8,12 @@ import typer
 from rich.markup import escape
 
 from eve.cli._client import JsonOpt, with_client
-from eve.cli._orgapi import call, seg
+from eve.cli._orgapi import OrgOpt, call, seg
 from eve.cli.output import age, console, print_json, table
 
 app = typer.Typer(help="Members of your organization: list, add, set-role, remove. Roles: owner, admin "
                        "(manage keys, members, secrets), member (use the queue). Needs owner or admin.",
                   no_args_is_help=True)
-OrgOpt = Annotated[str | None, typer.Option("--org", help="Organization slug (default: your key's org).")]
 RoleOpt = Annotated[str, typer.Option("--role", "-r", help="owner, admin or member.")]
 
 

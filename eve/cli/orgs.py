@@ -9,12 +9,11 @@ from rich.markup import escape
 
 from eve.cli._client import JsonOpt, with_client
 from eve.cli._common import die
-from eve.cli._orgapi import call, seg
+from eve.cli._orgapi import OrgOpt, call, seg
 from eve.cli.output import age, console, print_json, table
 
 app = typer.Typer(help="Your organization: usage, limits and this month's spend against its budget; the "
                        "audit log; operators set limits.", no_args_is_help=True)
-OrgOpt = Annotated[str | None, typer.Option("--org", help="Organization slug (default: your key's org).")]
 
 
 def _lim(v: Any, money: bool = False) -> str:

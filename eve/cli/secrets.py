@@ -13,12 +13,11 @@ import typer
 
 from eve.cli._client import JsonOpt, with_client
 from eve.cli._common import die
-from eve.cli._orgapi import call, seg
+from eve.cli._orgapi import OrgOpt, call, seg
 from eve.cli.output import age, console, print_json, table
 
 app = typer.Typer(help="Secrets for your organization's agents (environment variables, encrypted at rest, "
                        "masked in their output): list, set (value from stdin), delete.", no_args_is_help=True)
-OrgOpt = Annotated[str | None, typer.Option("--org", help="Organization slug (default: your key's org).")]
 
 
 @app.command("list")
