@@ -24,7 +24,7 @@ import pytest
 
 from eve import queue
 from tests.e2e.fake_anthropic import FakeAnthropic
-from tests.e2e.test_orchestration_e2e import RESUMED, _texts, one, rows
+from tests.e2e.test_orchestration_e2e import RESUMED, _texts, one, resumed_prompt, rows
 from tests.support.apiserver import start_api
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
@@ -43,9 +43,8 @@ class Decision:
         self.seen: list[dict[str, Any]] = []
 
     def __call__(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
-        resumed = next((_texts(m) for m in users if RESUMED in _texts(m)), None)
-        if resumed is None or not body.get("tools"):
+        resumed = resumed_prompt(body)
+        if resumed is None:
             return None
         self.seen.append(body)
         answered = re.search(r'The human \(([^)]+)\) answered "([^"]+)": (\S+)', resumed)

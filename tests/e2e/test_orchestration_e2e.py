@@ -52,6 +52,14 @@ def _texts(msg: dict[str, Any]) -> str:
     return "\n".join(b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
 
 
+def resumed_prompt(body: dict[str, Any]) -> str | None:
+    """The text of the resumed turn's prompt (the outcome lines), when this call to the fake
+    model is the resumed agent's own (it offers tools); None for any other call."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    resumed = next((_texts(m) for m in users if RESUMED in _texts(m)), None)
+    return resumed if resumed is not None and body.get("tools") else None
+
+
 class ResumedTurn:
     """The fake model's side of a resumed turn: `cat notes.txt` (the workspace came back?), then
     an answer naming the children from the outcome lines. Records what it was sent."""
@@ -60,9 +68,8 @@ class ResumedTurn:
         self.seen: list[dict[str, Any]] = []
 
     def __call__(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
-        resumed = next((_texts(m) for m in users if RESUMED in _texts(m)), None)
-        if resumed is None or not body.get("tools"):
+        resumed = resumed_prompt(body)
+        if resumed is None:
             return None
         self.seen.append(body)
         notes = last_tool_result(body)
