@@ -112,3 +112,19 @@ async def test_counts_of_in_flight_requests_read_the_lease_index(conn, in_flight
     await conn.execute("SET enable_seqscan = off")  # a small table: ask whether the index *can* serve it
     plan = await _plan(conn, getattr(Q, sql_name), {}, generic=False)
     assert "idx_requests_lease" in plan, plan
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_the_claim_updates_its_rows_by_primary_key(conn, in_flight, generic):
+    """The claim's batch size is part of its text (queue._claim_sql), so the generic plan
+    PostgreSQL reuses knows the batch is small: no hash join over a scan of the table.
+    With `LIMIT $n` the generic plan assumed a tenth of the pending rows and scanned."""
+    await conn.execute("""INSERT INTO eve.orchestration_requests (org_id, user_id, worker_type, prompt)
+                          SELECT %s, %s, 'general', 'job' FROM generate_series(1, 20000)""",
+                       (in_flight.org_id, in_flight.user_id))
+    await conn.execute("ANALYZE eve.orchestration_requests")
+    plan = await _plan(conn, queue._claim_sql(10), {"worker_type": "general", "worker_id": "w2",
+                                                    "lease_seconds": 60}, generic)
+    assert "idx_requests_fair" in plan, plan
+    assert "Seq Scan on orchestration_requests" not in plan, plan
+    assert re.search(r"Index Scan using orchestration_requests_pkey on orchestration_requests r\b", plan), plan
