@@ -27,6 +27,7 @@ AsyncConn = psycopg.AsyncConnection[Any]
 MAX_INT = 2**31 - 1
 MAX_BUDGET = Decimal("9999999999.99")  # numeric(12, 2)
 LIMIT_FIELDS = ("max_running", "max_pending", "rate_per_minute", "monthly_budget_usd")
+ADMISSION_FIELDS = ("max_pending", "rate_per_minute", "monthly_budget_usd")  # what admit() checks
 
 
 class TooManyRequests(EveError):
@@ -63,6 +64,14 @@ class LimitsCache:
         self._rows[org_id] = (now, row)
         return row
 
+    def known_unlimited(self, org_id: UUID) -> bool:
+        """True when the cache holds, unexpired, that this org has no admission limit (so
+        admit() would return without a statement); False when admit() must run."""
+        hit = self._rows.get(org_id)
+        if hit is None or time.monotonic() - hit[0] >= self.ttl_s:
+            return False
+        return hit[1] is None or all(hit[1][f] is None for f in ADMISSION_FIELDS)
+
     def forget(self, org_id: UUID) -> None:
         self._rows.pop(org_id, None)
 
@@ -73,7 +82,7 @@ CACHE = LimitsCache()
 async def admit(conn: AsyncConn, *, org_id: UUID, key_id: UUID | None, cache: LimitsCache = CACHE) -> None:
     """Raise TooManyRequests / BudgetExceeded if the org may not queue one more request now."""
     row = await cache.get(conn, org_id)
-    if row is None or all(row[f] is None for f in ("max_pending", "rate_per_minute", "monthly_budget_usd")):
+    if row is None or all(row[f] is None for f in ADMISSION_FIELDS):
         return
     await conn.execute(Q.admit_lock, {"org_id": str(org_id)})
     if row["rate_per_minute"] is not None and key_id is not None:

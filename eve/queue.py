@@ -153,6 +153,43 @@ async def enqueue(
     INSERT; it opens no transaction of its own (no savepoint inside the caller's): the
     blocker check is a read and the insert one statement, atomic either way.
     """
+    wt = await (worker_types.get(conn, worker_type) if worker_types else get_worker_type(conn, worker_type))
+    params = insert_params(wt, org_id=org_id, user_id=user_id, prompt=prompt, context=context, config=config,
+                           priority=priority, run_after=run_after, blocked_by=blocked_by, parent_id=parent_id,
+                           replay_of=replay_of, reply_to=reply_to, max_attempts=max_attempts, settings=settings)
+    if params["blocked_by"]:
+        cur = await conn.execute(Q.requests_existing, {"ids": params["blocked_by"]})
+        found = {r["id"] for r in await cur.fetchall()}
+        missing = [str(b) for b in params["blocked_by"] if b not in found]
+        if missing:
+            raise ValidationError(f"blockedBy names requests that do not exist: {', '.join(missing)}")
+    row = await (await conn.execute(Q.request_insert, params)).fetchone()
+    assert row is not None
+    return Request.from_row(row)
+
+
+def insert_params(
+    wt: WorkerType,
+    *,
+    org_id: UUID | str,
+    user_id: UUID | str,
+    prompt: str,
+    context: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    priority: int = 0,
+    run_after: datetime | None = None,
+    blocked_by: Sequence[UUID | str] = (),
+    parent_id: UUID | str | None = None,
+    replay_of: UUID | str | None = None,
+    reply_to: dict[str, Any] | None = None,
+    max_attempts: int | None = None,
+    settings: QueueSettings | None = None,
+) -> dict[str, Any]:
+    """The parameters of `request_insert`, every input validated (no database needed).
+
+    enqueue() runs them; the API's fast path sends them in one round trip with its
+    BEGIN and COMMIT (eve.db.one_statement_as_user) when nothing needs reading first.
+    """
     settings = settings or QueueSettings()
     org = parse_uuid(org_id, "org id")
     user = parse_uuid(user_id, "user id")
@@ -163,39 +200,26 @@ async def enqueue(
         raise ValidationError("priority must be a whole number between -1000 and 1000")
     blockers = [parse_uuid(b, "blockedBy entry") for b in blocked_by]
     parent = parse_uuid(parent_id, "parent id") if parent_id is not None else None
-    wt = await (worker_types.get(conn, worker_type) if worker_types else get_worker_type(conn, worker_type))
     if max_attempts is None:
         max_attempts = int(wt.config.get("max_attempts", 3))
     if max_attempts < 1:
         raise ValidationError("max_attempts must be at least 1")
-    if blockers:
-        cur = await conn.execute(Q.requests_existing, {"ids": blockers})
-        found = {r["id"] for r in await cur.fetchall()}
-        missing = [str(b) for b in blockers if b not in found]
-        if missing:
-            raise ValidationError(f"blockedBy names requests that do not exist: {', '.join(missing)}")
-    cur = await conn.execute(
-        Q.request_insert,
-        {
-            "org_id": org,
-            "user_id": user,
-            "worker_type": wt.id,
-            "prompt": prompt,
-            "context": Jsonb(context),
-            "config": Jsonb(config),
-            "priority": priority,
-            "max_attempts": max_attempts,
-            "run_after": run_after,
-            "blocked_by": blockers,
-            "parent_id": parent,
-            "replay_of": replay_of,
-            "reply_to": Jsonb(reply_to) if reply_to is not None else None,
-            "workspace": None,
-        },
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return Request.from_row(row)
+    return {
+        "org_id": org,
+        "user_id": user,
+        "worker_type": wt.id,
+        "prompt": prompt,
+        "context": Jsonb(context),
+        "config": Jsonb(config),
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "run_after": run_after,
+        "blocked_by": blockers,
+        "parent_id": parent,
+        "replay_of": replay_of,
+        "reply_to": Jsonb(reply_to) if reply_to is not None else None,
+        "workspace": None,
+    }
 
 
 async def get_request(conn: AsyncConn, request_id: UUID | str) -> Request:

@@ -31,5 +31,9 @@ class WorkerTypeCache:
         except KeyError:
             raise InvalidWorkerType(name) from None
 
+    def peek(self, name: str) -> WorkerType | None:
+        """The cached type, or None when it would take a query (not loaded, or unknown)."""
+        return self._types.get(name) if self._types is not None else None
+
     def invalidate(self) -> None:
         self._types = None

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from eve import __version__, auth, limits, metrics, queue, reqtokens, tree
 from eve.auth import Caller
-from eve.db import as_api, as_user
+from eve.db import as_api, as_user, one_statement_as_user
 from eve.errors import Forbidden, NotFound, ValidationError
 from eve.queries import Q
 from eve.daemons.api.errors import ERROR_RESPONSES
@@ -161,7 +161,18 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
         parent_id = str(caller.request_id)
     if data.reply_to_parent and parent_id is None:
         raise ValidationError("replyToParent needs a parent: set parentId (agents: `eve request create --child`)")
-    # BEGIN + identity, INSERT ... RETURNING, COMMIT: three round trips (worker types are cached)
+    wt = state.worker_types.peek(data.worker_type)
+    if (parent_id is None and not data.blocked_by and wt is not None
+            and limits.CACHE.known_unlimited(caller.org_id)):
+        # nothing to read first (type and limits cached, no parent, no blockers): BEGIN,
+        # identity, INSERT ... RETURNING and COMMIT in one round trip
+        params = queue.insert_params(wt, org_id=caller.org_id, user_id=caller.user_id, prompt=data.prompt,
+                                     context=data.context, config=config, priority=data.priority,
+                                     run_after=data.run_after, settings=state.settings.queue)
+        [row] = await one_statement_as_user(state.pool, caller.user_id, Q.request_insert, params)
+        return request_out(dict(row))
+    # otherwise BEGIN + identity, the reads, INSERT ... RETURNING, COMMIT (three round trips
+    # when worker types and limits are cached)
     async with as_user(state.pool, caller.user_id) as conn:
         await limits.admit(conn, org_id=caller.org_id, key_id=caller.key_id)  # 429/402 (#19)
         parent = None

@@ -1,11 +1,12 @@
 """A TCP proxy in front of PostgreSQL that counts round trips on the wire.
 
-Every round trip a client makes ends with a Sync (extended protocol: Parse/Bind/
-Execute/Sync) or is one Query message (simple protocol), so counting those two
-message types from the client side counts round trips: BEGIN and COMMIT included,
-whatever library sends them. Runs in its own thread, so a test can point a server
-process at it and drive that server with a blocking HTTP client. Clients must connect
-with sslmode=disable (the proxy does not read TLS).
+A round trip is the client speaking after the server has answered: messages a client
+sends before hearing anything back (a pipeline: BEGIN, Parse/Bind/Execute, COMMIT,
+Sync) are one round trip, and so is each simple Query or Sync it waits on — BEGIN and
+COMMIT included, whatever library sends them. `messages()` also counts the Query and
+Sync messages themselves. Runs in its own thread, so a test can point a server process
+at it and drive that server with a blocking HTTP client. Clients must connect with
+sslmode=disable (the proxy does not read TLS).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class PgProxy:
 
     def round_trips(self) -> int:
         with self._lock:
+            return self.counts["round_trips"]
+
+    def messages(self) -> int:
+        """Query and Sync messages sent (several per round trip when pipelined)."""
+        with self._lock:
             return self.counts["Q"] + self.counts["S"]
 
     def _run(self) -> None:
@@ -62,7 +68,8 @@ class PgProxy:
         except OSError:
             client_w.close()
             return
-        back = asyncio.ensure_future(self._pipe(server_r, client_w))
+        answered = [True]  # has the server spoken since the client's last message?
+        back = asyncio.ensure_future(self._pipe(server_r, client_w, answered))
         try:
             while True:  # startup: SSL/GSS probes (answered 'N' upstream) come before the real packet
                 head = await client_r.readexactly(8)
@@ -76,6 +83,9 @@ class PgProxy:
                 body = await client_r.readexactly(length - 4)
                 with self._lock:
                     self.counts[kind] += 1
+                    if answered[0]:
+                        self.counts["round_trips"] += 1
+                        answered[0] = False
                 server_w.write(head + body)
                 await server_w.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -86,9 +96,10 @@ class PgProxy:
             back.cancel()
 
     @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answered: list[bool]) -> None:
         try:
             while data := await reader.read(65536):
+                answered[0] = True
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

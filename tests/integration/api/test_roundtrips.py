@@ -1,7 +1,8 @@
 """POST /requests costs at most four round trips to PostgreSQL, counted on the wire.
 
-Today three: BEGIN with the caller's identity, INSERT ... RETURNING, COMMIT. No health
-query at checkout, no worker-type lookup (cached), no SAVEPOINT, no re-read for the
+Today one: BEGIN, the caller's identity, INSERT ... RETURNING and COMMIT sent together
+(eve.db.one_statement_as_user) when the worker type and the org's limits are cached.
+No health query at checkout, no worker-type lookup, no SAVEPOINT, no re-read for the
 response. The API runs as a real process behind a counting proxy (tests/support/pgproxy.py).
 """
 
@@ -58,7 +59,7 @@ async def test_post_requests_takes_at_most_four_round_trips(proxied_api, proxy, 
         assert r.json()["status"] == "pending" and r.json()["result"] is None
         per_post.append(proxy.round_trips() - before)
     assert max(per_post) <= 4, per_post
-    assert per_post == [3] * 5, per_post  # what it is today; a new statement should be a decision
+    assert per_post == [1] * 5, per_post  # what it is today; a new statement should be a decision
     # an unknown worker type is still a 4xx with the usual body (and costs the cache a re-read)
     r = client.http.post("/requests", json={"workerType": "nope", "prompt": "x"})
     assert r.status_code in (400, 404, 422) and set(r.json()) >= {"error", "message"}

@@ -1,0 +1,77 @@
+"""eve.db.one_statement_as_user: BEGIN, identity, one statement and COMMIT in one round
+trip — and what happens when that statement fails, or the pooled connection is dead.
+
+A pipeline cannot be retried once sent (the COMMIT may have happened), so a dead
+connection must be noticed before anything is sent, and a failed statement must leave
+nothing behind: no row, no open transaction on the connection the pool hands out next.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from eve import queue
+from eve.db import make_pool, one_statement_as_user
+from eve.queries import Q
+from tests.support.tenants import make_tenant
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+async def pool(db_url):
+    p = make_pool(db_url, min_size=1, max_size=1, name="one-trip")
+    await p.open(wait=True)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def _params(conn, tenant, prompt: str):
+    wt = await queue.get_worker_type(conn, "general")
+    return queue.insert_params(wt, org_id=tenant.org_id, user_id=tenant.user_id, prompt=prompt)
+
+
+async def _count(conn, prompt: str) -> int:
+    row = await (await conn.execute("SELECT count(*) AS n FROM eve.orchestration_requests WHERE prompt = %s",
+                                    (prompt,))).fetchone()
+    return row["n"]
+
+
+async def test_it_inserts_as_the_caller_under_rls(conn, pool):
+    t, other = await make_tenant(conn, "one"), await make_tenant(conn, "other")
+    [row] = await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, t, "mine"))
+    assert row["org_id"] == t.org_id and row["status"] == "pending"
+    assert await _count(conn, "mine") == 1
+    # the identity is the caller's: RLS refuses a row in an org the caller is not in
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, other, "theirs"))
+    assert await _count(conn, "theirs") == 0
+
+
+async def test_a_failed_statement_leaves_nothing_and_a_clean_connection(conn, pool):
+    t = await make_tenant(conn, "fail")
+    other = await make_tenant(conn, "fail-other")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, other, "refused"))
+    async with pool.connection() as c:  # the pool's only connection: idle, no transaction left open
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert (await (await c.execute("SELECT current_user AS u")).fetchone())["u"] != "eve_api"
+    [row] = await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, t, "after"))
+    assert row["prompt"] == "after"
+    assert await _count(conn, "refused") == 0
+
+
+async def test_a_dead_pooled_connection_is_replaced_before_anything_is_sent(conn, pool):
+    t = await make_tenant(conn, "dead")
+    await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, t, "first"))
+    async with pool.connection() as c:
+        pid = c.info.backend_pid
+    await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))  # as a restart does
+    [row] = await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, t, "second"))
+    assert row["prompt"] == "second"
+    assert await _count(conn, "second") == 1  # exactly once: not retried after sending
+    async with pool.connection() as c:
+        assert c.info.backend_pid != pid
