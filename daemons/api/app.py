@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
@@ -91,6 +92,14 @@ def create_app(settings: ApiSettings) -> Litestar:
         app.state.worker_types = worker_types
         app.state.hub = hub
         await hub.start()
+        # The collector, tuned for a server (measured under wrk, POST /requests, one process:
+        # 890 -> 1,000-1,090 req/s, p99 120 -> 45-60 ms, API CPU 0.80 -> 0.63 ms per POST):
+        # everything loaded so far (modules, routes, schemas) lives as long as the process,
+        # so gc.freeze() takes it out of every full collection; and a young generation of
+        # 10,000 objects instead of 700 collects a few times a second, not every request.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 20)
         # No scheduler loop here: the API's database role is eve_api only (least privilege),
         # and firing a schedule writes as the service role. Every worker runs the loop.
         try:
