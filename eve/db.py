@@ -15,10 +15,10 @@ next transaction.
 Round trips are the API's cost per request, so a pooled transaction (`as_user`,
 `as_service`) opens with BEGIN and its identity in one round trip and ends with COMMIT:
 two round trips around the work. A transaction of one statement with nothing to read
-first (POST /requests, usually) goes in one round trip (`one_statement_as_user`). Pooled connections are not health-checked at checkout
-(that was one more round trip each time); a connection found broken when the
-transaction opens, before anything ran, is dropped and the transaction retried on a
-fresh one.
+first (POST /requests, usually) goes in one round trip (`one_statement_as_user`).
+Pooled connections are not health-checked at checkout (that was one more round trip
+each time); a connection found broken when the transaction opens, before anything ran,
+is dropped and the transaction retried on a fresh one.
 """
 
 from __future__ import annotations

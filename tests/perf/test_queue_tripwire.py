@@ -8,7 +8,8 @@ when eve falls below 0.4x pgqueuer — a large regression (a lost index, a NOTIF
 per row, a finish per job), not noise. On the quiet 2-core box eve drained 0.73-0.75x
 pgqueuer before fair claims and the waiting/HITL result triggers, and 0.55-0.66x after
 (1 December 2026; best of three, with pgqueuer itself varying 4.7k-6.2k jobs/s between
-runs): a 0.5 floor failed on noise alone, so the floor is 0.4.
+runs): a 0.5 floor failed on noise alone, so the floor is 0.4. With the claim's plan
+reused and one guarded result trigger (2 December 2026): 0.59-0.74x.
 The full comparison is `make bench` (tests/bench/bench_queue.py).
 """
 
