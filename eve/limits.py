@@ -3,9 +3,11 @@
 `admit()` runs inside the API's transaction that inserts a new request, as the caller
 (RLS shows only the caller's org). Each API process keeps every org's limits row for
 CACHE_TTL_S (a change made through this process applies at once, through another within
-the TTL), so an org without limits pays no round trip at all on most submissions
-(POST /requests stays at three: tests/integration/api/test_roundtrips.py). With limits, admissions of that org are serialised by
-a transaction-level advisory lock so `max_pending` holds under concurrent submissions.
+the TTL), so an org without limits pays no round trip at all on most submissions: the
+API then sends the whole POST in one round trip (`known_unlimited()`;
+tests/integration/api/test_roundtrips.py). With limits, admissions of that org are
+serialised by a transaction-level advisory lock so `max_pending` holds under concurrent
+submissions.
 Running requests are never stopped by a limit: an org over budget finishes what runs.
 The running cap is not checked here but in the claim (sql/queries.sql, claim_batch).
 """
