@@ -196,10 +196,11 @@ async def one_statement_as_user(pool: AsyncConnectionPool, user_id: UUID | str, 
     anything is sent, without a round trip: a healthy idle connection has nothing to read,
     while one whose server went away (a restart) reads as closed or holds the server's
     goodbye. Such a connection is dropped, the pool checks the others, and the next is
-    used. A failure after sending is raised (a 503), as a lost COMMIT is on any path.
+    used; after two, the ordinary transaction (`as_user`) runs the statement. A failure
+    after sending is raised (a 503), as a lost COMMIT is on any path.
     """
     uid = str(UUID(str(user_id)))  # a UUID and nothing else
-    for _ in range(3):
+    for _ in range(2):
         async with pool.connection() as conn:
             if _server_went_away(conn):
                 await conn.close()  # the pool discards it when it comes back
@@ -219,7 +220,9 @@ async def one_statement_as_user(pool: AsyncConnectionPool, user_id: UUID | str, 
                     except psycopg.Error:
                         pass  # the pool discards a connection it cannot reset
                 raise
-    raise DatabaseUnavailable("no working connection to PostgreSQL in the pool")
+    # two suspect connections in a row: the ordinary path, whose BEGIN finds out safely
+    async with as_user(pool, uid) as conn:
+        return await (await conn.execute(query, params)).fetchall()
 
 
 def _server_went_away(conn: psycopg.AsyncConnection[Any]) -> bool:

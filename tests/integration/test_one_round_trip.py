@@ -11,7 +11,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from eve import queue
+from eve import db, queue
 from eve.db import make_pool, one_statement_as_user
 from eve.queries import Q
 from tests.support.tenants import make_tenant
@@ -75,3 +75,14 @@ async def test_a_dead_pooled_connection_is_replaced_before_anything_is_sent(conn
     assert await _count(conn, "second") == 1  # exactly once: not retried after sending
     async with pool.connection() as c:
         assert c.info.backend_pid != pid
+
+
+async def test_when_every_connection_looks_suspect_the_ordinary_transaction_runs_it(conn, pool, monkeypatch):
+    """Whatever makes an idle connection readable (a server that went away, or something
+    we did not foresee), a POST is never refused for it: after two suspect connections
+    the statement runs in the ordinary BEGIN / statement / COMMIT transaction."""
+    t = await make_tenant(conn, "suspect")
+    monkeypatch.setattr(db, "_server_went_away", lambda c: True)
+    [row] = await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, t, "fallback"))
+    assert row["prompt"] == "fallback" and row["org_id"] == t.org_id
+    assert await _count(conn, "fallback") == 1
