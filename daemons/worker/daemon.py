@@ -282,7 +282,8 @@ class Worker:
                 self.wakeup.clear()
                 try:
                     claimed = await self.with_db(
-                        lambda c: queue.claim(c, cfg.worker_type, self.id, limit=free, settings=cfg.queue), attempts=1)
+                        lambda c: queue.claim(c, cfg.worker_type, self.id, limit=min(free, queue.MAX_CLAIM),
+                                              settings=cfg.queue), attempts=1)
                     metrics.CLAIMS.labels("claimed" if claimed else "empty").inc()
                 except DB_ERRORS:
                     metrics.CLAIMS.labels("error").inc()
