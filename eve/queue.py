@@ -255,7 +255,7 @@ async def claim(
 ) -> list[Request]:
     """Claim up to `limit` runnable requests of one type (SKIP LOCKED); logs `claimed` for each."""
     settings = settings or QueueSettings()
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_CLAIM:
         raise ValidationError(f"claim limit must be an integer from 1 to {MAX_CLAIM}, got {limit!r}")
     cur = await conn.execute(
         _claim_sql(limit),

@@ -435,3 +435,14 @@ async def test_prune_deletes_old_finished_requests(conn, tenant):
     with pytest.raises(NotFound):
         await queue.get_request(conn, req.id)
     assert (await queue.get_request(conn, keep.id)).status == "pending"
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001, True, "10"])
+async def test_a_claim_limit_out_of_range_is_refused_and_claims_nothing(conn, limit):
+    """The batch size goes into the claim's text as a number (queue._claim_sql): anything
+    but an int from 1 to MAX_CLAIM is refused before a statement is sent."""
+    t = await make_tenant(conn, "limits")
+    await queue.enqueue(conn, org_id=t.org_id, user_id=t.user_id, worker_type="general", prompt="x")
+    with pytest.raises(ValidationError, match="claim limit"):
+        await queue.claim(conn, "general", "w", limit=limit)
+    assert len(await queue.claim(conn, "general", "w", limit=queue.MAX_CLAIM)) == 1
