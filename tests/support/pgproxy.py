@@ -3,10 +3,9 @@
 A round trip is the client speaking after the server has answered: messages a client
 sends before hearing anything back (a pipeline: BEGIN, Parse/Bind/Execute, COMMIT,
 Sync) are one round trip, and so is each simple Query or Sync it waits on — BEGIN and
-COMMIT included, whatever library sends them. `messages()` also counts the Query and
-Sync messages themselves. Runs in its own thread, so a test can point a server process
-at it and drive that server with a blocking HTTP client. Clients must connect with
-sslmode=disable (the proxy does not read TLS).
+COMMIT included, whatever library sends them. Runs in its own thread, so a test can
+point a server process at it and drive that server with a blocking HTTP client. Clients
+must connect with sslmode=disable (the proxy does not read TLS).
 """
 
 from __future__ import annotations
@@ -47,11 +46,6 @@ class PgProxy:
     def round_trips(self) -> int:
         with self._lock:
             return self.counts["round_trips"]
-
-    def messages(self) -> int:
-        """Query and Sync messages sent (several per round trip when pipelined)."""
-        with self._lock:
-            return self.counts["Q"] + self.counts["S"]
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
