@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.fake_anthropic import FakeAnthropic, _text_of, last_tool_result
 from tests.support.fake_slack import app_mention, slash_command
 from tests.support.slackstack import SIGNING_SECRET, SLACK_USER, TEAM, make_slack_stack
-from tests.support.waiting import wait_for
+from tests.support.waiting import async_wait_for, wait_for
 from tests.support.workerproc import start_worker
 
 pytestmark = pytest.mark.e2e
@@ -71,9 +71,15 @@ async def test_mention_reply_resumes_the_session_and_answers_in_the_thread(stack
     assert r.status_code == 200, r.text
     wait_for(lambda: _results(s), 120, f"the first result\n{s.daemon_output()}\n{worker.output()}")
     [first] = await (await conn.execute("SELECT id FROM eve.orchestration_requests")).fetchall()
-    kept = await (await conn.execute("SELECT session_id, finished_at, workspace_archive IS NOT NULL AS archived "
-                                     "FROM eve.request_sessions WHERE request_id = %s", (first["id"],))).fetchone()
-    assert kept is not None and kept["finished_at"] is not None and kept["archived"]
+
+    async def kept_session() -> dict[str, Any] | None:
+        return await (await conn.execute("SELECT session_id, finished_at, workspace_archive IS NOT NULL AS archived "
+                                         "FROM eve.request_sessions WHERE request_id = %s", (first["id"],))).fetchone()
+
+    # the worker keeps the session right after the result (0013), so the result's message
+    # in Slack may come first: wait for it rather than race the workspace archive
+    kept = await async_wait_for(kept_session, 60, f"the kept session\n{worker.output()}")
+    assert kept["finished_at"] is not None and kept["archived"]
     root = next(p for p in s.fake.accepted("chat.postMessage") if p["text"].startswith("queued"))["_ts"]
 
     kw = dict(team=TEAM, user=SLACK_USER, text=f"<@UBOT> {MARK} what is in your notes?", event_id="EvE2E1",
@@ -101,6 +107,11 @@ async def test_mention_reply_resumes_the_session_and_answers_in_the_thread(stack
                                    (rows[1]["id"],))).fetchone()
     assert ev["data"]["continues"] == str(first["id"]) and ev["data"]["workspace"] == "restored"
     assert ev["data"]["session_id"] == kept["session_id"]
-    # one kept session per thread: the continuation's replaced the first one's
-    sessions = await (await conn.execute("SELECT request_id FROM eve.request_sessions")).fetchall()
-    assert [r["request_id"] for r in sessions] == [rows[1]["id"]]
+
+    # one kept session per thread: the continuation's replaces the first one's (also
+    # written right after its result, so waited for)
+    async def only_the_continuations() -> bool:
+        kept_now = await (await conn.execute("SELECT request_id FROM eve.request_sessions")).fetchall()
+        return [r["request_id"] for r in kept_now] == [rows[1]["id"]]
+
+    await async_wait_for(only_the_continuations, 60, "the continuation's session to replace the first")
