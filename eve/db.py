@@ -160,15 +160,20 @@ async def _transaction(pool: AsyncConnectionPool, begin: sql.Composable) -> Asyn
                 try:
                     yield conn
                 except BaseException:
-                    if not conn.closed:
-                        try:
-                            await conn.execute("ROLLBACK")
-                        except psycopg.Error:
-                            pass  # the pool discards a connection it cannot reset
+                    await _rollback_quietly(conn)
                     raise
                 await conn.execute("COMMIT")
                 return
         await pool.check()
+
+
+async def _rollback_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
+    """After a failure inside a transaction: leave the connection clean for the next caller."""
+    if not conn.closed:
+        try:
+            await conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # the pool discards a connection it cannot reset
 
 
 @asynccontextmanager
@@ -214,11 +219,7 @@ async def one_statement_as_user(pool: AsyncConnectionPool, user_id: UUID | str, 
                     await conn.execute("COMMIT")
                 return await cur.fetchall()
             except BaseException:
-                if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    try:
-                        await conn.execute("ROLLBACK")
-                    except psycopg.Error:
-                        pass  # the pool discards a connection it cannot reset
+                await _rollback_quietly(conn)
                 raise
     # two suspect connections in a row: the ordinary path, whose BEGIN finds out safely
     async with as_user(pool, uid) as conn:

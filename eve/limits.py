@@ -56,23 +56,28 @@ class LimitsCache:
         self._rows: dict[UUID, tuple[float, dict[str, Any] | None]] = {}
 
     async def get(self, conn: AsyncConn, org_id: UUID) -> dict[str, Any] | None:
-        now = time.monotonic()
-        hit = self._rows.get(org_id)
-        if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
+        hit = self._fresh(org_id)
+        if hit is not None:
+            return hit[0]
         row = await (await conn.execute(Q.org_limits_get, {"org_id": org_id})).fetchone()
         if len(self._rows) > 10_000:
             self._rows.clear()
-        self._rows[org_id] = (now, row)
+        self._rows[org_id] = (time.monotonic(), row)
         return row
 
     def known_unlimited(self, org_id: UUID) -> bool:
         """True when the cache holds, unexpired, that this org has no admission limit (so
         admit() would return without a statement); False when admit() must run."""
+        hit = self._fresh(org_id)
+        return hit is not None and _unlimited(hit[0])
+
+    def _fresh(self, org_id: UUID) -> tuple[dict[str, Any] | None] | None:
+        """(row,) while the cached row is younger than ttl_s (the row itself may be None:
+        no limits set); None when it must be read."""
         hit = self._rows.get(org_id)
         if hit is None or time.monotonic() - hit[0] >= self.ttl_s:
-            return False
-        return hit[1] is None or all(hit[1][f] is None for f in ADMISSION_FIELDS)
+            return None
+        return (hit[1],)
 
     def forget(self, org_id: UUID) -> None:
         self._rows.pop(org_id, None)
@@ -81,10 +86,15 @@ class LimitsCache:
 CACHE = LimitsCache()
 
 
+def _unlimited(row: dict[str, Any] | None) -> bool:
+    """No admission limit in this org_limits row (or no row at all)."""
+    return row is None or all(row[f] is None for f in ADMISSION_FIELDS)
+
+
 async def admit(conn: AsyncConn, *, org_id: UUID, key_id: UUID | None, cache: LimitsCache = CACHE) -> None:
     """Raise TooManyRequests / BudgetExceeded if the org may not queue one more request now."""
     row = await cache.get(conn, org_id)
-    if row is None or all(row[f] is None for f in ADMISSION_FIELDS):
+    if _unlimited(row):
         return
     await conn.execute(Q.admit_lock, {"org_id": str(org_id)})
     if row["rate_per_minute"] is not None and key_id is not None:
