@@ -21,15 +21,23 @@ async def _tenant(dsn: str) -> Tenant:
 
 
 @contextmanager
-def bench_database(tmp: Path, **settings: str) -> Iterator[tuple[str, Tenant]]:
-    """(DSN, tenant) on a fresh embedded PostgreSQL that is stopped afterwards, also on error."""
+def embedded_postgres(tmp: Path, **settings: str) -> Iterator[str]:
+    """The admin DSN of a fresh embedded PostgreSQL (default, durable settings plus these),
+    stopped afterwards, also on error. Peers' benchmarks make their own databases in it."""
     pg = EmbeddedPostgres(tmp / "pg", port=0, settings=settings)
-    dsn = pg.start()
+    admin = pg.start()
     try:
-        asyncio.run(migrate.migrate(dsn))
-        yield dsn, asyncio.run(_tenant(dsn))
+        yield admin
     finally:
         pg.stop(mode="immediate")
+
+
+@contextmanager
+def bench_database(tmp: Path, **settings: str) -> Iterator[tuple[str, Tenant]]:
+    """(DSN, tenant) on a fresh embedded PostgreSQL, migrated, stopped afterwards."""
+    with embedded_postgres(tmp, **settings) as dsn:
+        asyncio.run(migrate.migrate(dsn))
+        yield dsn, asyncio.run(_tenant(dsn))
 
 
 def rss_mb(pid: int) -> float:

@@ -20,8 +20,8 @@ from typing import Any
 
 from eve import queue
 from eve.models import Outcome
-from eve.pg import EmbeddedPostgres
 from eve.queries import Q
+from tests.bench._stack import embedded_postgres
 from tests.bench.bench_queue import connect, eve_setup, pct
 from tests.support.tenants import make_tenant
 
@@ -139,13 +139,9 @@ def table(res: dict[str, Any]) -> str:
 
 
 def run() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="eve-bench-") as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg", port=0, settings={"max_connections": "50"})
-        admin = pg.start()
-        try:
-            res = asyncio.run(measure(admin))
-        finally:
-            pg.stop(mode="immediate")
+    with tempfile.TemporaryDirectory(prefix="eve-bench-") as tmp, \
+            embedded_postgres(Path(tmp), max_connections="50") as admin:
+        res = asyncio.run(measure(admin))
     print()
     print(table(res))
     return res

@@ -25,7 +25,7 @@ from eve import migrate, queue
 from eve.daemons.worker.results import ResultWriter
 from eve.db import as_service, make_pool
 from eve.models import Outcome
-from eve.pg import EmbeddedPostgres
+from tests.bench._stack import embedded_postgres
 from tests.support.pgharness import with_dbname
 from tests.support.tenants import make_tenant
 
@@ -356,13 +356,9 @@ def table(res: dict[str, Any]) -> str:
 
 
 def run() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="eve-bench-") as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg", port=0, settings={"max_connections": "200"})
-        admin = pg.start()
-        try:
-            res = asyncio.run(measure(admin))
-        finally:
-            pg.stop(mode="immediate")
+    with tempfile.TemporaryDirectory(prefix="eve-bench-") as tmp, \
+            embedded_postgres(Path(tmp), max_connections="200") as admin:
+        res = asyncio.run(measure(admin))
     print()
     print(table(res))
     return res

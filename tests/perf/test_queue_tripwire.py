@@ -19,8 +19,8 @@ import importlib.util
 
 import pytest
 
-from eve.pg import EmbeddedPostgres
 from tests.bench import bench_queue
+from tests.bench._stack import embedded_postgres
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,12 +37,8 @@ FLOOR = 0.4
 def durable_pg(tmp_path_factory):
     """Its own PostgreSQL with default (durable) settings, as `make bench` uses: the test
     cluster runs with fsync off, which weighs CPU over commits and is not what we compare."""
-    pg = EmbeddedPostgres(tmp_path_factory.mktemp("tripwire") / "pg", port=0, settings={"max_connections": "100"})
-    admin = pg.start()
-    try:
+    with embedded_postgres(tmp_path_factory.mktemp("tripwire"), max_connections="100") as admin:
         yield admin
-    finally:
-        pg.stop(mode="immediate")
 
 
 async def test_eve_drains_at_least_half_as_fast_as_pgqueuer(durable_pg):
