@@ -37,8 +37,8 @@ from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
 from eve.executor.sandbox import DEFAULT_UID_BASE, Runtime, kill_uid_processes
 from eve.executor.session import (
-    DEFAULT_ARCHIVE_CAP_BYTES, Resume, TurnInfo, archive_workspace, find_transcript, read_transcript,
-    restore_workspace, resume_prompt,
+    DEFAULT_ARCHIVE_CAP_BYTES, DEFAULT_UNPACKED_CAP_BYTES, ArchiveTooLarge, Resume, TurnInfo, archive_workspace,
+    find_transcript, read_transcript, restore_workspace, resume_prompt,
 )
 from eve.models import Outcome, Request, WorkerType
 from eve.daemons.worker.results import ResultWriter
@@ -71,6 +71,7 @@ class WorkerConfig:
     min_free_disk_mb: int = 1024  # below this much free space under the workspace root, stop claiming
     api_url: str | None = None  # the API agents reach with their request token (EVE_API_URL); None: no token
     session_archive_cap_bytes: int = DEFAULT_ARCHIVE_CAP_BYTES  # a waiting request's workspace, compressed
+    session_unpacked_cap_bytes: int = DEFAULT_UNPACKED_CAP_BYTES  # ... and its files added up, uncompressed
     reuse_local_workspaces: bool = True  # resume in the directory a worker on this host left
     kept_session_days: float = 7.0  # a finished Slack-thread request's session, kept for a continuation
 
@@ -374,7 +375,7 @@ class Worker:
                 return
             outcome = Outcome(status="failed", error_code="agent_error", output=outcome.output,
                               error="the agent asked to wait, but its Claude Code session could not be stored "
-                                    "(no session id or transcript); it cannot be resumed")
+                                    "(no session id, no transcript, or a transcript over its size cap); it cannot be resumed")
         final = outcome.status in ("success", "cancelled") or not outcome.retryable
         if final and state is not None:
             outcome = waiting.add_totals(outcome, state.session)
@@ -410,8 +411,10 @@ class Worker:
             return
         try:
             data = await asyncio.to_thread(read_transcript, transcript)
-            archive = await asyncio.to_thread(archive_workspace, turn.workspace,
-                                              self.config.session_archive_cap_bytes)
+            if data is None:
+                log.warning("the session transcript is over its size cap; not kept for a continuation", extra=extra)
+                return
+            archive = await asyncio.to_thread(self._archive, turn.workspace)
             await self.with_db(lambda c: waiting.keep(
                 c, request_id=req.id, org_id=req.org_id, session_id=turn.session_id or "", transcript=data,
                 transcript_path="/".join(transcript.parts[-3:]), archive=archive, host=socket.gethostname(),
@@ -439,8 +442,8 @@ class Worker:
         elif here and left is not None and left.is_dir():
             await asyncio.to_thread(self._move_workspace, left, path)
             how = "moved"
-        elif sess["workspace_archive"] is not None:
-            await asyncio.to_thread(restore_workspace, bytes(sess["workspace_archive"]), path)
+        elif sess["workspace_archive"] is not None and await asyncio.to_thread(
+                self._restore, bytes(sess["workspace_archive"]), path):
             how = "restored"
         else:
             shutil.rmtree(path, ignore_errors=True)
@@ -456,6 +459,19 @@ class Worker:
             prompt = req.prompt + ("" if how != "lost" else "\n\n(Your workspace files from before were not kept: "
                                                              "they were over the size cap; only this conversation was.)")
         return Resume(session_id=sess["session_id"], transcript=bytes(sess["transcript"]), prompt=prompt)
+
+    def _archive(self, workspace: Path) -> bytes | None:
+        return archive_workspace(workspace, self.config.session_archive_cap_bytes,
+                                 self.config.session_unpacked_cap_bytes)
+
+    def _restore(self, archive: bytes, path: Path) -> bool:
+        """Unpack a stored workspace; False (nothing left at `path`) when it is over the cap."""
+        try:
+            restore_workspace(archive, path, self.config.session_unpacked_cap_bytes)
+        except ArchiveTooLarge as exc:
+            log.warning("stored workspace not restored: %s", exc)
+            return False
+        return True
 
     @staticmethod
     def _move_workspace(src: Path, dest: Path) -> None:
@@ -474,8 +490,11 @@ class Worker:
             log.warning("no transcript for session %s", turn.session_id, extra=extra)
             return None
         data = await asyncio.to_thread(read_transcript, transcript)
+        if data is None:
+            log.warning("the transcript of session %s is over its size cap", turn.session_id, extra=extra)
+            return None
         rel = "/".join(transcript.parts[-3:])  # projects/<cwd>/<session>.jsonl
-        archive = await asyncio.to_thread(archive_workspace, turn.workspace, self.config.session_archive_cap_bytes)
+        archive = await asyncio.to_thread(self._archive, turn.workspace)
         status = await self.with_db(lambda c: waiting.park(
             c, request_id=req.id, org_id=req.org_id, worker_id=self.id, session_id=turn.session_id or "",
             transcript=data, transcript_path=rel, archive=archive, host=socket.gethostname(),

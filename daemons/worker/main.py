@@ -69,6 +69,12 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
                    help="Largest compressed workspace kept for a waiting request, or for a finished Slack-thread "
                         "request a mention may continue (default 100); above it the resumed agent is told its "
                         "files were not kept.")
+    p.add_argument("--session-workspace-max-mb", type=int,
+                   default=int(env.get("EVE_SESSION_WORKSPACE_MAX_MB") or 1024),
+                   help="Largest workspace, its files added up uncompressed, that is archived for a resume "
+                        "(default 1024; EVE_SESSION_WORKSPACE_MAX_MB). Checked before any file is read, and "
+                        "again before a stored workspace is unpacked: an agent's sparse or highly compressible "
+                        "files must not cost a worker its disk or memory.")
     p.add_argument("--kept-session-days", type=float, default=float(env.get("EVE_KEPT_SESSION_DAYS") or 7),
                    help="How long a finished Slack-thread request's Claude Code session is kept for a mention "
                         "in its thread to continue it (default 7; EVE_KEPT_SESSION_DAYS).")
@@ -91,6 +97,7 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
                         keep_workspaces=a.keep_workspaces, keep_failed_s=a.keep_failed_hours * 3600,
                         min_free_disk_mb=a.min_free_disk_mb, api_url=a.api_url,
                         session_archive_cap_bytes=a.session_archive_mb * 1024 * 1024,
+                        session_unpacked_cap_bytes=a.session_workspace_max_mb * 1024 * 1024,
                         reuse_local_workspaces=env.get("EVE_SESSION_REUSE_LOCAL", "1") != "0",
                         kept_session_days=a.kept_session_days,
                         **({"worker_id": a.worker_id} if a.worker_id else {}))

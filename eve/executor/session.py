@@ -20,8 +20,15 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-DEFAULT_ARCHIVE_CAP_BYTES = 100 * 1024 * 1024
+DEFAULT_ARCHIVE_CAP_BYTES = 100 * 1024 * 1024  # compressed
+DEFAULT_UNPACKED_CAP_BYTES = 1024 * 1024 * 1024  # what the workspace's files add up to
+DEFAULT_TRANSCRIPT_CAP_BYTES = 256 * 1024 * 1024
+
+
+class ArchiveTooLarge(ValueError):
+    """A stored workspace whose files add up to more than the unpacked cap."""
 
 
 @dataclass
@@ -63,7 +70,11 @@ def find_transcript(roots: Iterable[Path], session_id: str) -> Path | None:
     return None
 
 
-def read_transcript(path: Path) -> bytes:
+def read_transcript(path: Path, cap_bytes: int = DEFAULT_TRANSCRIPT_CAP_BYTES) -> bytes | None:
+    """The transcript, gzipped; None when the file is over `cap_bytes` (the agent could write
+    it: a worker must not read an arbitrarily large file into memory on its word)."""
+    if path.stat().st_size > cap_bytes:
+        return None
     return gzip.compress(path.read_bytes(), compresslevel=6)
 
 
@@ -83,27 +94,71 @@ def restore_transcript(roots: Iterable[Path], cwd_inside: str, session_id: str, 
     return written
 
 
-def archive_workspace(path: Path, cap_bytes: int = DEFAULT_ARCHIVE_CAP_BYTES) -> bytes | None:
-    """The workspace as tar.gz, or None when the archive would be over `cap_bytes`."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
-        for entry in sorted(os.listdir(path)):
-            tar.add(path / entry, arcname=entry, recursive=True)
-            if buf.tell() > cap_bytes:
-                return None
-    return None if buf.tell() > cap_bytes else buf.getvalue()
+class _OverCap(Exception):
+    pass
 
 
-def restore_workspace(archive: bytes, path: Path) -> int:
+class _CappedBuffer(io.BytesIO):
+    """A BytesIO that refuses to grow past `cap`: the archive stops at the cap, mid-file."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > self.cap:
+            raise _OverCap
+        return super().write(data)
+
+
+def tree_bytes(path: Path, cap_bytes: int) -> int | None:
+    """The apparent size of the regular files under `path` (links not followed), or None as
+    soon as it passes `cap_bytes`: read from directory entries only, no file is opened."""
+    total = 0
+    stack = [path]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+                    if total > cap_bytes:
+                        return None
+    return total
+
+
+def archive_workspace(path: Path, cap_bytes: int = DEFAULT_ARCHIVE_CAP_BYTES,
+                      unpacked_cap_bytes: int = DEFAULT_UNPACKED_CAP_BYTES) -> bytes | None:
+    """The workspace as tar.gz, or None when it would be over either cap.
+
+    The agent made these files, so both caps hold before any cost is paid: the files'
+    apparent sizes are added up first (a sparse `truncate -s 1T` file compresses to
+    almost nothing, but the worker would read every byte of it), and the compressed
+    archive stops growing at `cap_bytes` even in the middle of one file.
+    """
+    if tree_bytes(path, unpacked_cap_bytes) is None:
+        return None
+    buf = _CappedBuffer(cap_bytes)
+    try:
+        with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+            for entry in sorted(os.listdir(path)):
+                tar.add(path / entry, arcname=entry, recursive=True)
+    except _OverCap:
+        return None
+    return buf.getvalue()
+
+
+def restore_workspace(archive: bytes, path: Path, unpacked_cap_bytes: int = DEFAULT_UNPACKED_CAP_BYTES) -> int:
     """Replace `path` with the archive's contents; returns how many members were skipped.
 
     The agent made those files: every member goes through tarfile's `data` filter (no
     absolute paths, nothing outside `path`, no links pointing out, no devices, no setuid
-    bits), and one it refuses is skipped rather than failing the resume.
+    bits), and one it refuses is skipped rather than failing the resume. An archive whose
+    members add up to more than `unpacked_cap_bytes` raises ArchiveTooLarge before
+    anything is written (a small archive can unpack to a full disk); the headers are read
+    only until the sum passes the cap.
     """
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
     skipped = 0
 
     def only_data(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
@@ -115,6 +170,14 @@ def restore_workspace(archive: bytes, path: Path) -> int:
             return None
 
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        total = 0
+        for member in tar:
+            total += member.size
+            if total > unpacked_cap_bytes:
+                raise ArchiveTooLarge(f"the stored workspace unpacks to more than {unpacked_cap_bytes} bytes")
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
         tar.extractall(path, filter=only_data)
     return skipped
 

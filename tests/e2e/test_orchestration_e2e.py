@@ -223,6 +223,41 @@ async def test_same_worker_reuses_the_directory_and_a_failed_child_is_reported(
         api.stop()
 
 
+async def test_a_sparse_terabyte_in_the_workspace_is_not_archived_and_the_agent_is_told(
+        db_url, conn, tmp_path, variant_bin, resumed_turn: ResumedTurn):
+    """A hostile agent's `truncate -s 1T`: free for it, but archiving it would read a terabyte
+    of zeros. The worker refuses it from the directory listing (within the deadline, not
+    after reading), parks the request without its files, and the resumed agent (restoring
+    from the database, not reusing the directory) is told they were not kept."""
+    tenant = await make_tenant(conn, "orch-sparse")
+    api = start_api(db_url, tmp_path)
+    worker = None
+    try:
+        api.wait_ready()
+        worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="sparse", slots=2,
+                              env={"EVE_API_URL": api.url, "EVE_SESSION_REUSE_LOCAL": "0"})
+        worker.wait_healthy()
+        prompt = ("[[bash: eve request create -t general -p 'child gamma' --child --reply-to-parent && "
+                  "echo 'keep me' > notes.txt && truncate -s 1T huge.bin && ls -ls huge.bin && eve wait]]")
+        parent = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
+                                     prompt=prompt)
+        res = wait_for(lambda: one(db_url, "SELECT * FROM eve.orchestration_results WHERE request_id = %s",
+                                   parent.id), 120, "the parent's result")
+        out = one(db_url, "SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'tool_result' "
+                          "ORDER BY id", parent.id)["data"]["content"]
+        assert "1099511627776" in out, out  # the agent really made it
+        assert res["status"] == "success", res
+        assert "no notes" in res["summary"] and "keep me" not in res["summary"], res["summary"]
+        assert "(files lost)" in res["summary"], res["summary"]
+        resumed = one(db_url, "SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'resumed'",
+                      parent.id)["data"]
+        assert resumed["workspace"] == "lost"
+    finally:
+        if worker is not None:
+            worker.stop()
+        api.stop()
+
+
 def parked_by(db_url: str, request_id: Any) -> str:
     return one(db_url, "SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'claimed' ORDER BY id",
                request_id)["data"]["worker_id"]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from eve.executor import session
 from eve.executor.session import (
-    archive_workspace, find_transcript, project_dir_name, restore_transcript, restore_workspace, resume_prompt,
+    ArchiveTooLarge, archive_workspace, find_transcript, project_dir_name, read_transcript, restore_transcript,
+    restore_workspace, resume_prompt, tree_bytes,
 )
 
 SID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -90,3 +93,75 @@ def test_resume_prompt_names_outcomes_and_lost_files():
     assert "- child a success: done" in text and "- child b failed (agent_error): boom" in text
     assert "were not kept" in text
     assert "were not kept" not in resume_prompt(["x"], workspace_kept=True)
+
+
+def test_a_sparse_file_is_refused_before_it_is_read(tmp_path):
+    """`truncate -s 1T` costs an agent nothing and compresses to almost nothing, but archiving
+    it would read every byte: its apparent size is checked first, from the directory."""
+    ws = tmp_path / "ws"
+    (ws / "deep" / "er").mkdir(parents=True)
+    (ws / "small.txt").write_text("x")
+    with open(ws / "deep" / "er" / "huge", "wb") as f:
+        f.truncate(1 << 40)
+    assert tree_bytes(ws, 1 << 20) is None
+    assert archive_workspace(ws, cap_bytes=1 << 20, unpacked_cap_bytes=1 << 20) is None
+    (ws / "deep" / "er" / "huge").unlink()
+    assert tree_bytes(ws, 1 << 20) == 1
+
+
+def test_the_compressed_cap_stops_the_archive_inside_one_file(tmp_path):
+    """One file larger than the cap: the archive stops growing at the cap instead of after the file."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "random.bin").write_bytes(os.urandom(4 << 20))  # incompressible
+    offered = []
+    buffers = []
+
+    class Spy(session._CappedBuffer):
+        def __init__(self, cap):
+            super().__init__(cap)
+            buffers.append(self)
+
+        def write(self, data):
+            offered.append(len(data))
+            return super().write(data)
+
+    orig = session._CappedBuffer
+    session._CappedBuffer = Spy
+    try:
+        assert archive_workspace(ws, cap_bytes=256 << 10) is None
+    finally:
+        session._CappedBuffer = orig
+    assert len(buffers[0].getbuffer()) <= 256 << 10
+    assert sum(offered) < 1 << 20  # it stopped near the cap, not after compressing all 4 MiB
+    assert archive_workspace(ws, cap_bytes=8 << 20) is not None
+
+
+def test_restore_refuses_an_archive_that_unpacks_past_the_cap(tmp_path):
+    """A small archive of zeros can fill a disk: the members' sizes are added up first,
+    and nothing is written (not even the old workspace removed) when they pass the cap."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for i in range(3):
+            info = tarfile.TarInfo(f"zeros-{i}")
+            info.size = 4 << 20
+            tar.addfile(info, io.BytesIO(b"\0" * info.size))
+    archive = buf.getvalue()
+    assert len(archive) < 100 << 10
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "before").write_text("untouched")
+    with pytest.raises(ArchiveTooLarge):
+        restore_workspace(archive, ws, unpacked_cap_bytes=8 << 20)
+    assert [p.name for p in ws.iterdir()] == ["before"]
+    assert restore_workspace(archive, ws, unpacked_cap_bytes=12 << 20) == 0
+    assert sorted(p.name for p in ws.iterdir()) == ["zeros-0", "zeros-1", "zeros-2"]
+
+
+def test_an_oversized_transcript_is_not_read(tmp_path):
+    path = tmp_path / f"{SID}.jsonl"
+    with open(path, "wb") as f:
+        f.truncate(1 << 30)
+    assert read_transcript(path, cap_bytes=1 << 20) is None
+    path.write_text('{"type": "user"}\n')
+    assert gzip.decompress(read_transcript(path, cap_bytes=1 << 20)) == b'{"type": "user"}\n'
