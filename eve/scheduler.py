@@ -104,7 +104,7 @@ class Scheduler:
             if r is not None and r.outcome != "lost":
                 self.fired += 1
                 log.info("schedule %s: tick %s %s%s", r.schedule_id, r.fire_at.isoformat(), r.outcome,
-                         f" (request {r.request_id})" if r.request_id else "",
+                         f" (request {r.request_id})" if r.request_id else f" ({r.detail})" if r.detail else "",
                          extra={"request_id": r.request_id, "data": {"scheduler": self.name}})
         async with as_service(self.pool) as conn:
             nxt = await schedules.next_due(conn)

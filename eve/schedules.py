@@ -30,7 +30,7 @@ import psycopg
 from cronsim import CronSim, CronSimError
 from psycopg.types.json import Jsonb
 
-from eve import queue
+from eve import limits, queue
 from eve.errors import Conflict, InvalidWorkerType, NotFound, ValidationError
 from eve.queries import Q
 from eve.settings import QueueSettings
@@ -368,8 +368,9 @@ async def fires(conn: AsyncConn, schedule_id: UUID, *, limit: int = 20) -> list[
 class FireResult:
     schedule_id: UUID
     fire_at: datetime
-    outcome: str  # fired | skipped | missed | lost (another process had it)
+    outcome: str  # fired | skipped | missed | refused (the org's limits) | lost (another process had it)
     request_id: UUID | None = None
+    detail: str | None = None  # why it was refused
 
 
 async def due(conn: AsyncConn, *, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
@@ -379,16 +380,32 @@ async def due(conn: AsyncConn, *, now: datetime, limit: int = 100) -> list[dict[
 
 
 async def fire_one(conn: AsyncConn, row: dict[str, Any], *, now: datetime) -> FireResult | None:
-    """Decide and fire one due schedule (one statement); None if nothing was due after all."""
+    """Decide and fire one due schedule; None if nothing was due after all.
+
+    The tick is admitted like any new request (eve.limits: the org's pending cap and
+    monthly budget; a schedule has no API key, so no rate limit): when the org may not
+    queue one more now, the tick is recorded as `refused` with the reason, and the
+    schedule moves on to its next tick. One statement when the org has no limits; with
+    limits, the admission's lock and the tick share one transaction, so a burst of API
+    submissions and the tick cannot both take the last pending place.
+    """
     d = decide(row["cron_expression"], row["timezone"], row["next_fire_at"], now, row["max_delay_seconds"])
     if d.fire_at is None:
         return None
-    res = await (await conn.execute(Q.schedule_fire_tick, {
-        "schedule_id": row["id"], "expected": row["next_fire_at"], "fire_at": d.fire_at, "missed": d.missed,
-        "next_fire_at": d.next_fire_at})).fetchone()
+    async with conn.transaction():
+        refused = None
+        if not d.missed:
+            try:
+                await limits.admit(conn, org_id=row["org_id"], key_id=None)
+            except (limits.TooManyRequests, limits.BudgetExceeded) as exc:
+                refused = exc.message
+        res = await (await conn.execute(Q.schedule_fire_tick, {
+            "schedule_id": row["id"], "expected": row["next_fire_at"], "fire_at": d.fire_at, "missed": d.missed,
+            "next_fire_at": d.next_fire_at, "refused": refused})).fetchone()
     if res is None:
         return FireResult(row["id"], d.fire_at, "lost")
-    return FireResult(row["id"], res["fire_at"], res["outcome"], res["request_id"])
+    return FireResult(row["id"], res["fire_at"], res["outcome"], res["request_id"],
+                      refused if res["outcome"] == "refused" else None)
 
 
 async def fire_due(conn: AsyncConn, *, now: datetime, limit: int = 100) -> list[FireResult]:

@@ -19,11 +19,12 @@ WHERE (%(id)s::uuid IS NOT NULL AND id = %(id)s::uuid)
 
 -- name: schedules_list
 -- With the latest fire and how its request ended: the "last result" column.
-SELECT s.*, f.fire_at AS last_fire_at, f.outcome AS last_outcome, f.request_id AS last_request_id,
+SELECT s.*, f.fire_at AS last_fire_at, f.outcome AS last_outcome, f.detail AS last_detail,
+       f.request_id AS last_request_id,
        r.status AS last_request_status, res.status AS last_result_status
 FROM eve.schedules s
 LEFT JOIN LATERAL (
-    SELECT lf.fire_at, lf.outcome, lf.request_id FROM eve.schedule_fires lf
+    SELECT lf.fire_at, lf.outcome, lf.detail, lf.request_id FROM eve.schedule_fires lf
     WHERE lf.schedule_id = s.id ORDER BY lf.fired_at DESC LIMIT 1
 ) f ON true
 LEFT JOIN eve.orchestration_requests r ON r.id = f.request_id
@@ -52,7 +53,7 @@ SELECT 1 FROM eve.schedules WHERE org_id = %(org_id)s AND name = %(name)s AND id
 
 -- name: schedules_due
 -- What a scheduler must look at now; the partial index holds enabled schedules only.
-SELECT id, cron_expression, timezone, next_fire_at, max_delay_seconds
+SELECT id, org_id, cron_expression, timezone, next_fire_at, max_delay_seconds
 FROM eve.schedules
 WHERE enabled AND next_fire_at <= %(now)s
 ORDER BY next_fire_at
@@ -68,7 +69,8 @@ SELECT min(next_fire_at) AS next_fire_at FROM eve.schedules WHERE enabled;
 -- INSERT through (ON CONFLICT DO NOTHING waits for a concurrent insert of the same
 -- tick to commit, then does nothing), and the request is inserted only from the fire
 -- row that INSERT returned. `expected` guards against a schedule that changed (or a
--- tick another process already moved past) since it was read.
+-- tick another process already moved past) since it was read. `refused`: why the org's
+-- limits admit no new request now (eve.limits), or NULL.
 WITH s AS (
     SELECT sc.*,
            EXISTS (SELECT 1 FROM eve.orchestration_requests p
@@ -79,12 +81,14 @@ WITH s AS (
 ), ids AS (
     SELECT gen_random_uuid() AS request_id
 ), fire AS (
-    INSERT INTO eve.schedule_fires (schedule_id, fire_at, org_id, outcome, request_id)
+    INSERT INTO eve.schedule_fires (schedule_id, fire_at, org_id, outcome, request_id, detail)
     SELECT s.id, %(fire_at)s, s.org_id, o.outcome,
-           CASE WHEN o.outcome = 'fired' THEN ids.request_id END
+           CASE WHEN o.outcome = 'fired' THEN ids.request_id END,
+           CASE WHEN o.outcome = 'refused' THEN %(refused)s::text END
     FROM s CROSS JOIN ids
     CROSS JOIN LATERAL (SELECT CASE WHEN %(missed)s THEN 'missed'
                                     WHEN s.overlap = 'skip' AND s.busy THEN 'skipped'
+                                    WHEN %(refused)s::text IS NOT NULL THEN 'refused'
                                     ELSE 'fired' END AS outcome) o
     ON CONFLICT (schedule_id, fire_at) DO NOTHING
     RETURNING *
@@ -137,7 +141,7 @@ WITH s AS (
 SELECT id AS request_id FROM req;
 
 -- name: schedule_fires_list
-SELECT f.schedule_id, f.fire_at, f.outcome, f.request_id, f.fired_at, r.status AS request_status
+SELECT f.schedule_id, f.fire_at, f.outcome, f.detail, f.request_id, f.fired_at, r.status AS request_status
 FROM eve.schedule_fires f
 LEFT JOIN eve.orchestration_requests r ON r.id = f.request_id
 WHERE f.schedule_id = %(schedule_id)s

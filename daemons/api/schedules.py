@@ -14,7 +14,7 @@ from litestar import delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from eve import schedules
+from eve import limits, schedules
 from eve.auth import Caller
 from eve.daemons.api.errors import ERROR_RESPONSES
 from eve.daemons.api.routes import ConfigIn, _org_id
@@ -72,7 +72,7 @@ def schedule_out(row: dict[str, Any], *, now: datetime | None = None) -> Json:
                                                                row["next_fire_at"], 4)]
     last = None
     if row.get("last_outcome"):
-        last = {"fireAt": ts(row["last_fire_at"]), "outcome": row["last_outcome"],
+        last = {"fireAt": ts(row["last_fire_at"]), "outcome": row["last_outcome"], "detail": row["last_detail"],
                 "requestId": str(row["last_request_id"]) if row["last_request_id"] else None,
                 "requestStatus": row["last_request_status"], "resultStatus": row["last_result_status"]}
     return {
@@ -115,7 +115,8 @@ async def get_schedule(schedule: str, caller: Caller, state: State) -> Json:
         full = await schedules.get(conn, row["id"])
         recent = await schedules.fires(conn, row["id"], limit=20)
     out = schedule_out(full)
-    out["fires"] = [{"fireAt": ts(f["fire_at"]), "outcome": f["outcome"], "firedAt": ts(f["fired_at"]),
+    out["fires"] = [{"fireAt": ts(f["fire_at"]), "outcome": f["outcome"], "detail": f["detail"],
+                     "firedAt": ts(f["fired_at"]),
                      "requestId": str(f["request_id"]) if f["request_id"] else None,
                      "requestStatus": f["request_status"]} for f in recent]
     return out
@@ -147,9 +148,11 @@ async def delete_schedule(schedule: str, caller: Caller, state: State) -> None:
 
 
 @post("/schedules/{schedule:str}/run", status_code=201, tags=["schedules"], responses=ERROR_RESPONSES,
-      summary="Fire a schedule now (also when paused); returns the new request")
+      summary="Fire a schedule now (also when paused); returns the new request (429/402 past the org's limits)")
 async def run_schedule(schedule: str, caller: Caller, state: State) -> Json:
     async with as_user(state.pool, caller.user_id) as conn:
+        found = await schedules.resolve(conn, schedule, org_id=caller.org_id)
+        await limits.admit(conn, org_id=found["org_id"], key_id=caller.key_id)  # as POST /requests
         request_id = await schedules.run_now(conn, schedule, org_id=caller.org_id, user_id=caller.user_id)
         row = await (await conn.execute(Q.api_request_detail, {"id": request_id})).fetchone()
     return request_out(row)

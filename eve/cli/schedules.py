@@ -126,7 +126,7 @@ def last_result(s: dict[str, Any]) -> str:
     last = s.get("lastFire")
     if not last:
         return "-"
-    if last["outcome"] in ("skipped", "missed"):
+    if last["outcome"] in ("skipped", "missed", "refused"):
         return f"[yellow]{last['outcome']}[/]"
     return styled_status(last.get("resultStatus") or last.get("requestStatus") or last["outcome"])
 
@@ -178,7 +178,8 @@ def schedule_show(ctx: typer.Context, schedule: RefArg, as_json: bool = JsonOpt)
         out.print(f"[bold]{'recent':>12}[/]")
         t = table("TICK", "OUTCOME", "REQUEST", "STATUS")
         for f in s["fires"][:10]:
-            t.add_row(_when(f["fireAt"], s["timezone"]), f["outcome"], f.get("requestId") or "-",
+            outcome = f["outcome"] + (f" ({escape(f['detail'].split(':')[0])})" if f.get("detail") else "")
+            t.add_row(_when(f["fireAt"], s["timezone"]), outcome, f.get("requestId") or "-",
                       styled_status(f.get("requestStatus")) if f.get("requestStatus") else "-")
         out.print(t)
 

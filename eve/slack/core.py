@@ -18,7 +18,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from slack_sdk.errors import SlackApiError
 
-from eve import queue
+from eve import limits, queue
 from eve.db import as_api, as_user
 from eve.errors import Conflict, EveError, NotFound, ValidationError
 from eve.models import Request
@@ -143,6 +143,8 @@ class SlackCore:
         reply_to = {"type": "slack", "team": inst.team_id, "channel": channel, "thread_ts": thread_ts}
         try:
             async with as_user(self.pool, user_id) as conn:
+                # the org's pending cap and budget hold for Slack too ("Not queued: ..." tells why)
+                await limits.admit(conn, org_id=inst.org_id, key_id=None)
                 req = await queue.enqueue(conn, org_id=inst.org_id, user_id=user_id, worker_type=worker_type,
                                           prompt=prompt, context=context, config=config, replay_of=replay_of,
                                           reply_to=reply_to, settings=self.settings, worker_types=self.worker_types)

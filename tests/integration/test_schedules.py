@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from eve import queue, schedules
+from eve import limits, queue, schedules
 from eve.errors import Conflict, NotFound
 from eve.models import Outcome
 from eve.schedules import ScheduleSpec
@@ -96,7 +96,7 @@ async def test_the_fire_statement_itself_refuses_a_second_fire_of_a_tick(conn, t
     from eve.queries import Q
 
     params = {"schedule_id": s["id"], "expected": s["next_fire_at"], "fire_at": s["next_fire_at"],
-              "missed": False, "next_fire_at": s["next_fire_at"]}  # leave next_fire_at as it was
+              "missed": False, "next_fire_at": s["next_fire_at"], "refused": None}  # leave next_fire_at as it was
     first = await (await conn.execute(Q.schedule_fire_tick, params)).fetchone()
     second = await (await conn.execute(Q.schedule_fire_tick, params)).fetchone()
     assert first["outcome"] == "fired" and second is None
@@ -268,3 +268,32 @@ async def test_daily_0230_berlin_fires_once_a_day_across_both_transitions(conn, 
     assert fires == [datetime(2026, 3, 28, 1, 30, tzinfo=UTC), datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
                      datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC)]
     assert len(await requests_of(conn, s["id"])) == 4
+
+
+async def test_a_tick_past_the_orgs_limits_is_refused_and_the_schedule_moves_on(conn, tenant):
+    """Cron is not a way around the org's limits (eve.limits): at the pending cap, or over
+    the monthly budget, the tick is recorded as `refused` with the reason, no request is
+    created, and the next tick fires once there is room again."""
+    s = await make(conn, tenant)
+    await conn.execute("INSERT INTO eve.org_limits (org_id, max_pending) VALUES (%s, 1)", (tenant.org_id,))
+    limits.CACHE.forget(tenant.org_id)
+    await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general", prompt="other")
+    [r] = await schedules.fire_due(conn, now=at(0, 0))
+    assert (r.outcome, r.request_id) == ("refused", None) and "at most 1 pending" in r.detail
+    [fire] = await fires_of(conn, s["id"])
+    assert fire["outcome"] == "refused" and "at most 1 pending" in fire["detail"]
+    assert await requests_of(conn, s["id"]) == []
+    row = (await schedules.list_schedules(conn, schedule_id=s["id"]))[0]
+    assert row["next_fire_at"] == at(1) and row["last_outcome"] == "refused"
+
+    await conn.execute("UPDATE eve.org_limits SET max_pending = NULL, monthly_budget_usd = 0 WHERE org_id = %s",
+                       (tenant.org_id,))
+    limits.CACHE.forget(tenant.org_id)
+    [r] = await schedules.fire_due(conn, now=at(1, 0))
+    assert r.outcome == "refused" and "monthly budget reached" in r.detail
+
+    await conn.execute("DELETE FROM eve.org_limits WHERE org_id = %s", (tenant.org_id,))
+    limits.CACHE.forget(tenant.org_id)
+    [r] = await schedules.fire_due(conn, now=at(2, 0))
+    assert r.outcome == "fired" and r.detail is None
+    assert [q["id"] for q in await requests_of(conn, s["id"])] == [r.request_id]

@@ -72,6 +72,19 @@ async def test_slash_command_creates_one_request_with_slack_reply_to(stack, conn
     assert rows[0]["reply_to"] == {"type": "slack", "team": TEAM, "channel": "C0CHAN", "thread_ts": None}
 
 
+async def test_a_slash_command_past_the_orgs_budget_is_not_queued(stack, conn):
+    """Slack is not a way around the org's limits: over its monthly budget, the command is
+    answered with why (as POST /requests answers 402) and creates nothing."""
+    await conn.execute("INSERT INTO eve.org_limits (org_id, monthly_budget_usd) VALUES (%s, 0)",
+                       (stack.tenant.org_id,))
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="look at #42",
+                      trigger_id="t-broke")
+    assert r.status_code == 200, r.text
+    text = r.json()["text"]
+    assert text.startswith("Not queued:") and "monthly budget reached" in text, text
+    assert await _requests(conn) == []
+
+
 async def test_slack_429_then_200_delivers_every_message_exactly_once(stack, conn):
     # the thread root and the progress post are each refused once with 429 Retry-After: 1
     stack.fake.fail_next("chat.postMessage", 429, retry_after=1, times=2)

@@ -48,7 +48,7 @@ def last_result_text(s: dict[str, Any]) -> Text:
     last = s.get("lastFire")
     if not last:
         return Text("-", style="bright_black")
-    if last["outcome"] in ("skipped", "missed"):
+    if last["outcome"] in ("skipped", "missed", "refused"):
         return Text(last["outcome"], style="yellow")
     return status_text(last.get("resultStatus") or last.get("requestStatus") or last["outcome"])
 

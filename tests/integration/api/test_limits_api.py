@@ -92,3 +92,22 @@ async def test_budget_answers_402_with_spend_and_budget_and_running_ones_finish(
     # the operator raises the budget: accepted again
     _limit(op, "alice-org", monthlyBudgetUsd=5)
     assert alice.http.post("/requests", json=BODY).status_code == 201
+
+
+async def test_run_now_of_a_schedule_is_admitted_like_a_post(api, conn, alice):
+    """A schedule must not be a way around the org's limits: "run now" answers 429 at the
+    pending cap and 402 over the budget, with the same messages as POST /requests."""
+    r = alice.http.post("/schedules", json={"name": "nightly", "cronExpression": "0 3 * * *",
+                                            "workerType": "general", "prompt": "scheduled work"})
+    assert r.status_code == 201, r.text
+    op = await _operator(api, conn)
+    _limit(op, "alice-org", maxPending=1)
+    assert alice.http.post("/schedules/nightly/run").status_code == 201
+    r = alice.http.post("/schedules/nightly/run")
+    assert r.status_code == 429 and "at most 1 pending requests" in r.json()["message"], r.text
+    _limit(op, "alice-org", maxPending=None, monthlyBudgetUsd=0)
+    r = alice.http.post("/schedules/nightly/run")
+    assert r.status_code == 402 and "monthly budget reached" in r.json()["message"], r.text
+    n = await (await conn.execute("SELECT count(*) AS n FROM eve.orchestration_requests WHERE org_id = %s",
+                                  (alice.tenant.org_id,))).fetchone()
+    assert n["n"] == 1
