@@ -278,6 +278,7 @@ async def test_a_tick_past_the_orgs_limits_is_refused_and_the_schedule_moves_on(
     await conn.execute("INSERT INTO eve.org_limits (org_id, max_pending) VALUES (%s, 1)", (tenant.org_id,))
     limits.CACHE.forget(tenant.org_id)
     await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general", prompt="other")
+    await conn.execute("SET ROLE service_role")  # as the scheduler in a worker fires
     [r] = await schedules.fire_due(conn, now=at(0, 0))
     assert (r.outcome, r.request_id) == ("refused", None) and "at most 1 pending" in r.detail
     [fire] = await fires_of(conn, s["id"])
