@@ -117,6 +117,23 @@ def test_references_between_k8s_objects_resolve() -> None:
             assert container["livenessProbe"]["httpGet"]["port"] in (8080, "health")
 
 
+def test_the_api_and_every_worker_get_the_secrets_key_in_every_deployment() -> None:
+    """Per-org secrets need one key in the API (encrypts) and in every worker (decrypts for
+    the agents): a deployment that forgets it in one place loses the feature silently.
+    The k8s manifests did, while compose and systemd had it."""
+    for name, dep in {d["metadata"]["name"]: d for _, d in k8s_docs() if d["kind"] == "Deployment"}.items():
+        env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert "EVE_SECRETS_KEY" in env, name
+        assert env["EVE_SECRETS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "secrets-key", name
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = [svc for svc in compose["services"] if "api" in svc or "worker" in svc]
+    assert services
+    for svc in services:
+        assert "EVE_SECRETS_KEY" in (compose["services"][svc].get("environment") or {}), svc
+    for unit in ("api", "worker"):
+        assert "EVE_SECRETS_KEY=" in (ROOT / "packaging" / "systemd" / f"{unit}.env.example").read_text(), unit
+
+
 def test_only_the_migrate_job_holds_the_owner_dsn() -> None:
     job = next(d for _, d in k8s_docs() if d["kind"] == "Job")
     pod = job["spec"]["template"]["spec"]
