@@ -425,3 +425,10 @@ async def fire_due(conn: AsyncConn, *, now: datetime, limit: int = 100) -> list[
 async def next_due(conn: AsyncConn) -> datetime | None:
     row = await (await conn.execute(Q.schedules_next_due)).fetchone()
     return row["next_fire_at"] if row else None
+
+
+async def prune_fires(conn: AsyncConn, *, older_than_seconds: float) -> int:
+    """Delete fires older than the cut-off, except each schedule's latest: an every-minute
+    schedule otherwise adds half a million rows a year."""
+    cur = await conn.execute(Q.prune_schedule_fires, {"older_than_seconds": older_than_seconds})
+    return cur.rowcount

@@ -147,3 +147,10 @@ LEFT JOIN eve.orchestration_requests r ON r.id = f.request_id
 WHERE f.schedule_id = %(schedule_id)s
 ORDER BY f.fired_at DESC
 LIMIT %(limit)s;
+
+-- name: prune_schedule_fires
+-- A tick's row outlives its request by the same cut-off (`eve db prune`); each schedule
+-- keeps its latest fire, which is its "last result".
+DELETE FROM eve.schedule_fires f
+WHERE f.fired_at < now() - make_interval(secs => %(older_than_seconds)s)
+  AND f.fired_at < (SELECT max(l.fired_at) FROM eve.schedule_fires l WHERE l.schedule_id = f.schedule_id);

@@ -105,20 +105,24 @@ def prune(
     older_than: Annotated[str, typer.Option("--older-than", help="Age cut-off, e.g. 30d, 12h.")] = "30d",
     database_url: DsnOpt = None,
 ) -> None:
-    """Delete finished requests (and their results and events) older than the cut-off."""
+    """Delete finished requests (and their results and events) and schedule fires older than
+    the cut-off; each schedule keeps its latest fire."""
     from eve.db import connect, set_service
     from eve.queue import prune as prune_requests
+    from eve.schedules import prune_fires
 
     seconds = parse_duration(older_than)
     dsn = require_dsn(database_url)
 
-    async def go() -> int:
+    async def go() -> tuple[int, int]:
         conn = await connect(dsn)
         try:
             async with conn.transaction():
                 await set_service(conn)
-                return await prune_requests(conn, older_than_seconds=seconds)
+                requests = await prune_requests(conn, older_than_seconds=seconds)
+                return requests, await prune_fires(conn, older_than_seconds=seconds)
         finally:
             await conn.close()
 
-    console.print(f"pruned {run(go())} finished requests older than {older_than}")
+    requests, fires = run(go())
+    console.print(f"pruned {requests} finished requests and {fires} schedule fires older than {older_than}")

@@ -298,3 +298,22 @@ async def test_a_tick_past_the_orgs_limits_is_refused_and_the_schedule_moves_on(
     [r] = await schedules.fire_due(conn, now=at(2, 0))
     assert r.outcome == "fired" and r.detail is None
     assert [q["id"] for q in await requests_of(conn, s["id"])] == [r.request_id]
+
+
+async def test_prune_deletes_old_fires_but_keeps_each_schedules_latest(conn, tenant):
+    """`eve db prune` drops fires older than its cut-off; the latest fire of a schedule
+    stays whatever its age (it is the schedule's "last result")."""
+    busy = await make(conn, tenant, "busy", overlap="allow")
+    quiet = await make(conn, tenant, "quiet", "0 3 * * *")
+    for minute in range(3):
+        await schedules.fire_due(conn, now=at(minute))
+    await schedules.fire_due(conn, now=datetime(2026, 11, 26, 3, tzinfo=UTC))
+    await conn.execute("UPDATE eve.schedule_fires SET fired_at = now() - interval '40 days'")
+    await schedules.fire_due(conn, now=datetime(2026, 11, 26, 3, 1, tzinfo=UTC))  # one recent fire of busy
+    before = {s: len(await fires_of(conn, s)) for s in (busy["id"], quiet["id"])}
+    assert before == {busy["id"]: 5, quiet["id"]: 1}
+    assert await schedules.prune_fires(conn, older_than_seconds=30 * 86400) == 4
+    [kept] = await fires_of(conn, busy["id"])
+    assert kept["fire_at"] == datetime(2026, 11, 26, 3, 1, tzinfo=UTC)
+    assert len(await fires_of(conn, quiet["id"])) == 1  # old, but its only (latest) fire
+    assert await schedules.prune_fires(conn, older_than_seconds=30 * 86400) == 0
