@@ -134,6 +134,12 @@ SET locked_until = NULL, failures = failures + 1, last_error = %(error)s,
 WHERE request_id = %(request_id)s
 RETURNING failures;
 
+-- name: slack_thread_gave_up
+-- Nothing more will be posted in this thread: Slack refuses it for good (the channel is
+-- gone, archived, or eve is not in it) or has refused it for about a day. The request is
+-- untouched; last_error (written by slack_thread_failed just before) says why it stopped.
+UPDATE eve.slack_threads SET done_at = now(), locked_until = NULL WHERE request_id = %(request_id)s;
+
 -- name: slack_thread_questions
 -- Open questions of the thread's request not yet posted in it (hitl, 0010).
 SELECT q.id, q.question, q.options

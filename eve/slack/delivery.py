@@ -40,6 +40,10 @@ log = logging.getLogger("eve.slack.delivery")
 LEASE_S = 60
 INSTALLATIONS_TTL_S = 60.0
 MAX_BACKOFF_S = 300.0
+# Slack errors no retry can fix: the thread is given up at once (the request is untouched).
+PERMANENT_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
+# Anything else (a revoked token, Slack down) is retried for about a day at the capped backoff.
+MAX_FAILURES = 300
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,12 @@ def retry_delay(exc: BaseException, failures: int) -> float:
             return 30.0
     base = min(MAX_BACKOFF_S, 2.0 ** min(failures, 10))
     return base * (0.5 + random.random() / 2)
+
+
+def permanent(exc: BaseException) -> bool:
+    """A Slack refusal that will not change on a retry (PERMANENT_ERRORS)."""
+    return (isinstance(exc, SlackApiError) and exc.response is not None and bool(exc.response.data)
+            and exc.response.get("error") in PERMANENT_ERRORS)
 
 
 def describe(exc: BaseException) -> str:
@@ -136,11 +146,15 @@ class Delivery:
                 return
             delay = await self._deliver(thread, self._client(inst))
             await self._exec(Q.slack_thread_release, {"request_id": rid, "delay_s": delay})
-        except Exception as exc:  # noqa: BLE001 - every failure is retried later, none is dropped
+        except Exception as exc:  # noqa: BLE001 - a failure is retried later, or given up for a reason
             async with as_service(self.pool) as conn:
                 row = await (await conn.execute(Q.slack_thread_failed, {
                     "request_id": rid, "error": describe(exc), "delay_s": 0})).fetchone()
             failures = row["failures"] if row else 1
+            if permanent(exc) or failures >= MAX_FAILURES:
+                await self._exec(Q.slack_thread_gave_up, {"request_id": rid})
+                log.warning("slack delivery for %s given up after %d failure(s): %s", rid, failures, describe(exc))
+                return
             delay = retry_delay(exc, failures)
             await self._exec(Q.slack_thread_release, {"request_id": rid, "delay_s": delay})
             log.warning("slack delivery for %s failed (%s); retrying in %.1fs", rid, describe(exc), delay)

@@ -128,6 +128,57 @@ async def test_slack_429_then_200_delivers_every_message_exactly_once(stack, con
     assert req_row["reply_to"]["thread_ts"] == root_ts(stack)
 
 
+async def test_a_channel_slack_refuses_for_good_is_given_up_at_once(stack, conn):
+    """eve removed from the channel (or the channel archived): no retry can post there, so
+    the thread is closed after the first refusal, with the reason, instead of being retried
+    every five minutes forever. The request itself is untouched."""
+    stack.fake.fail_next("chat.postMessage", error="not_in_channel")
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="say hi", trigger_id="t-gone")
+    assert r.status_code == 200, r.text
+    rid = (await _requests(conn))[0]["id"]
+    stack.start_daemon()
+
+    async def closed() -> dict[str, Any] | None:
+        row = await (await conn.execute("SELECT done_at, failures, last_error FROM eve.slack_threads "
+                                        "WHERE request_id = %s", (rid,))).fetchone()
+        return row if row["done_at"] is not None else None
+    row = await async_wait_for(closed, 30, "the thread to be given up")
+    assert "not_in_channel" in row["last_error"] and row["failures"] == 1
+    assert len(stack.fake.refused("chat.postMessage")) == 1 and stack.fake.accepted("chat.postMessage") == []
+    status = await (await conn.execute("SELECT status FROM eve.orchestration_requests WHERE id = %s",
+                                       (rid,))).fetchone()
+    assert status["status"] == "pending"
+
+
+async def test_a_thread_slack_keeps_refusing_is_given_up_after_max_failures(stack, conn, db_url, monkeypatch):
+    """Any other refusal (Slack down, a revoked token) is retried with backoff, but not
+    forever: after MAX_FAILURES (about a day at the capped backoff; 3 here) the thread is closed."""
+    from eve.db import make_pool
+    from eve.slack import delivery, secretbox
+
+    monkeypatch.setattr(delivery, "MAX_FAILURES", 3)
+    monkeypatch.setenv("EVE_SLACK_API_URL", stack.fake.url)
+    stack.fake.fail_next("chat.postMessage", 500, retry_after=None, times=10)
+    r = slash_command(stack.api.url, SIGNING_SECRET, team=TEAM, user=SLACK_USER, text="say hi", trigger_id="t-down")
+    assert r.status_code == 200, r.text
+    rid = (await _requests(conn))[0]["id"]
+    pool = make_pool(db_url, service_only=True, name="slack-test")
+    await pool.open(wait=True)
+    try:
+        loop = delivery.Delivery(pool, secretbox.key_from(stack.jwt_secret))
+        for attempt in (1, 2, 3):
+            await conn.execute("UPDATE eve.slack_threads SET next_try_at = now() WHERE request_id = %s", (rid,))
+            assert await loop.tick() == 1, attempt
+        row = await (await conn.execute("SELECT done_at, failures, last_error FROM eve.slack_threads "
+                                        "WHERE request_id = %s", (rid,))).fetchone()
+        assert row["done_at"] is not None and row["failures"] == 3 and "500" in row["last_error"], row
+        assert len(stack.fake.refused("chat.postMessage")) == 3
+        await conn.execute("UPDATE eve.slack_threads SET next_try_at = now() WHERE request_id = %s", (rid,))
+        assert await loop.tick() == 0  # closed: never looked at again
+    finally:
+        await pool.close()
+
+
 def root_ts(stack) -> str:
     return _ts_of(stack, "queued · ")
 

@@ -31,7 +31,7 @@ class Call:
 class FakeSlack:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
-    failures: dict[str, list[tuple[int, int | None]]] = field(default_factory=dict)
+    failures: dict[str, list[tuple[int, int | None, str | None]]] = field(default_factory=dict)
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -45,9 +45,12 @@ class FakeSlack:
     def add_user(self, slack_id: str, email: str, *, verified: bool = True) -> None:
         self.users[slack_id] = {"email": email, "verified": verified}
 
-    def fail_next(self, method: str, status: int = 429, *, retry_after: int | None = 1, times: int = 1) -> None:
+    def fail_next(self, method: str, status: int = 429, *, retry_after: int | None = 1, times: int = 1,
+                  error: str | None = None) -> None:
+        """The next `times` calls of `method` fail: HTTP `status`, or (`error`) Slack's own
+        refusal as it sends it, HTTP 200 with {"ok": false, "error": error}."""
         with self._lock:
-            self.failures.setdefault(method, []).extend([(status, retry_after)] * times)
+            self.failures.setdefault(method, []).extend([(status, retry_after, error)] * times)
 
     def accepted(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -61,9 +64,11 @@ class FakeSlack:
         with self._lock:
             queued = self.failures.get(method) or []
             if queued:
-                status, retry_after = queued.pop(0)
-                self.calls.append(Call(method, args, status))
+                status, retry_after, error = queued.pop(0)
+                self.calls.append(Call(method, args, status if error is None else 0))
                 headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+                if error is not None:
+                    return 200, headers, {"ok": False, "error": error}
                 return status, headers, {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"}
             self._ts += 1
             ts = f"{int(time.time())}.{self._ts:06d}"
