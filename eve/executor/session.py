@@ -111,20 +111,26 @@ class _CappedBuffer(io.BytesIO):
         return super().write(data)
 
 
+ENTRY_BYTES = 512  # a tar header: what each file, directory or link adds before its data
+
+
 def tree_bytes(path: Path, cap_bytes: int) -> int | None:
-    """The apparent size of the regular files under `path` (links not followed), or None as
-    soon as it passes `cap_bytes`: read from directory entries only, no file is opened."""
+    """What the tree under `path` adds up to as a tar stream (each entry's header, and the
+    apparent size of each regular file; links not followed), or None as soon as that passes
+    `cap_bytes`. Read from directory entries only, no file is opened; counting headers
+    bounds a million empty files as well as one huge one."""
     total = 0
     stack = [path]
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
+                total += ENTRY_BYTES
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=False):
                     total += entry.stat(follow_symlinks=False).st_size
-                    if total > cap_bytes:
-                        return None
+                if total > cap_bytes:
+                    return None
     return total
 
 
@@ -172,7 +178,7 @@ def restore_workspace(archive: bytes, path: Path, unpacked_cap_bytes: int = DEFA
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         total = 0
         for member in tar:
-            total += member.size
+            total += ENTRY_BYTES + member.size
             if total > unpacked_cap_bytes:
                 raise ArchiveTooLarge(f"the stored workspace unpacks to more than {unpacked_cap_bytes} bytes")
         if path.exists():

@@ -106,7 +106,18 @@ def test_a_sparse_file_is_refused_before_it_is_read(tmp_path):
     assert tree_bytes(ws, 1 << 20) is None
     assert archive_workspace(ws, cap_bytes=1 << 20, unpacked_cap_bytes=1 << 20) is None
     (ws / "deep" / "er" / "huge").unlink()
-    assert tree_bytes(ws, 1 << 20) == 1
+    assert tree_bytes(ws, 1 << 20) == 1 + 3 * 512  # small.txt's byte, and three entries' headers
+
+
+def test_many_empty_files_count_against_the_cap_too(tmp_path):
+    """A million empty files is no data but a long walk and a big tar: each entry counts a header."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for i in range(300):
+        (ws / f"empty-{i}").touch()
+    assert tree_bytes(ws, 100 * 512) is None
+    assert archive_workspace(ws, unpacked_cap_bytes=100 * 512) is None
+    assert tree_bytes(ws, 1 << 20) == 300 * 512
 
 
 def test_the_compressed_cap_stops_the_archive_inside_one_file(tmp_path):
@@ -154,7 +165,7 @@ def test_restore_refuses_an_archive_that_unpacks_past_the_cap(tmp_path):
     with pytest.raises(ArchiveTooLarge):
         restore_workspace(archive, ws, unpacked_cap_bytes=8 << 20)
     assert [p.name for p in ws.iterdir()] == ["before"]
-    assert restore_workspace(archive, ws, unpacked_cap_bytes=12 << 20) == 0
+    assert restore_workspace(archive, ws, unpacked_cap_bytes=(12 << 20) + 3 * 512) == 0
     assert sorted(p.name for p in ws.iterdir()) == ["zeros-0", "zeros-1", "zeros-2"]
 
 
