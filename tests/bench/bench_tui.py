@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ import psycopg
 
 from tests.bench._stack import bench_database, rss_mb
 from tests.support.apiserver import start_api
+from tests.support.tmux import Tmux
 
 IDLE_SECONDS = float(os.environ.get("EVE_BENCH_TUI_IDLE_S", "20"))
 HISTORY = int(os.environ.get("EVE_BENCH_TUI_HISTORY", "100000"))
@@ -64,9 +64,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def ui_pid(session: str) -> int:
-    pane_pid = int(subprocess.run(["tmux", "display", "-p", "-t", session, "#{pane_pid}"], capture_output=True,
-                                  text=True).stdout.strip())
+def ui_pid(term: Tmux) -> int:
+    """The console's process: the pane's shell's child (or the shell itself, once it exec'd)."""
+    pane_pid = term.pane_pid()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pane_pid:
@@ -105,7 +105,7 @@ def run() -> dict[str, Any]:
     if shutil.which("tmux") is None:
         raise RuntimeError("tmux is needed for the TUI benchmark (apt-get install tmux)")
     res: dict[str, Any] = {"idle_seconds": IDLE_SECONDS, "history": HISTORY, "workers": WORKERS}
-    session = f"eve-bench-ui-{os.getpid()}"
+    term = Tmux("eve-bench-ui")
     with tempfile.TemporaryDirectory(prefix="eve-bench-tui-") as tmp_s, \
             bench_database(Path(tmp_s)) as (dsn, t):
         t0 = time.perf_counter()
@@ -120,11 +120,9 @@ def run() -> dict[str, Any]:
             res["searches"] = len(lat)
             env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": t.api_key, "TERM": "xterm-256color"}
             start = time.perf_counter()
-            subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-                            f"{sys.executable} -m eve.cli ui"], env=env, check=True)
+            term.start(f"{sys.executable} -m eve.cli ui", env)
             while True:
-                shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                                       text=True).stdout
+                shown = term.screen()
                 if "frame_s" not in res and "eve │" in shown:
                     res["frame_s"] = time.perf_counter() - start
                 if "● live" in shown:
@@ -133,17 +131,16 @@ def run() -> dict[str, Any]:
                     raise TimeoutError("eve ui never showed live data")
                 time.sleep(0.01)
             res["first_paint_s"] = time.perf_counter() - start
-            pid = ui_pid(session)
+            pid = ui_pid(term)
             res["cpu_to_first_paint_s"] = cpu_seconds(pid)
             time.sleep(3)  # past start-up: measure the steady idle state
             c0, w0 = cpu_seconds(pid), time.perf_counter()
             time.sleep(IDLE_SECONDS)
             res["idle_cpu_percent"] = 100 * (cpu_seconds(pid) - c0) / (time.perf_counter() - w0)
             res["rss_mb"] = rss_mb(pid)
-            res["screen"] = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                                           text=True).stdout
+            res["screen"] = term.screen()
         finally:
-            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+            term.close()
             api.stop()
     print(f"history: {HISTORY:,} requests, {WORKERS} workers (seeded in {res['seed_s']:.1f} s)\n")
     print("| measure | value | target |\n|---|---|---|")

@@ -14,9 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
-import time
 from typing import Any
 
 import httpx
@@ -27,6 +25,7 @@ from tests.e2e.fake_anthropic import FakeAnthropic
 from tests.e2e.test_orchestration_e2e import RESUMED, _texts, one, resumed_prompt, rows
 from tests.support.apiserver import start_api
 from tests.support.tenants import make_tenant
+from tests.support.tmux import Tmux
 from tests.support.waiting import wait_for
 from tests.support.workerproc import start_worker
 
@@ -179,10 +178,7 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
     tenant = await make_tenant(conn, "hitl-ui")
     api = start_api(db_url, tmp_path)
     worker = None
-    session = f"eve-ui-hitl-{os.getpid()}"
-    # a tmux server of its own: on the default one, another test's `kill-session -t NAME` for a
-    # session already gone resolves to the most recent session — possibly this one
-    tmux = ["tmux", "-L", session]
+    term = Tmux("eve-ui-hitl", timeout=30)  # a tmux server of its own (tests/support/tmux.py)
     try:
         api.wait_ready()
         worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="solo", slots=1,
@@ -195,24 +191,8 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
         env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "TERM": "xterm-256color",
                "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
         env.pop("EVE_API_TOKEN", None)
-        subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-                        f"{sys.executable} -m eve.cli ui --refresh 1s; sleep 30"], env=env, check=True)
-
-        def screen() -> str:
-            return subprocess.run([*tmux, "capture-pane", "-p", "-t", f"={session}:"], capture_output=True,
-                                  text=True).stdout
-
-        def wait_screen(text: str, timeout: float = 30) -> str:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                out = screen()
-                if text in out:
-                    return out
-                time.sleep(0.1)
-            raise AssertionError(f"{text!r} never appeared on screen:\n{screen()}")
-
-        def keys(*k: str) -> None:
-            subprocess.run([*tmux, "send-keys", "-t", f"={session}:", *k], check=True)
+        term.start(f"{sys.executable} -m eve.cli ui --refresh 1s; sleep 30", env)
+        wait_screen, keys = term.wait_screen, term.keys
 
         wait_screen("1 question (a)")
         keys("a")
@@ -229,7 +209,7 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
         q = _question(db_url, req.id)
         assert q["status"] == "answered" and q["answered_by"] == tenant.user_id
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        term.close()
         if worker is not None:
             worker.stop()
         api.stop()

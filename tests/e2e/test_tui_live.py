@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from eve.tui.app import EveApp
 from eve.tui.screens.request import RequestScreen
 from tests.support.apiserver import start_api
 from tests.support.tenants import make_tenant
+from tests.support.tmux import Tmux
 from tests.support.workerproc import start_worker
 
 pytestmark = pytest.mark.e2e
@@ -77,54 +77,26 @@ async def test_dashboard_follows_a_real_request(live_stack):
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 async def test_real_terminal_session_in_tmux(live_stack, tmp_path: Path):
     api, tenant = live_stack
-    session = f"eve-ui-test-{os.getpid()}"
     env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "TERM": "xterm-256color",
            "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     async with EveClient(api.url, api_key=tenant.api_key) as client:
         await client.create_request("data", "[[text: waiting for a data worker]]")
-    cmd = f"{sys.executable} -m eve.cli ui --refresh 1s; echo EXITED-$?; sleep 30"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], env=env, check=True)
-
-    def screen() -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                              text=True).stdout
-
-    def wait_screen(text: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            out = screen()
-            if text in out:
-                return out
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} never appeared on screen:\n{screen()}")
-
-    def wait_gone(text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text in screen():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} is still on screen:\n{screen()}")
-            time.sleep(0.1)
-
-    def keys(*k: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
-
-    try:
-        out = wait_screen("● live")
+    with Tmux("eve-ui-test") as term:
+        term.start(f"{sys.executable} -m eve.cli ui --refresh 1s; echo EXITED-$?; sleep 30", env)
+        out = term.wait_screen("● live")
         assert "Queue" in out and "Workers" in out and "Requests 1 of 1" in out and api.url in out
-        keys("/")
-        wait_screen("search:")
-        keys("status:pending", "Enter")
-        wait_screen("search: status:pending")
-        keys("?")
-        out = wait_screen("Keys —")
+        term.keys("/")
+        term.wait_screen("search:")
+        term.keys("status:pending", "Enter")
+        term.wait_screen("search: status:pending")
+        term.keys("?")
+        out = term.wait_screen("Keys —")
         assert "Search" in out and "Quit" in out
-        keys("Escape")  # tmux holds a lone Escape for its escape-time before passing it on
-        wait_gone("Keys —")
-        keys("q")
-        out = wait_screen("EXITED-0")
+        term.keys("Escape")  # tmux holds a lone Escape for its escape-time before passing it on
+        term.wait_gone("Keys —")
+        term.keys("q")
+        out = term.wait_screen("EXITED-0")
         assert "Queue" not in out  # the terminal is back to the shell, the TUI gone
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
@@ -133,7 +105,7 @@ async def test_operator_walk_at_80x24(db_url, tmp_path: Path, variant_bin, conn)
     tenant = await make_tenant(conn, "ops", operator=True)
     api = start_api(db_url, tmp_path)
     worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, env={"EVE_LEASE_SECONDS": "6"})
-    session = f"eve-ui-walk-{os.getpid()}"
+    term = Tmux("eve-ui-walk", width=80, height=24)
     try:
         api.wait_ready()
         wid = worker.wait_healthy()["worker_id"]
@@ -147,24 +119,8 @@ async def test_operator_walk_at_80x24(db_url, tmp_path: Path, variant_bin, conn)
                 await asyncio.sleep(0.3)
         env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "TERM": "xterm-256color",
                "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-                        f"{sys.executable} -m eve.cli ui --refresh 1s; sleep 30"], env=env, check=True)
-
-        def screen() -> str:
-            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                                  text=True).stdout
-
-        def wait_screen(text: str, timeout: float = 20) -> str:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                out = screen()
-                if text in out:
-                    return out
-                time.sleep(0.1)
-            raise AssertionError(f"{text!r} never appeared on screen:\n{screen()}")
-
-        def keys(*k: str) -> None:
-            subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+        term.start(f"{sys.executable} -m eve.cli ui --refresh 1s; sleep 30", env)
+        wait_screen, keys, screen = term.wait_screen, term.keys, term.screen
 
         out = wait_screen("● live")
         assert "Requests 4 of 4" in out and "playwright: 3 pending and no live worker" in out
@@ -193,6 +149,6 @@ async def test_operator_walk_at_80x24(db_url, tmp_path: Path, variant_bin, conn)
         assert worker.proc.returncode == 0 and "drain requested by an operator" in worker.output()
         wait_screen("stopped", timeout=15)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        term.close()
         worker.stop()
         api.stop()
