@@ -23,11 +23,10 @@ import pytest
 from eve import queue
 from tests.e2e.fake_anthropic import FakeAnthropic
 from tests.e2e.test_orchestration_e2e import RESUMED, _texts, one, resumed_prompt, rows
-from tests.support.apiserver import start_api
 from tests.support.tenants import make_tenant
 from tests.support.tmux import Tmux
 from tests.support.waiting import wait_for
-from tests.support.workerproc import start_worker
+from tests.support.workerproc import api_and_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -78,13 +77,7 @@ def _kinds(db_url: str, request_id: Any) -> list[str]:
 async def test_agent_asks_waits_without_a_slot_and_resumes_the_same_session_with_the_answer(
         db_url, conn, tmp_path, variant_bin, decision: Decision):
     tenant = await make_tenant(conn, "hitl")
-    api = start_api(db_url, tmp_path)
-    worker = None
-    try:
-        api.wait_ready()
-        worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="solo", slots=1,
-                              env={"EVE_API_URL": api.url})
-        worker.wait_healthy()
+    with api_and_worker(db_url, tmp_path, variant_bin) as (api, worker):
         req = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
                                   prompt=ASK)
         wait_for(lambda: one(db_url, "SELECT 1 FROM eve.orchestration_requests WHERE id = %s AND status = 'waiting'",
@@ -138,22 +131,12 @@ async def test_agent_asks_waits_without_a_slot_and_resumes_the_same_session_with
         assert wait["delivered_at"] is not None
         r = http.post(f"/hitl/{q['id']}/answer", json={"answer": "no"})
         assert r.status_code == 409 and f"already answered by {tenant.email}" in r.json()["message"]
-    finally:
-        if worker is not None:
-            worker.stop()
-        api.stop()
 
 
 async def test_a_question_nobody_answers_expires_and_the_agent_decides(
         db_url, conn, tmp_path, variant_bin, decision: Decision):
     tenant = await make_tenant(conn, "hitl-expiry")
-    api = start_api(db_url, tmp_path)
-    worker = None
-    try:
-        api.wait_ready()
-        worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="solo", slots=1,
-                              env={"EVE_API_URL": api.url})
-        worker.wait_healthy()
+    with api_and_worker(db_url, tmp_path, variant_bin) as (api, worker):
         req = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
                                   prompt=ASK_EXPIRING)
         res = wait_for(lambda: one(db_url, "SELECT * FROM eve.orchestration_results WHERE request_id = %s", req.id),
@@ -165,10 +148,6 @@ async def test_a_question_nobody_answers_expires_and_the_agent_decides(
         assert res["summary"] == f"Nobody answered by {stamp}; not merging.", res["summary"]
         kinds = _kinds(db_url, req.id)
         assert "hitl_expired" in kinds and kinds.index("hitl_expired") < kinds.index("resumed")
-    finally:
-        if worker is not None:
-            worker.stop()
-        api.stop()
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed (apt-get install tmux)")
@@ -176,14 +155,7 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
         db_url, conn, tmp_path, variant_bin, decision: Decision):
     """The header shows the waiting question, `a` lists it, Enter opens the dialog, `1` answers yes."""
     tenant = await make_tenant(conn, "hitl-ui")
-    api = start_api(db_url, tmp_path)
-    worker = None
-    term = Tmux("eve-ui-hitl", timeout=30)  # a tmux server of its own (tests/support/tmux.py)
-    try:
-        api.wait_ready()
-        worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="solo", slots=1,
-                              env={"EVE_API_URL": api.url})
-        worker.wait_healthy()
+    with api_and_worker(db_url, tmp_path, variant_bin) as (api, worker), Tmux("eve-ui-hitl", timeout=30) as term:
         req = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
                                   prompt=ASK)
         wait_for(lambda: one(db_url, "SELECT 1 FROM eve.orchestration_requests WHERE id = %s AND status = 'waiting'",
@@ -208,8 +180,3 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
         wait_screen("0 questions")
         q = _question(db_url, req.id)
         assert q["status"] == "answered" and q["answered_by"] == tenant.user_id
-    finally:
-        term.close()
-        if worker is not None:
-            worker.stop()
-        api.stop()

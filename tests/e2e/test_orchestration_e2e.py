@@ -24,7 +24,7 @@ from tests.e2e.fake_anthropic import FakeAnthropic, last_tool_result
 from tests.support.apiserver import start_api
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
-from tests.support.workerproc import start_worker
+from tests.support.workerproc import api_and_worker, start_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -191,13 +191,7 @@ async def test_same_worker_reuses_the_directory_and_a_failed_child_is_reported(
     """One worker, archive cap 0 (nothing archived): the resume reuses the directory on this host,
     and a child that fails still wakes the parent, which is told so and decides."""
     tenant = await make_tenant(conn, "orch-local")
-    api = start_api(db_url, tmp_path)
-    worker = None
-    try:
-        api.wait_ready()
-        worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="solo", slots=1,
-                              env={"EVE_API_URL": api.url, "EVE_SESSION_ARCHIVE_MB": "0"})
-        worker.wait_healthy()
+    with api_and_worker(db_url, tmp_path, variant_bin, env={"EVE_SESSION_ARCHIVE_MB": "0"}) as (api, worker):
         # the child's prompt makes the fake API fail it; spelled with printf so the brackets do not
         # end the parent's own [[bash: ...]]
         prompt = ("[[bash: eve request create -t general -p \"$(printf '\\133\\133api_error: 400\\135\\135')\" "
@@ -217,10 +211,6 @@ async def test_same_worker_reuses_the_directory_and_a_failed_child_is_reported(
         assert f"child {child['id']} failed (api_error)" in told, told
         kept = one(db_url, "SELECT count(*) AS n FROM eve.request_sessions WHERE request_id = %s", parent.id)
         assert kept["n"] == 0
-    finally:
-        if worker is not None:
-            worker.stop()
-        api.stop()
 
 
 async def test_a_sparse_terabyte_in_the_workspace_is_not_archived_and_the_agent_is_told(
@@ -230,13 +220,8 @@ async def test_a_sparse_terabyte_in_the_workspace_is_not_archived_and_the_agent_
     after reading), parks the request without its files, and the resumed agent (restoring
     from the database, not reusing the directory) is told they were not kept."""
     tenant = await make_tenant(conn, "orch-sparse")
-    api = start_api(db_url, tmp_path)
-    worker = None
-    try:
-        api.wait_ready()
-        worker = start_worker(db_url, tmp_path, path_prepend=variant_bin, name="sparse", slots=2,
-                              env={"EVE_API_URL": api.url, "EVE_SESSION_REUSE_LOCAL": "0"})
-        worker.wait_healthy()
+    with api_and_worker(db_url, tmp_path, variant_bin, name="sparse", slots=2,
+                        env={"EVE_SESSION_REUSE_LOCAL": "0"}) as (api, worker):
         prompt = ("[[bash: eve request create -t general -p 'child gamma' --child --reply-to-parent && "
                   "echo 'keep me' > notes.txt && truncate -s 1T huge.bin && ls -ls huge.bin && eve wait]]")
         parent = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
@@ -252,10 +237,6 @@ async def test_a_sparse_terabyte_in_the_workspace_is_not_archived_and_the_agent_
         resumed = one(db_url, "SELECT data FROM eve.request_events WHERE request_id = %s AND kind = 'resumed'",
                       parent.id)["data"]
         assert resumed["workspace"] == "lost"
-    finally:
-        if worker is not None:
-            worker.stop()
-        api.stop()
 
 
 def parked_by(db_url: str, request_id: Any) -> str:

@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from eve.pg import free_port
+from tests.support.apiserver import ApiProcess, start_api
 
 
 @dataclass
@@ -88,3 +91,22 @@ def start_worker(dsn: str, tmp: Path, *, worker_type: str = "general", slots: in
     proc = subprocess.Popen(cmd, env=child_env, stdout=log, stderr=subprocess.STDOUT, text=True)
     log.close()
     return WorkerProcess(proc=proc, health_port=port, log_path=log_path, workspace_root=workspace)
+
+
+@contextmanager
+def api_and_worker(dsn: str, tmp: Path, variant_bin: Path, *, name: str = "solo", slots: int = 1,
+                   env: dict[str, str] | None = None) -> Iterator[tuple[ApiProcess, WorkerProcess]]:
+    """An API and one general worker whose agents reach it (EVE_API_URL), both ready; both
+    stopped afterwards, also when the test fails."""
+    api = start_api(dsn, tmp)
+    worker = None
+    try:
+        api.wait_ready()
+        worker = start_worker(dsn, tmp, path_prepend=variant_bin, name=name, slots=slots,
+                              env={"EVE_API_URL": api.url, **(env or {})})
+        worker.wait_healthy()
+        yield api, worker
+    finally:
+        if worker is not None:
+            worker.stop()
+        api.stop()
