@@ -385,9 +385,9 @@ async def fire_one(conn: AsyncConn, row: dict[str, Any], *, now: datetime) -> Fi
     The tick is admitted like any new request (eve.limits: the org's pending cap and
     monthly budget; a schedule has no API key, so no rate limit): when the org may not
     queue one more now, the tick is recorded as `refused` with the reason, and the
-    schedule moves on to its next tick. One statement when the org has no limits; with
-    limits, the admission's lock and the tick share one transaction, so a burst of API
-    submissions and the tick cannot both take the last pending place.
+    schedule moves on to its next tick. The admission's lock and the tick share one
+    transaction, so a burst of API submissions and the tick cannot both take the last
+    pending place; an org without limits adds no statement once eve.limits has cached that.
     """
     d = decide(row["cron_expression"], row["timezone"], row["next_fire_at"], now, row["max_delay_seconds"])
     if d.fire_at is None:
