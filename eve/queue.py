@@ -597,13 +597,11 @@ async def append_events(conn: AsyncConn, request_id: UUID, org_id: UUID, events:
     """Insert a batch of (kind, data[, at]) events for one request in one round trip."""
     if not events:
         return []
-    kinds = [e[0] for e in events]
-    datas = [Jsonb(e[1]) for e in events]
-    ats = [e[2] if len(e) > 2 else None for e in events]  # type: ignore[misc]
-    cur = await conn.execute(
-        Q.event_insert_batch,
-        {"request_id": request_id, "org_id": org_id, "kinds": kinds, "datas": datas, "ats": ats},
-    )
+    batch = [{"kind": e[0], "data": e[1],
+              "at": e[2].isoformat() if len(e) > 2 and e[2] is not None else None}  # type: ignore[misc]
+             for e in events]
+    cur = await conn.execute(Q.event_insert_batch,
+                             {"request_id": request_id, "org_id": org_id, "events": Jsonb(batch)})
     return [r["id"] for r in await cur.fetchall()]
 
 

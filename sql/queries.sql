@@ -342,9 +342,13 @@ LEFT JOIN LATERAL (
 ORDER BY t.id;
 
 -- name: event_insert_batch
+-- The batch is one JSON array of {kind, data, at} (at: null = now), inserted in its order:
+-- one json.dumps in the worker instead of three arrays that psycopg dumps element by
+-- element in Python (that was over a third of a streaming worker's CPU).
 INSERT INTO eve.request_events (request_id, org_id, kind, data, at)
-SELECT %(request_id)s, %(org_id)s, e.kind, e.data, coalesce(e.at, now())
-FROM unnest(%(kinds)s::text[], %(datas)s::jsonb[], %(ats)s::timestamptz[]) AS e(kind, data, at)
+SELECT %(request_id)s, %(org_id)s, x.e->>'kind', x.e->'data', coalesce((x.e->>'at')::timestamptz, now())
+FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS x(e, n)
+ORDER BY x.n
 RETURNING id;
 
 -- name: events_list

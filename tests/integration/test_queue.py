@@ -411,6 +411,23 @@ async def test_events_append_and_list_after(conn, tenant):
     assert events[0].data == {"text": "hello"}
 
 
+async def test_a_batch_of_events_keeps_its_order_and_its_times(conn, tenant):
+    """Ids follow the batch's order; an event's own time is kept (the worker's log lines
+    carry when they happened), and one without gets the insert's."""
+    from datetime import datetime, timezone
+
+    req = await _enqueue(conn, tenant)
+    then = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    batch = [(f"k{i}", {"i": i, "text": "quote \" comma , brace } nul-free"}) for i in range(50)]
+    batch[7] = ("stamped", {"i": 7}, then)
+    ids = await queue.append_events(conn, req.id, req.org_id, batch)
+    assert len(ids) == 50 and ids == sorted(ids)
+    events = await queue.list_events(conn, req.id)
+    assert [e.data["i"] for e in events] == list(range(50))
+    assert events[7].kind == "stamped" and events[7].at == then
+    assert events[0].data["text"] == 'quote " comma , brace } nul-free' and events[0].at > then
+
+
 async def test_insert_notifies_workers_with_the_worker_type(db_url, conn, tenant):
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as listener:
         await listener.execute("LISTEN eve_requests")
