@@ -342,7 +342,7 @@ LEFT JOIN LATERAL (
 ORDER BY t.id;
 
 -- name: event_insert_batch
--- The batch is one JSON array of {kind, data, at} (at: null = now), inserted in its order:
+-- The batch is one JSON array of objects (kind, data, at; at null = now), inserted in order:
 -- one json.dumps in the worker instead of three arrays that psycopg dumps element by
 -- element in Python (that was over a third of a streaming worker's CPU).
 INSERT INTO eve.request_events (request_id, org_id, kind, data, at)
