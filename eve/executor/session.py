@@ -72,10 +72,11 @@ def find_transcript(roots: Iterable[Path], session_id: str) -> Path | None:
 
 def read_transcript(path: Path, cap_bytes: int = DEFAULT_TRANSCRIPT_CAP_BYTES) -> bytes | None:
     """The transcript, gzipped; None when the file is over `cap_bytes` (the agent could write
-    it: a worker must not read an arbitrarily large file into memory on its word)."""
-    if path.stat().st_size > cap_bytes:
-        return None
-    return gzip.compress(path.read_bytes(), compresslevel=6)
+    it: a worker must not read an arbitrarily large file into memory on its word). One
+    bounded read, so a file that grows after a size check cannot get past the cap."""
+    with path.open("rb") as f:
+        data = f.read(cap_bytes + 1)
+    return None if len(data) > cap_bytes else gzip.compress(data, compresslevel=6)
 
 
 def restore_transcript(roots: Iterable[Path], cwd_inside: str, session_id: str, transcript_gz: bytes,

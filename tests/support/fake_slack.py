@@ -65,6 +65,7 @@ class FakeSlack:
             queued = self.failures.get(method) or []
             if queued:
                 status, retry_after, error = queued.pop(0)
+                # a refusal in the body is recorded as a refused call (status 0: not the 200 it came with)
                 self.calls.append(Call(method, args, status if error is None else 0))
                 headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
                 if error is not None:
