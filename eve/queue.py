@@ -163,7 +163,8 @@ async def enqueue(
         missing = [str(b) for b in params["blocked_by"] if b not in found]
         if missing:
             raise ValidationError(f"blockedBy names requests that do not exist: {', '.join(missing)}")
-    row = await (await conn.execute(Q.request_insert, params)).fetchone()
+    query = Q.request_insert_blocked if params["blocked_by"] else Q.request_insert
+    row = await (await conn.execute(query, params)).fetchone()
     assert row is not None
     return Request.from_row(row)
 
@@ -185,7 +186,8 @@ def insert_params(
     max_attempts: int | None = None,
     settings: QueueSettings | None = None,
 ) -> dict[str, Any]:
-    """The parameters of `request_insert`, every input validated (no database needed).
+    """The parameters of `request_insert` (`request_insert_blocked` when `blocked_by` is
+    not empty), every input validated (no database needed).
 
     enqueue() runs them; the API's fast path sends them in one round trip with its
     BEGIN and COMMIT (eve.db.one_statement_as_user) when nothing needs reading first.

@@ -15,6 +15,7 @@ from eve import db, queue
 from eve.db import make_pool, one_statement_as_user
 from eve.queries import Q
 from tests.support.tenants import make_tenant
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -70,6 +71,13 @@ async def test_a_dead_pooled_connection_is_replaced_before_anything_is_sent(conn
     async with pool.connection() as c:
         pid = c.info.backend_pid
     await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))  # as a restart does
+    # pg_terminate_backend only signals: wait until the backend has exited (and so closed
+    # its socket). A connection that dies after the check, while the pipeline is on its
+    # way, is the documented 503 case, not this one.
+    async def gone() -> bool:
+        cur = await conn.execute("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = %s) AS gone", (pid,))
+        return (await cur.fetchone())["gone"]
+    await async_wait_for(gone, 10, f"backend {pid} to exit")
     [row] = await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, t, "second"))
     assert row["prompt"] == "second"
     assert await _count(conn, "second") == 1  # exactly once: not retried after sending
