@@ -189,12 +189,18 @@ _IDENTITY = "SELECT set_config('role', 'eve_api', true), set_config('eve.user_id
 
 async def one_statement_as_user(pool: AsyncConnectionPool, user_id: UUID | str, query: str,
                                 params: dict[str, Any]) -> list[dict[str, Any]]:
-    """One statement in its own transaction as the caller, in ONE round trip: BEGIN, the
-    identity, the statement and COMMIT go out together (psycopg's pipeline mode).
+    """One statement in its own transaction as the caller, in ONE round trip: the identity
+    and the statement go out together, then a Sync (psycopg's pipeline mode).
 
     For the API's hottest path (POST /requests with nothing to read first): every round
     trip costs both processes a send, a wake-up and a poll, which on the two-core box was
     16% of the CPU of a whole insert on each side (three round trips against one).
+
+    No BEGIN or COMMIT: on an autocommit connection, everything PostgreSQL receives up to
+    the pipeline's Sync is one implicit transaction, so the identity (`set_config(...,
+    true)`) holds for the statement and ends with it, and the Sync commits both. Two
+    statements instead of four cut the API's CPU per POST by a fifth (1.03 -> 0.82 ms).
+    tests/integration/test_one_round_trip.py checks the role the statement runs as.
 
     A pipeline cannot be retried blindly: if the connection breaks while waiting for the
     answer, the COMMIT may have happened. So a pooled connection is checked before
@@ -213,10 +219,8 @@ async def one_statement_as_user(pool: AsyncConnectionPool, user_id: UUID | str, 
                 continue
             try:
                 async with conn.pipeline():
-                    await conn.execute("BEGIN")
                     await conn.execute(_IDENTITY, (uid,))
                     cur = await conn.execute(query, params)
-                    await conn.execute("COMMIT")
                 return await cur.fetchall()
             except BaseException:
                 await _rollback_quietly(conn)

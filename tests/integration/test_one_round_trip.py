@@ -1,5 +1,6 @@
-"""eve.db.one_statement_as_user: BEGIN, identity, one statement and COMMIT in one round
-trip — and what happens when that statement fails, or the pooled connection is dead.
+"""eve.db.one_statement_as_user: identity and one statement in one implicit transaction,
+in one round trip — and what happens when that statement fails, or the pooled connection
+is dead.
 
 A pipeline cannot be retried once sent (the COMMIT may have happened), so a dead
 connection must be noticed before anything is sent, and a failed statement must leave
@@ -50,6 +51,21 @@ async def test_it_inserts_as_the_caller_under_rls(conn, pool):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         await one_statement_as_user(pool, t.user_id, Q.request_insert, await _params(conn, other, "theirs"))
     assert await _count(conn, "theirs") == 0
+
+
+async def test_the_identity_holds_for_the_statement_and_ends_with_it(conn, pool):
+    """No BEGIN is sent: the identity and the statement share the implicit transaction that
+    the pipeline's Sync ends. Were they two transactions, the statement would run as the
+    pool's login role, outside RLS, with no user id."""
+    t = await make_tenant(conn, "ident")
+    [row] = await one_statement_as_user(
+        pool, t.user_id, "SELECT current_user AS role, current_setting('eve.user_id', true) AS uid, "
+                         "eve.current_user_id() AS caller", {})
+    assert row == {"role": "eve_api", "uid": str(t.user_id), "caller": t.user_id}
+    async with pool.connection() as c:  # and none of it outlives the statement
+        after = await (await c.execute("SELECT current_user AS role, current_setting('eve.user_id', true) AS uid")).fetchone()
+        assert after["role"] != "eve_api" and not after["uid"]
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 async def test_a_failed_statement_leaves_nothing_and_a_clean_connection(conn, pool):
