@@ -340,12 +340,15 @@ async def measure(admin: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - a peer failing must not hide eve's numbers
         res["procrastinate_error"] = repr(exc)
     # eve's worker path and pgqueuer, interleaved round by round (a slow stretch of a shared
-    # machine hits both), the median of each
+    # machine hits both), the median of each. Each round of each starts from a fresh
+    # database: rounds in one database left eve the previous rounds' 20,000 finished
+    # requests, their dead row versions and the autovacuum they trigger, while pgqueuer got
+    # a new database each round (eve's rounds fell 3.1k -> 2.5k jobs/s that way).
     eve10: list[float] = []
     pgq: list[float] = []
     for i in range(ROUNDS):
         print(f"eve (claims of 10) and pgqueuer, round {i + 1} of {ROUNDS}…", flush=True)
-        eve10.append(await eve_throughput(dsn, tenant, 10))
+        eve10.append(await eve_throughput(*await eve_setup(admin, f"bench_eve_{i}"), 10))
         try:
             pgq.append((await pgqueuer_throughput(admin, db=f"bench_pgqueuer_{i}"))[0])
         except Exception as exc:  # noqa: BLE001
