@@ -164,8 +164,8 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
     wt = state.worker_types.peek(data.worker_type)
     if (parent_id is None and not data.blocked_by and wt is not None
             and limits.CACHE.known_unlimited(caller.org_id)):
-        # nothing to read first (type and limits cached, no parent, no blockers): BEGIN,
-        # identity, INSERT ... RETURNING and COMMIT in one round trip
+        # nothing to read first (type and limits cached, no parent, no blockers): identity
+        # and INSERT ... RETURNING in one implicit transaction, one round trip
         params = queue.insert_params(wt, org_id=caller.org_id, user_id=caller.user_id, prompt=data.prompt,
                                      context=data.context, config=config, priority=data.priority,
                                      run_after=data.run_after, settings=state.settings.queue)

@@ -1,7 +1,8 @@
 """POST /requests costs at most four round trips to PostgreSQL, counted on the wire.
 
-Today one: BEGIN, the caller's identity, INSERT ... RETURNING and COMMIT sent together
-(eve.db.one_statement_as_user) when the worker type and the org's limits are cached.
+Today one: the caller's identity and INSERT ... RETURNING sent together, one implicit
+transaction that the pipeline's Sync commits (eve.db.one_statement_as_user), when the
+worker type and the org's limits are cached.
 No health query at checkout, no worker-type lookup, no SAVEPOINT, no re-read for the
 response. The API runs as a real process behind a counting proxy (tests/support/pgproxy.py).
 """
