@@ -203,7 +203,7 @@ async def one_statement_as_user(pool: AsyncConnectionPool, user_id: UUID | str, 
     tests/integration/test_one_round_trip.py checks the role the statement runs as.
 
     A pipeline cannot be retried blindly: if the connection breaks while waiting for the
-    answer, the COMMIT may have happened. So a pooled connection is checked before
+    answer, the commit may have happened. So a pooled connection is checked before
     anything is sent, without a round trip: a healthy idle connection has nothing to read,
     while one whose server went away (a restart) reads as closed or holds the server's
     goodbye. Such a connection is dropped, the pool checks the others, and the next is

@@ -189,8 +189,8 @@ def insert_params(
     """The parameters of `request_insert` (`request_insert_blocked` when `blocked_by` is
     not empty), every input validated (no database needed).
 
-    enqueue() runs them; the API's fast path sends them in one round trip with its
-    BEGIN and COMMIT (eve.db.one_statement_as_user) when nothing needs reading first.
+    enqueue() runs them; the API's fast path sends them in one round trip with the
+    caller's identity (eve.db.one_statement_as_user) when nothing needs reading first.
     """
     settings = settings or QueueSettings()
     org = parse_uuid(org_id, "org id")
