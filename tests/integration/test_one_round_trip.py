@@ -2,7 +2,7 @@
 in one round trip — and what happens when that statement fails, or the pooled connection
 is dead.
 
-A pipeline cannot be retried once sent (the COMMIT may have happened), so a dead
+A pipeline cannot be retried once sent (its commit may have happened), so a dead
 connection must be noticed before anything is sent, and a failed statement must leave
 nothing behind: no row, no open transaction on the connection the pool hands out next.
 """

@@ -4,7 +4,9 @@ The reaper's partial index (`idx_requests_lease`) once matched their `status IN
 ('claimed', 'processing')` filter too, and with statistics that showed few requests in
 flight the planner scanned the whole index and filtered by id: cost that grows with
 the number of running requests, paid on every finish, renew and requeue. EXPLAIN
-shows which index each statement uses, with custom and generic plans.
+shows which index each statement uses, with custom and generic plans. Also here: the
+INSERT of a request keeps its generic plan, and a filter on a rare status reads the
+index kept for those statuses.
 """
 
 from __future__ import annotations
