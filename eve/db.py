@@ -202,7 +202,7 @@ async def one_statement_as_user(pool: AsyncConnectionPool, user_id: UUID | str, 
     statements instead of four cut the API's CPU per POST by a fifth (1.03 -> 0.82 ms).
     tests/integration/test_one_round_trip.py checks the role the statement runs as. One
     consequence: psycopg sends the Sync when the pipeline block exits, also on an error
-    (a task cancelled at shutdown, say), so a statement that already ran is committed
+    (a task cancelled at shutdown, say), so a statement that already succeeded is committed
     then; its caller gets the error, as with any answer lost after the commit.
 
     A pipeline cannot be retried blindly: if the connection breaks while waiting for the
