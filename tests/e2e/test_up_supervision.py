@@ -24,6 +24,7 @@ from tests.support.upproc import (
     all_pids,
     alive,
     cmdline,
+    listens_on,
     environ,
     measure,
     start_up,
@@ -149,6 +150,10 @@ def test_several_api_processes_share_the_port_and_are_restarted_one_by_one(tmp_p
         wait_for(lambda: len(_api_pids(up)) == 2, 30, "two API processes")
         first, second = sorted(_api_pids(up))
         assert all("--reuse-port" in cmdline(p) for p in (first, second))
+        # `ready: API` means one of them answers; the survivor must be listening too before
+        # the other dies, or nothing is there to answer (seen once in CI)
+        wait_for(lambda: listens_on(first, up.port) and listens_on(second, up.port), 60,
+                 "both API processes to listen on the port")
         os.kill(second, signal.SIGKILL)
         wait_for(lambda: not alive(second), 10, "the killed API process to be gone")
         assert up.ready()  # the other one still answers on the port

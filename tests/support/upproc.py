@@ -39,6 +39,32 @@ def environ(pid: int) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in raw.split("\0") if item)
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether `pid` holds a TCP socket listening on `port` (IPv4 or IPv6): with SO_REUSEPORT
+    the kernel hands connections only to listening sockets, so this is "it takes its share"."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
+                inodes.add(f"socket:[{f[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
