@@ -35,6 +35,7 @@ from eve import __version__, metrics, orgsecrets, queue, reqtokens, scheduler, w
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor.run import ExecutorSettings, execute
+from eve.executor import egress
 from eve.executor.sandbox import DEFAULT_UID_BASE, Runtime, kill_uid_processes
 from eve.executor.session import (
     DEFAULT_ARCHIVE_CAP_BYTES, DEFAULT_UNPACKED_CAP_BYTES, ArchiveTooLarge, Resume, TurnInfo, archive_workspace,
@@ -66,6 +67,8 @@ class WorkerConfig:
     sandbox: str = "auto"  # auto | bwrap | uid | none (eve.executor.sandbox)
     sandbox_hide: tuple[str, ...] = ()  # platform paths agents must never see (data dirs, config)
     sandbox_uid_base: int = DEFAULT_UID_BASE  # slot i runs as uid base+i (root workers)
+    agent_network: str = "auto"  # auto | filtered | open (eve.executor.egress)
+    agent_net_allow: tuple[str, ...] = ()  # more host[:port] entries agents may reach when filtered
     keep_workspaces: bool = False  # development: keep every workspace
     keep_failed_s: float = 86_400.0  # failed requests' workspaces stay this long for debugging
     min_free_disk_mb: int = 1024  # below this much free space under the workspace root, stop claiming
@@ -186,7 +189,8 @@ class Worker:
         cfg = self.config
         # refuses to start (SandboxUnavailable) rather than run agents unconfined by surprise
         self.runtime = Runtime.create(cfg.sandbox, workspace_root=cfg.workspace_root, hide=cfg.sandbox_hide,
-                                      uid_base=cfg.sandbox_uid_base)
+                                      uid_base=cfg.sandbox_uid_base, network=cfg.agent_network,
+                                      net_rules=egress.base_rules(cfg.agent_net_allow))
         if self.runtime.mode == "uid":
             # no PID namespace: agents of a killed previous incarnation may still run as our slot uids
             leftovers = kill_uid_processes(self.runtime.slot_uids(cfg.slots))
@@ -239,7 +243,8 @@ class Worker:
             c, worker_id=self.id, worker_type=cfg.worker_type, hostname=socket.gethostname(), pid=os.getpid(),
             version=__version__, slots=cfg.slots, sandbox=self.runtime.mode))
         self.log("info", f"worker {self.id} started: type={cfg.worker_type} slots={cfg.slots} "
-                         f"workspace={cfg.workspace_root} sandbox={self.runtime.mode} ({self.runtime.reason})")
+                         f"workspace={cfg.workspace_root} sandbox={self.runtime.mode} ({self.runtime.reason}); "
+                         f"{self.runtime.network_reason}")
         if self.runtime.mode == "none":
             self.log("warning", "SANDBOX DISABLED (--sandbox none): agents run with this worker's uid and can "
                                 "read its files and processes; use it only for development")
@@ -718,6 +723,7 @@ class Worker:
             "status": "ok" if ok else "unhealthy", "worker_id": self.id, "worker_type": self.config.worker_type,
             "slots": self.config.slots, "slots_busy": len(self.slots), "draining": self.draining,
             "database": "ok" if self.db_ok else "down", "last_heartbeat": self.last_heartbeat,
-            "sandbox": self.runtime.mode if self.runtime else None, "disk_low": self.disk_low,
+            "sandbox": self.runtime.mode if self.runtime else None,
+            "network": self.runtime.network if self.runtime else None, "disk_low": self.disk_low,
             "running": [str(r) for r in self.slots],
         }

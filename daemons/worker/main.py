@@ -14,6 +14,8 @@ from eve.daemons.worker.daemon import Worker, WorkerConfig
 from eve.daemons.worker.health import serve
 from eve.db import listen_enabled
 from eve.errors import EveError
+from eve.executor import egress
+from eve.executor.egress import NETWORK_MODES
 from eve.executor.sandbox import DEFAULT_UID_BASE, MODES, make_non_dumpable
 from eve.settings import QueueSettings
 
@@ -58,6 +60,14 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
     p.add_argument("--sandbox", choices=MODES, default=env.get("EVE_SANDBOX") or "auto")
     p.add_argument("--sandbox-hide", action="append",
                    default=[x for x in env.get("EVE_SANDBOX_HIDE", "").split(":") if x])
+    p.add_argument("--agent-network", choices=("auto", *NETWORK_MODES), default=env.get("EVE_AGENT_NETWORK") or "auto",
+                   help="filtered: each agent gets its own network namespace and reaches only its provider, "
+                        "the eve API, git hosts and --agent-net-allow, through an allowlisting proxy (needs the "
+                        "bwrap sandbox); open: the host's network; auto (default): filtered wherever bwrap can "
+                        "do it (EVE_AGENT_NETWORK).")
+    p.add_argument("--agent-net-allow", action="append", default=[env.get("EVE_AGENT_NET_ALLOW", "")],
+                   help="More hosts agents may reach when the network is filtered: host, host:port or "
+                        "*.domain (no port: 443 and 80), comma-separated, repeatable (EVE_AGENT_NET_ALLOW).")
     p.add_argument("--sandbox-uid-base", type=int, default=int(env.get("EVE_SANDBOX_UID_BASE") or DEFAULT_UID_BASE))
     p.add_argument("--keep-workspaces", action="store_true", default=env.get("EVE_KEEP_WORKSPACES", "") == "1")
     p.add_argument("--keep-failed-hours", type=float, default=float(env.get("EVE_KEEP_FAILED_HOURS") or 24))
@@ -85,6 +95,10 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
         p.error("no database: set DATABASE_URL or pass --database-url")
     if a.slots < 1:
         p.error("--slots must be at least 1")
+    try:
+        egress.base_rules(a.agent_net_allow)
+    except ValueError as exc:
+        p.error(f"--agent-net-allow: {exc}")
     if a.no_listen:
         os.environ["EVE_LISTEN"] = "off"  # process-wide: eve.db then keeps no session state either
     poll = a.poll_interval if a.poll_interval is not None else float(
@@ -94,6 +108,7 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
                         workspace_root=Path(a.workspace_root), grace_s=a.grace, poll_interval_s=poll,
                         isolate_home=a.isolate_home, queue=QueueSettings(), listen=listen_enabled(),
                         sandbox=a.sandbox, sandbox_hide=tuple(a.sandbox_hide), sandbox_uid_base=a.sandbox_uid_base,
+                        agent_network=a.agent_network, agent_net_allow=tuple(x for x in a.agent_net_allow if x),
                         keep_workspaces=a.keep_workspaces, keep_failed_s=a.keep_failed_hours * 3600,
                         min_free_disk_mb=a.min_free_disk_mb, api_url=a.api_url,
                         session_archive_cap_bytes=a.session_archive_mb * 1024 * 1024,

