@@ -13,3 +13,5 @@ TOKENS = Counter("eve_tokens_total", "Tokens used by agents", ["direction"])
 COST = Counter("eve_cost_usd_total", "Agent cost in USD", ["org", "worker_type"])
 CLAIMS = Counter("eve_worker_claims_total", "Claim attempts by result (claimed, empty, error)", ["result"])
 SLOTS_BUSY = Gauge("eve_worker_slots_busy", "Slots of this worker running a request")
+EGRESS = Counter("eve_agent_egress_total", "Agents' connections through the egress proxy, by outcome "
+                 "(allowed, refused: not on the allowlist)", ["outcome"])

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import re
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
+
+from eve import metrics
 
 INSIDE_SOCKET = "/run/eve-egress.sock"
 INSIDE_PORT = 3128
@@ -45,10 +45,11 @@ DEFAULT_ALLOW = (
     "bitbucket.org", "api.bitbucket.org",
 )
 _BASE_URL = re.compile(r"""\bANTHROPIC_BASE_URL=["']?([^\s"';]+)""")
-MAX_HEAD = 64 * 1024
+MAX_HEAD = 64 * 1024  # a request head longer than this is dropped
 HEAD_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 15.0
 MAX_REFUSAL_EVENTS = 20  # per agent: a loop of refused connects must not flood the event log
+MAX_OPEN = 64  # connections one agent may hold open at once: the worker's file descriptors are shared
 _HOP_HEADERS = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization",
                           b"proxy-authenticate", b"te", b"trailer", b"upgrade"})
 
@@ -145,14 +146,6 @@ def allowed(rules: Iterable[Rule], host: str, port: int) -> bool:
     return any(r.allows(host, port) for r in rules)
 
 
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(_norm_host(host))
-    except ValueError:
-        return False
-    return True
-
-
 def proxy_env(port: int = INSIDE_PORT) -> dict[str, str]:
     """What points an agent's tools at the relay (both spellings: curl reads only lowercase http_proxy)."""
     url = f"http://127.0.0.1:{port}"
@@ -204,11 +197,24 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
                 writer.close()
 
 
-def _reply(writer: asyncio.StreamWriter, status: int, text: str) -> None:
-    phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 504: "Gateway Timeout"}.get(status, "Error")
+async def _reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int, text: str) -> None:
+    """An error answer, then a clean close: what the client still sends is read and dropped
+    for a moment, or closing with unread data would reset the connection before it reads."""
+    phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 503: "Service Unavailable",
+              504: "Gateway Timeout"}.get(status, "Error")
     body = (text + "\n").encode()
     writer.write(f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
                  f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(_drop_input(reader), 2.0)
+
+
+async def _drop_input(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
 
 
 class EgressProxy:
@@ -228,7 +234,7 @@ class EgressProxy:
         # a short path of our own: a Unix socket path must fit in 108 bytes, workspaces may not
         self._dir = tempfile.mkdtemp(prefix="eve-egress-")
         self.socket_path = os.path.join(self._dir, "s")
-        self._server = await asyncio.start_unix_server(self._handle, path=self.socket_path)
+        self._server = await asyncio.start_unix_server(self._handle, path=self.socket_path, limit=MAX_HEAD)
         os.chmod(self.socket_path, 0o666)  # the agent's uid connects; the dir (0700) is never shown
         return self
 
@@ -249,26 +255,32 @@ class EgressProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        upstream: asyncio.StreamWriter | None = None
+        opened: list[asyncio.StreamWriter] = [writer]  # closed on the way out, whatever happens
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
                 return
-            upstream = await self._serve(head, reader, writer)
-        except _Refused as exc:
-            if exc.status == 403:
-                await self._refused(exc)
-            _reply(writer, exc.status, exc.reason)
+            try:
+                if len(self._tasks) > MAX_OPEN:
+                    raise _Refused(503, f"eve: an agent may hold {MAX_OPEN} connections open at once")
+                await self._serve(head, reader, writer, opened)
+            except _Refused as exc:
+                if exc.status == 403:
+                    await self._refused(exc)
+                await _reply(reader, writer, exc.status, exc.reason)
+        except asyncio.CancelledError:
+            return  # the agent ended (we cancel): nothing for asyncio to report
+        except (ConnectionError, OSError):
+            return
         finally:
             self._tasks.discard(task)
-            for w in (writer, upstream):
-                if w is not None:
-                    with contextlib.suppress(Exception):
-                        w.close()
+            for w in opened:
+                with contextlib.suppress(Exception):
+                    w.close()
 
-    async def _serve(self, head: bytes, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> asyncio.StreamWriter | None:
+    async def _serve(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     opened: list[asyncio.StreamWriter]) -> None:
         lines = head.split(b"\r\n")
         try:
             method, target, _version = lines[0].decode("latin-1").split(" ")
@@ -277,8 +289,10 @@ class EgressProxy:
         host, port, path = _target(method, target)
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if not allowed(self.rules, host, port):
+            metrics.EGRESS.labels("refused").inc()
             raise _Refused(403, f"eve: agents may not reach {where}; an operator can allow it with "
                                 f"EVE_AGENT_NET_ALLOW={where} on the worker", where)
+        metrics.EGRESS.labels("allowed").inc()
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(_norm_host(host), port),
                                                           CONNECT_TIMEOUT_S)
@@ -286,6 +300,7 @@ class EgressProxy:
             raise _Refused(504, f"eve: no connection to {where} within {CONNECT_TIMEOUT_S:g} s") from None
         except OSError as exc:
             raise _Refused(502, f"eve: cannot connect to {where}: {exc.strerror or exc}") from None
+        opened.append(up_writer)
         self.connections += 1
         if path is None:
             writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -294,7 +309,6 @@ class EgressProxy:
             up_writer.write(b" ".join([method.encode(), path, b"HTTP/1.1"]) + b"\r\n"
                             + b"".join(h + b"\r\n" for h in kept) + b"Connection: close\r\n\r\n")
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        return up_writer
 
     async def _refused(self, exc: _Refused) -> None:
         self.refusals += 1

@@ -16,6 +16,7 @@ import base64
 import json
 import socket
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -118,6 +119,8 @@ async def test_a_hostile_agent_reaches_only_what_the_allowlist_names(db_url, con
             encoded = base64.b64encode(script.encode()).decode()
             req = await submit(conn, tenant, f"[[bash: echo {encoded} | base64 -d | python3]]")
             res = result_of(db_url, req.id, timeout=120)
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.health_port}/metrics", timeout=5) as resp:
+                scraped = resp.read().decode()
         finally:
             worker.stop()
         events = events_of(db_url, req.id)
@@ -135,6 +138,9 @@ async def test_a_hostile_agent_reaches_only_what_the_allowlist_names(db_url, con
     assert seen["proxy_allowed"] == f"ok 200 {body.decode()}", seen
     assert len(allowed_seen) == 1 and allowed_seen[0].startswith(b"GET /hello HTTP/1.1\r\n"), allowed_seen
     assert b"connection: close" in allowed_seen[0].lower()
+    counts = {line.split('"')[1]: float(line.split()[-1]) for line in scraped.splitlines()
+              if line.startswith("eve_agent_egress_total{")}
+    assert counts["refused"] == 4 and counts["allowed"] >= 2, counts  # the allowed host, and the provider
     spawned = next(e["data"] for e in events if e["kind"] == "spawned")
     assert spawned["network"] == "filtered"
     refused = sorted(e["data"]["target"] for e in events if e["kind"] == "egress_refused")
