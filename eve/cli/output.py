@@ -23,7 +23,8 @@ KIND_STYLE = {"claimed": "cyan", "spawned": "cyan", "skill_loaded": "blue", "ini
               "tool_result": "bright_black", "text": "white", "stderr": "magenta", "result": "green",
               "error": "red", "requeued": "yellow", "cancel_requested": "red", "cancelled": "red",
               "replayed": "cyan", "context_skipped": "magenta", "hitl_asked": "bold yellow",
-              "hitl_answered": "green", "hitl_expired": "red", "hitl_cancelled": "bright_black"}
+              "hitl_answered": "green", "hitl_expired": "red", "hitl_cancelled": "bright_black",
+              "egress_refused": "red"}
 
 
 def console(stderr: bool = False) -> Console:
@@ -121,6 +122,9 @@ def describe_event(kind: str, data: dict[str, Any], limit: int = 120) -> str:
         return f"Replayed as {d.get('new_request_id')}"
     if kind == "context_skipped":
         return f"Context key skipped: {d.get('key')} ({d.get('reason')})"
+    if kind == "egress_refused":
+        return (f"Network refused: {d.get('target')} is not on the agents' allowlist"
+                + (" (later refusals are not logged)" if d.get("last") else ""))
     if kind == "hitl_asked":
         opts = d.get("options") or []
         return f"Asked a person: {first_line(d.get('question'), limit)}" + (f" ({' / '.join(opts)})" if opts else "")

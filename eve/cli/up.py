@@ -229,13 +229,14 @@ def api_command(port: int, processes: int) -> list[str]:
             *(["--reuse-port"] if processes > 1 else [])]
 
 
-def worker_command(wtype: str, n: int, index: int, data_dir: Path, sandbox: str) -> list[str]:
+def worker_command(wtype: str, n: int, index: int, data_dir: Path, sandbox: str, network: str = "auto") -> list[str]:
     """`<type>-<n>` as its stable id (a restarted worker requeues what its dead self held), its
-    own sandbox uid range, and the data dir hidden from its agents."""
+    own sandbox uid range, the data dir hidden from its agents, and their network mode."""
     return [sys.executable, "-m", "eve.daemons.worker", "--id", f"{wtype}-{n}", "--type", wtype,
             "--health-port", str(_free_port()), "--health-host", "127.0.0.1",
             "--workspace-root", str(data_dir / "workspaces"), "--sandbox", sandbox,
-            "--sandbox-hide", str(data_dir), "--sandbox-uid-base", str(SANDBOX_UID_BASE + SANDBOX_UID_STRIDE * index)]
+            "--sandbox-hide", str(data_dir), "--sandbox-uid-base", str(SANDBOX_UID_BASE + SANDBOX_UID_STRIDE * index),
+            "--agent-network", network]
 
 
 async def _least_privilege(dsn: str, data_dir: Path) -> tuple[str, str] | str:
@@ -272,6 +273,11 @@ def up(
     sandbox: Annotated[str, typer.Option("--sandbox", envvar="EVE_SANDBOX",
                                          help="How workers isolate agents: auto (bwrap if it works, else a "
                                               "separate uid), bwrap, uid, or none.")] = "auto",
+    agent_network: Annotated[str, typer.Option(
+        "--agent-network", envvar="EVE_AGENT_NETWORK",
+        help="Agents' network: auto (filtered wherever bwrap can), filtered (each agent reaches only its "
+             "provider, the API, git hosts and EVE_AGENT_NET_ALLOW), or open (the host's network). See "
+             "docs/security.md.")] = "auto",
     max_restarts: Annotated[int, typer.Option("--max-restarts", envvar="EVE_UP_MAX_RESTARTS", min=1,
                                               help="Give up when one component (or PostgreSQL) exits more "
                                                    "than this often within --restart-window.")] = 5,
@@ -305,6 +311,8 @@ def up(
 
     if sandbox not in ("auto", "bwrap", "uid", "none"):
         raise ValidationError(f"--sandbox {sandbox!r}: use auto, bwrap, uid or none")
+    if agent_network not in ("auto", "filtered", "open"):
+        raise ValidationError(f"--agent-network {agent_network!r}: use auto, filtered or open")
     counts = parse_workers(workers)
     data_dir = data_dir.expanduser().resolve()
     out = console
@@ -366,7 +374,8 @@ def up(
         for wtype, n in counts.items():
             for i in range(n):
                 components.append(Component(f"{wtype}-{i + 1}",
-                                            worker_command(wtype, i + 1, index, data_dir, sandbox), worker_env))
+                                            worker_command(wtype, i + 1, index, data_dir, sandbox, agent_network),
+                                            worker_env))
                 index += 1
         components += [Component(*c) for c in slack.up_components(dsn, dsns, worker_env, _jwt_secret(data_dir))]
         for comp in components:

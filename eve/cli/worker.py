@@ -46,6 +46,15 @@ def run(
     sandbox_uid_base: Annotated[int | None, typer.Option(
         envvar="EVE_SANDBOX_UID_BASE", show_default="61000",
         help="Root workers run slot i's agent as uid BASE+i; give workers on one host distinct bases.")] = None,
+    agent_network: Annotated[str, typer.Option(
+        envvar="EVE_AGENT_NETWORK",
+        help="Agents' network: auto (filtered wherever bwrap can make a network namespace, else the host's), "
+             "filtered (refuse to start without it), or open (the host's network). Filtered, an agent "
+             "reaches only its provider, the eve API, git hosts and --agent-net-allow, through a proxy that "
+             "refuses the rest. See docs/security.md.")] = "auto",
+    agent_net_allow: Annotated[list[str] | None, typer.Option(
+        help="More hosts agents may reach when filtered: host, host:port or *.domain (no port: 443 and 80), "
+             "comma-separated; repeatable. Env: EVE_AGENT_NET_ALLOW.")] = None,
     keep_workspaces: Annotated[bool, typer.Option(envvar="EVE_KEEP_WORKSPACES",
                                                   help="Keep every workspace (development).")] = False,
     keep_failed_hours: Annotated[float, typer.Option(
@@ -67,6 +76,11 @@ def run(
     args = ["--type", worker_type, "--slots", str(slots), "--health-port", str(health_port),
             "--workspace-root", str(workspace_root), "--grace", str(grace), "--sandbox", sandbox,
             "--keep-failed-hours", str(keep_failed_hours), "--min-free-disk-mb", str(min_free_disk_mb)]
+    if agent_network not in ("auto", "filtered", "open"):
+        raise typer.BadParameter("must be one of auto, filtered, open", param_hint="--agent-network")
+    args += ["--agent-network", agent_network]
+    for entry in agent_net_allow or []:
+        args += ["--agent-net-allow", entry]
     if poll_interval is not None:
         args += ["--poll-interval", str(poll_interval)]
     if not listen:

@@ -39,11 +39,12 @@ def test_children_get_their_own_dsn_and_only_the_api_the_jwt_secret(monkeypatch)
 
 def test_worker_command_names_and_separates_workers(tmp_path: Path):
     one = worker_command("general", 1, 0, tmp_path, "auto")
-    two = worker_command("general", 2, 1, tmp_path, "uid")
+    two = worker_command("general", 2, 1, tmp_path, "uid", "open")
     assert one[one.index("--id") + 1] == "general-1" and two[two.index("--id") + 1] == "general-2"
     assert one[one.index("--sandbox-hide") + 1] == str(tmp_path)
     assert two[two.index("--sandbox") + 1] == "uid"
     assert one[one.index("--sandbox-uid-base") + 1] != two[two.index("--sandbox-uid-base") + 1]
+    assert (one[one.index("--agent-network") + 1], two[two.index("--agent-network") + 1]) == ("auto", "open")
 
 
 def test_dsn_for_swaps_the_login_and_quotes_the_password():
