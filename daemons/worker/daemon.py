@@ -34,8 +34,8 @@ import psycopg
 from eve import __version__, metrics, orgsecrets, queue, reqtokens, scheduler, waiting, workers
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
-from eve.executor.run import ExecutorSettings, execute
 from eve.executor import egress
+from eve.executor.run import ExecutorSettings, execute
 from eve.executor.sandbox import DEFAULT_UID_BASE, Runtime, kill_uid_processes
 from eve.executor.session import (
     DEFAULT_ARCHIVE_CAP_BYTES, DEFAULT_UNPACKED_CAP_BYTES, ArchiveTooLarge, Resume, TurnInfo, archive_workspace,

@@ -59,8 +59,8 @@ TOOL_HOMES = frozenset({".pyenv", ".nvm", ".rbenv", ".asdf", ".volta", ".bun", "
 _PATH_TOKEN = re.compile(r"""(?:\$\{HOME\}|\$HOME|~)(/[^\s"'`;:|&<>()$]*)|(/[^\s"'`;:|&<>()$]+)""")
 _CONFIG_ASSIGN = re.compile(r"""CLAUDE_CONFIG_DIR=["']?((?:\$\{HOME\}|\$HOME|~)?[^\s"';]+)""")
 PR_SET_PDEATHSIG = 1
-RELAY = os.path.join(os.path.dirname(os.path.realpath(__file__)), "netrelay.py")
 PR_SET_DUMPABLE = 4
+RELAY = os.path.join(os.path.dirname(os.path.realpath(__file__)), "netrelay.py")  # runs inside, stdlib only
 
 
 class SandboxUnavailable(ConfigError):
@@ -382,8 +382,9 @@ def choose_network(requested: str, sandbox: SandboxChoice) -> tuple[str, str]:
         raise ConfigError(f"--agent-network must be one of auto, {', '.join(NETWORK_MODES)}, got {requested!r}")
     if requested == "open":
         return "open", "agent network open (--agent-network open): agents reach whatever this host reaches"
-    why_not = None
-    if sandbox.mode != "bwrap":
+    if sandbox.mode == "none":
+        why_not: str | None = "no sandbox (--sandbox none)"
+    elif sandbox.mode != "bwrap":
         why_not = f"the {sandbox.mode} sandbox has no network namespace"
     else:
         why_not = probe(sandbox.bwrap, as_root=os.geteuid() == 0, setpriv=shutil.which("setpriv"), network=True)
