@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -90,6 +91,8 @@ def parse_rule(entry: str) -> Rule:
         host, port = text.split(":")
     elif text.count(":") > 1:  # a bare IPv6 address
         host = text
+    if port is not None and not port.isdigit():
+        raise ValueError(f"not a port number in {entry!r}")
     ports = frozenset({443, 80}) if port is None else frozenset({int(port)})
     if any(not 0 < p < 65536 for p in ports):
         raise ValueError(f"port out of range in {entry!r}")
@@ -122,8 +125,10 @@ def url_rule(url: str) -> Rule | None:
     return Rule(_norm_host(parts.hostname), frozenset({port}))
 
 
-def variant_base_urls(wrapper: str, env: Mapping[str, str]) -> list[str]:
-    """ANTHROPIC_BASE_URL as the agent will see it: the wrapper's own, else its environment's."""
+def variant_base_urls(wrapper: str, env: Mapping[str, str], config_dirs: Iterable[str] = ()) -> list[str]:
+    """Every ANTHROPIC_BASE_URL the agent's Claude Code may use, from where the operator set it:
+    the wrapper script, the `env` of its config dirs' settings.json (where cc-mirror keeps a
+    variant's provider), and the worker's environment."""
     urls = []
     try:
         with open(wrapper, "rb") as fh:
@@ -132,6 +137,15 @@ def variant_base_urls(wrapper: str, env: Mapping[str, str]) -> list[str]:
             urls = [m.group(1) for m in _BASE_URL.finditer(head.decode("utf-8", errors="replace"))]
     except OSError:
         pass
+    for cfg in config_dirs:
+        try:
+            with open(os.path.join(cfg, "settings.json"), encoding="utf-8") as fh:
+                settings = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        url = (settings.get("env") or {}).get("ANTHROPIC_BASE_URL") if isinstance(settings, dict) else None
+        if isinstance(url, str):
+            urls.append(url)
     if env.get("ANTHROPIC_BASE_URL"):
         urls.append(env["ANTHROPIC_BASE_URL"])
     return urls

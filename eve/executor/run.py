@@ -24,7 +24,7 @@ from eve.errors import EveError
 from eve.executor import egress
 from eve.executor import variant as variants
 from eve.executor.env import build_env
-from eve.executor.sandbox import Runtime, kill_uid_processes
+from eve.executor.sandbox import Runtime, kill_uid_processes, variant_config_dirs
 from eve.executor.session import Resume, TurnInfo, restore_transcript
 from eve.executor.stream import StreamParser
 from eve.executor.workspace import prepare, skills_for
@@ -163,7 +163,8 @@ async def _execute(
         if runtime.network == "filtered":
             # the provider as the operator's wrapper and worker name it: a tenant's own
             # ANTHROPIC_BASE_URL (an org secret) opens nothing
-            urls = [*egress.variant_base_urls(path, worker_env), *([api[0]] if api else [])]
+            configs = variant_config_dirs(path, worker_env.get("HOME") or str(ws.home))
+            urls = [*egress.variant_base_urls(path, worker_env, configs), *([api[0]] if api else [])]
             proxy = await stack.enter_async_context(egress.EgressProxy(
                 egress.allowlist(base=runtime.net_rules, urls=urls),
                 on_refused=lambda data: emit("egress_refused", data)))

@@ -220,6 +220,11 @@ def _variant_files_cached(wrapper: str, home: str, mtime: float) -> VariantFiles
     return variant_files(wrapper, home)
 
 
+def variant_config_dirs(variant_path: str, home: str) -> list[str]:
+    """The CLAUDE_CONFIG_DIRs a variant's wrapper sets (host paths, as the operator made them)."""
+    return list(_variant_files_cached(variant_path, home, _mtime(variant_path)).config_dirs)
+
+
 def _mtime(path: str) -> float:
     try:
         return os.stat(path).st_mtime

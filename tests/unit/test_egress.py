@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from eve.errors import ConfigError
-from eve.executor import egress
+from eve.executor import egress, sandbox
 from eve.executor.egress import EgressProxy, allowed, parse_rule, parse_rules
 from eve.executor.sandbox import INSIDE_SOCKET, Policy, SandboxChoice, choose_network, command
 
@@ -38,7 +39,7 @@ def test_ip_literals_and_ports_match_exactly():
 
 
 @pytest.mark.parametrize("bad", ["http://github.com", "github.com/x", "gith*b.com", "a.com:0", "a.com:70000",
-                                 "*", "user@host"])
+                                 "*", "user@host", "a.com:https", "a.com:"])
 def test_a_bad_entry_is_refused_with_its_text(bad):
     with pytest.raises(ValueError) as err:
         parse_rule(bad)
@@ -53,6 +54,22 @@ def test_the_provider_comes_from_the_wrapper_and_the_workers_environment(tmp_pat
     assert allowed(rules, "api.z.ai", 443) and not allowed(rules, "api.z.ai", 80)
     assert allowed(rules, "10.1.2.3", 8080) and allowed(rules, "127.0.0.1", 3000)
     assert not allowed(rules, "api.anthropic.com", 443)  # base=[]: only what was named
+
+
+def test_a_cc_mirror_variant_names_its_provider_in_its_config_dirs_settings(tmp_path):
+    config = tmp_path / ".cc-mirror" / "kimi" / "config"
+    config.mkdir(parents=True)
+    (config / "settings.json").write_text(json.dumps({"env": {"ANTHROPIC_BASE_URL": "https://api.moonshot.cn/anthropic",
+                                                              "ANTHROPIC_AUTH_TOKEN": "x"}}))
+    wrapper = tmp_path / "kimi"
+    wrapper.write_text(f"#!/bin/sh\nexport CLAUDE_CONFIG_DIR='{config}'\nexec claude \"$@\"\n")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "settings.json").write_text("{not json")
+    dirs = sandbox.variant_config_dirs(str(wrapper), str(tmp_path))
+    assert dirs == [str(config)]
+    urls = egress.variant_base_urls(str(wrapper), {}, [*dirs, str(broken), str(tmp_path / "missing")])
+    assert urls == ["https://api.moonshot.cn/anthropic"]
 
 
 def test_the_defaults_cover_providers_and_git_hosts():
