@@ -317,3 +317,29 @@ def test_slack_unit_runs_eve_slack_run_as_its_own_user() -> None:
     assert "DATABASE_URL=postgresql://eve_worker_login" in env and "EVE_API_DATABASE_URL=" in env
     assert "JWT_SECRET=" in env
     assert "slack:eve-slack" in (ROOT / "packaging" / "install-vps.sh").read_text()
+
+
+def test_worker_pods_egress_is_limited_to_what_workers_and_agents_need() -> None:
+    """uid mode on Kubernetes: the pod's network is the agents' network (docs/security.md#network)."""
+    docs = [d for _, d in k8s_docs()]
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    workers = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].startswith("eve-worker")]
+    policy = policies["workers-egress"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert workers and all(selector.items() <= w["spec"]["template"]["metadata"]["labels"].items() for w in workers)
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    rules = policy["spec"]["egress"]
+    internet = [r for r in rules if any("ipBlock" in t for t in r["to"])]
+    assert len(internet) == 1
+    block = internet[0]["to"][0]["ipBlock"]
+    assert block["cidr"] == "0.0.0.0/0"
+    for private in ("169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"):
+        assert private in block["except"], private
+    assert {p["port"] for p in internet[0]["ports"]} == {443, 80}
+    # what the workers themselves must still reach: their database and the API pods' port
+    by_app = {t["podSelector"]["matchLabels"].get("app"): r["ports"] for r in rules for t in r["to"]
+              if "podSelector" in t and "namespaceSelector" not in t}
+    api = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "eve-api")
+    api_port = api["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    assert [p["port"] for p in by_app["eve-api"]] == [api_port]
+    assert [p["port"] for p in by_app["postgresql"]] == [5432]
