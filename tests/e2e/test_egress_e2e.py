@@ -116,6 +116,9 @@ async def test_a_hostile_agent_reaches_only_what_the_allowlist_names(db_url, con
         try:
             health = worker.wait_healthy()
             assert (health["sandbox"], health["network"]) == ("bwrap", "filtered"), health
+            row = await (await conn.execute("SELECT sandbox, network FROM eve.workers WHERE id = %s",
+                                            (health["worker_id"],))).fetchone()
+            assert (row["sandbox"], row["network"]) == ("bwrap", "filtered")  # what `eve workers` shows
             encoded = base64.b64encode(script.encode()).decode()
             req = await submit(conn, tenant, f"[[bash: echo {encoded} | base64 -d | python3]]")
             res = result_of(db_url, req.id, timeout=120)

@@ -7,6 +7,7 @@ deadline, for the platform to heal. Measured times are printed, never asserted.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -75,6 +76,9 @@ def test_each_child_gets_only_its_own_dsn_and_workers_are_named(up: UpProcess):
     _smoke(up)  # the API and a worker do their jobs on those roles
     workers = up.eve("workers")
     assert "general-1" in workers.stdout and "general-2" in workers.stdout, workers.stdout + workers.stderr
+    assert "NETWORK" in workers.stdout  # --sandbox none: open, as every agent of these workers has it
+    rows = json.loads(up.eve("workers", "--json").stdout)
+    assert {(w["sandbox"], w["network"]) for w in rows} == {("none", "open")}, rows
 
 
 def test_killed_worker_and_api_are_restarted_at_once(up: UpProcess):

@@ -301,3 +301,11 @@ async def test_an_agent_ending_mid_connection_closes_it_without_an_error_in_the_
         writer.close()
         await asyncio.sleep(0)  # let asyncio run the done-callbacks that would report
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+def test_the_console_marks_a_contained_worker_whose_agents_have_the_hosts_network():
+    from eve.tui.widgets.format import sandbox_text
+
+    assert sandbox_text({"sandbox": "uid", "network": "open"}).plain == "uid open net"
+    assert sandbox_text({"sandbox": "bwrap", "network": "filtered"}).plain == "bwrap"
+    assert sandbox_text({"sandbox": "none", "network": "open"}).plain == "none"  # already red on its own

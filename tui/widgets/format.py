@@ -48,8 +48,12 @@ def worker_state(worker: dict, *, short: bool = False) -> Text:
 
 
 def sandbox_text(worker: dict) -> Text:
+    """The sandbox mode; a contained worker whose agents still have the host's network says so."""
     box = worker.get("sandbox") or "-"
-    return Text(box, style="bold red" if box == "none" else "")
+    out = Text(box, style="bold red" if box == "none" else "")
+    if box not in ("none", "-") and worker.get("network") == "open":
+        out.append(" open net", style="yellow")
+    return out
 
 
 def ms(value: int | None) -> str:

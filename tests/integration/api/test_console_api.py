@@ -115,6 +115,19 @@ async def test_workers_state_comes_from_the_claims_not_the_heartbeat_row(api, co
     assert (w["state"], w["currentRequestId"], w["slotsBusy"]) == ("idle", None, 0)
 
 
+async def test_workers_show_their_sandbox_and_their_agents_network(api, conn, alice):
+    await workers.register(conn, worker_id="w-old", worker_type="general", hostname="h", pid=1, version="t", slots=1)
+    await workers.register(conn, worker_id="w-box", worker_type="general", hostname="h", pid=2, version="t", slots=1,
+                           sandbox="bwrap", network="filtered")
+    rows = {w["id"]: w for w in alice.http.get("/workers").json()}
+    assert (rows["w-old"]["sandbox"], rows["w-old"]["network"]) == ("none", "open")
+    assert (rows["w-box"]["sandbox"], rows["w-box"]["network"]) == ("bwrap", "filtered")
+    await workers.register(conn, worker_id="w-box", worker_type="general", hostname="h", pid=3, version="t", slots=1,
+                           sandbox="uid", network="open")  # restarted elsewhere: the row says what runs now
+    [w] = [w for w in alice.http.get("/workers").json() if w["id"] == "w-box"]
+    assert (w["sandbox"], w["network"]) == ("uid", "open")
+
+
 async def test_stats_per_window_type_and_org(api, conn, alice):
     rs = [create(alice, f"job {i}") for i in range(4)]
     for r, (status, took) in zip(rs, [("completed", 10), ("completed", 20), ("failed", 30), ("cancelled", 1)]):
