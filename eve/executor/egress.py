@@ -201,7 +201,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-    except (ConnectionError, OSError):
+    except OSError:  # ConnectionError included
         pass
     finally:
         with contextlib.suppress(Exception):
@@ -285,7 +285,7 @@ class EgressProxy:
                 await _reply(reader, writer, exc.status, exc.reason)
         except asyncio.CancelledError:
             return  # the agent ended (we cancel): nothing for asyncio to report
-        except (ConnectionError, OSError):
+        except OSError:  # ConnectionError included
             return
         finally:
             self._tasks.discard(task)

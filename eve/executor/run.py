@@ -158,26 +158,26 @@ async def _execute(
     for item in skipped:
         await emit("context_skipped", item)
     runtime = settings.sandbox or Runtime(mode="none")
+    worker_home = worker_env.get("HOME") or str(ws.home)  # the HOME the variant's wrapper was written for
     try:
         proxy = None
         if runtime.network == "filtered":
             # the provider as the operator's wrapper and worker name it: a tenant's own
             # ANTHROPIC_BASE_URL (an org secret) opens nothing
-            configs = variant_config_dirs(path, worker_env.get("HOME") or str(ws.home))
+            configs = variant_config_dirs(path, worker_home)
             urls = [*egress.variant_base_urls(path, worker_env, configs), *([api[0]] if api else [])]
             proxy = await stack.enter_async_context(egress.EgressProxy(
                 egress.allowlist(base=runtime.net_rules, urls=urls),
                 on_refused=lambda data: emit("egress_refused", data)))
         spawn = runtime.spawn(command(path, request, worker_type, resume), env=env, workspace=ws.path,
                               home_source=ws.home, request_id=str(request.id), slot=settings.slot, variant_path=path,
-                              worker_home=worker_env.get("HOME") or str(ws.home),
-                              egress_socket=proxy.socket_path if proxy else None)
+                              worker_home=worker_home, egress_socket=proxy.socket_path if proxy else None)
     except OSError as exc:
         return Outcome(status="failed", error=f"cannot prepare the sandbox: {exc}", error_code="workspace_error",
                        retryable=True)
     turn.workspace, turn.cwd_inside = ws.path, spawn.workspace_inside
-    turn.config_roots = runtime.config_roots(variant_path=path, worker_home=worker_env.get("HOME") or str(ws.home),
-                                             home_source=ws.home, home=home)
+    turn.config_roots = runtime.config_roots(variant_path=path, worker_home=worker_home, home_source=ws.home,
+                                             home=home)
     if resume is not None:
         try:  # where this agent's Claude Code will look for the session it resumes
             restore_transcript(turn.config_roots, spawn.workspace_inside, resume.session_id, resume.transcript,
