@@ -34,13 +34,14 @@ import psycopg
 from eve import __version__, metrics, orgsecrets, queue, reqtokens, scheduler, waiting, workers
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
-from eve.executor import egress
+from eve.executor import egress, safefs
 from eve.executor.run import ExecutorSettings, execute
 from eve.executor.sandbox import DEFAULT_UID_BASE, Runtime, kill_uid_processes
 from eve.executor.session import (
     DEFAULT_ARCHIVE_CAP_BYTES, DEFAULT_UNPACKED_CAP_BYTES, ArchiveTooLarge, Resume, TurnInfo, archive_workspace,
-    find_transcript, read_transcript, restore_workspace, resume_prompt,
+    Transcript, load_transcript, restore_workspace, resume_prompt,
 )
+from eve.executor.workspace import TURNS, remove_turn
 from eve.models import Outcome, Request, WorkerType
 from eve.daemons.worker.results import ResultWriter
 from eve.settings import QueueSettings
@@ -88,6 +89,20 @@ class Slot:
     shutdown: bool = False
     fenced: bool = False  # the claim is lost (or could not be renewed): stop, write nothing
     renewed_at: float = field(default_factory=time.monotonic)
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        UUID(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _load_transcript(turn: TurnInfo) -> Transcript | None:
+    """The turn's session transcript, read without following anything the agent linked."""
+    return load_transcript(turn.config_roots or [], turn.session_id or "", anchor=turn.turn_dir,
+                           cwd_inside=turn.cwd_inside)
 
 
 def _slack_thread(req: Request) -> bool:
@@ -197,6 +212,8 @@ class Worker:
             if leftovers:
                 self.log("warning", f"killed {len(leftovers)} leftover agent process(es) of a previous run",
                          pids=leftovers)
+            if (why := await asyncio.to_thread(self.runtime.install_check)) is not None:
+                self.log("warning", why)
         self.runtime.prepare_workspace_root(cfg.workspace_root)
         await self.pool.open(wait=False)
         # SIGTERM while the database is still unreachable: stop now, not after the retries
@@ -323,6 +340,12 @@ class Worker:
     # -- one request -------------------------------------------------------------------------
 
     async def _run_one(self, req: Request) -> None:
+        try:
+            await self._run_one_turn(req)
+        finally:  # the turn's platform files (HOME, config copies) never carry over to the next
+            await asyncio.to_thread(remove_turn, self.config.workspace_root, str(req.id))
+
+    async def _run_one_turn(self, req: Request) -> None:
         cfg = self.config
         assert self.worker_type is not None
         slot = self.slots[req.id]
@@ -411,18 +434,18 @@ class Worker:
         Best effort: without it a continuation starts afresh."""
         if not turn.session_id or turn.workspace is None or not turn.workspace.is_dir():
             return
-        transcript = find_transcript(turn.config_roots or [], turn.session_id)
-        if transcript is None:
-            return
         try:
-            data = await asyncio.to_thread(read_transcript, transcript)
+            transcript = await asyncio.to_thread(_load_transcript, turn)
+            if transcript is None:
+                return
+            data = transcript.data
             if data is None:
                 log.warning("the session transcript is over its size cap; not kept for a continuation", extra=extra)
                 return
             archive = await asyncio.to_thread(self._archive, turn.workspace)
             await self.with_db(lambda c: waiting.keep(
                 c, request_id=req.id, org_id=req.org_id, session_id=turn.session_id or "", transcript=data,
-                transcript_path="/".join(transcript.parts[-3:]), archive=archive, host=socket.gethostname(),
+                transcript_path=transcript.rel, archive=archive, host=socket.gethostname(),
                 workspace_path=str(turn.workspace), outcome=outcome), attempts=5)
         except (OSError, *DB_ERRORS):
             log.warning("could not keep the session for a continuation", extra=extra, exc_info=True)
@@ -451,7 +474,7 @@ class Worker:
                 self._restore, bytes(sess["workspace_archive"]), path):
             how = "restored"
         else:
-            shutil.rmtree(path, ignore_errors=True)
+            safefs.remove_tree(path)
             how = "lost"
         data: dict[str, Any] = {"attempt": req.attempts, "turn": req.resumes + 1,
                                 "session_id": sess["session_id"], "workspace": how, "outcomes": len(state.outcomes)}
@@ -480,8 +503,7 @@ class Worker:
 
     @staticmethod
     def _move_workspace(src: Path, dest: Path) -> None:
-        if dest.exists():
-            shutil.rmtree(dest)
+        safefs.remove_tree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), str(dest))
 
@@ -490,15 +512,14 @@ class Worker:
         """Store the session and park the request; None when there is no session to store."""
         if not turn.session_id or turn.workspace is None:
             return None
-        transcript = find_transcript(turn.config_roots or [], turn.session_id)
+        transcript = await asyncio.to_thread(_load_transcript, turn)
         if transcript is None:
             log.warning("no transcript for session %s", turn.session_id, extra=extra)
             return None
-        data = await asyncio.to_thread(read_transcript, transcript)
+        data, rel = transcript.data, transcript.rel
         if data is None:
             log.warning("the transcript of session %s is over its size cap", turn.session_id, extra=extra)
             return None
-        rel = "/".join(transcript.parts[-3:])  # projects/<cwd>/<session>.jsonl
         archive = await asyncio.to_thread(self._archive, turn.workspace)
         status = await self.with_db(lambda c: waiting.park(
             c, request_id=req.id, org_id=req.org_id, worker_id=self.id, session_id=turn.session_id or "",
@@ -644,8 +665,8 @@ class Worker:
     # -- workspaces and disk ---------------------------------------------------------------------
 
     def _remove_workspace(self, request_id: UUID) -> None:
-        path = self.config.workspace_root / str(request_id)
-        shutil.rmtree(path, ignore_errors=True)
+        safefs.remove_tree(self.config.workspace_root / str(request_id))
+        remove_turn(self.config.workspace_root, str(request_id))
 
     def _workspace_ids(self) -> list[UUID]:
         ids = []
@@ -671,12 +692,17 @@ class Worker:
             entries = list(os.scandir(self.config.workspace_root))
         except OSError:
             return
+        try:
+            entries += list(os.scandir(self.config.workspace_root / TURNS))
+        except OSError:
+            pass
+        kept = {str(k) for k in keep}
         for entry in entries:
-            if entry.name in {str(k) for k in keep}:
+            if entry.name in kept or not _is_uuid(entry.name):
                 continue
             try:
-                if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    safefs.remove_tree(Path(entry.path))
             except OSError:
                 continue
 

@@ -24,7 +24,7 @@ from eve.errors import EveError
 from eve.executor import egress
 from eve.executor import variant as variants
 from eve.executor.env import build_env
-from eve.executor.sandbox import Runtime, kill_uid_processes, variant_config_dirs
+from eve.executor.sandbox import Runtime, end_uid, remove_owned, variant_config_dirs
 from eve.executor.session import Resume, TurnInfo, restore_transcript
 from eve.executor.stream import StreamParser
 from eve.executor.workspace import prepare, skills_for
@@ -79,7 +79,18 @@ async def kill_group(proc: asyncio.subprocess.Process, grace: float, uid: int | 
             await _kill_pgid(proc, pgid, grace)
     finally:
         if uid is not None:
-            kill_uid_processes([uid])
+            await asyncio.to_thread(end_uid, uid)
+
+
+async def _end_turn_uid(uid: int, emit: Emit) -> None:
+    """uid mode, the turn is over: every process of its uid is killed and counted gone, and what
+    it left in the host's shared temp dirs is removed, before any result is written."""
+    left = await asyncio.to_thread(end_uid, uid)
+    removed = await asyncio.to_thread(remove_owned, uid)
+    if left:
+        await emit("stderr", {"line": f"{len(left)} process(es) of uid {uid} survived the kill: {left[:10]}"})
+    if removed:
+        await emit("stderr", {"line": f"removed {len(removed)} file(s) the agent left in shared temp dirs"})
 
 
 async def _kill_pgid(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
@@ -171,13 +182,14 @@ async def _execute(
                 on_refused=lambda data: emit("egress_refused", data)))
         spawn = runtime.spawn(command(path, request, worker_type, resume), env=env, workspace=ws.path,
                               home_source=ws.home, request_id=str(request.id), slot=settings.slot, variant_path=path,
-                              worker_home=worker_home, egress_socket=proxy.socket_path if proxy else None)
+                              worker_home=worker_home, turn_dir=ws.turn,
+                              egress_socket=proxy.socket_path if proxy else None)
     except OSError as exc:
         return Outcome(status="failed", error=f"cannot prepare the sandbox: {exc}", error_code="workspace_error",
                        retryable=True)
-    turn.workspace, turn.cwd_inside = ws.path, spawn.workspace_inside
+    turn.workspace, turn.cwd_inside, turn.turn_dir = ws.path, spawn.workspace_inside, ws.turn
     turn.config_roots = runtime.config_roots(variant_path=path, worker_home=worker_home, home_source=ws.home,
-                                             home=home)
+                                             home=home, turn_dir=ws.turn)
     if resume is not None:
         try:  # where this agent's Claude Code will look for the session it resumes
             restore_transcript(turn.config_roots, spawn.workspace_inside, resume.session_id, resume.transcript,
@@ -185,8 +197,13 @@ async def _execute(
         except OSError as exc:
             return Outcome(status="failed", error=f"cannot restore the stored session: {exc}",
                            error_code="workspace_error", retryable=True)
-    # uid mode has no PID namespace: whatever runs as the slot's uid belongs to this agent
+    # uid mode has no PID namespace: whatever runs as the slot's uid belongs to this agent, and
+    # nothing of an earlier turn may still run as it when this one starts
     sweep_uid = spawn.uid if runtime.mode == "uid" else None
+    if sweep_uid is not None and (left := await asyncio.to_thread(end_uid, sweep_uid)):
+        return Outcome(status="failed", error=f"the slot's uid {sweep_uid} still runs {len(left)} process(es) "
+                                              "that could not be killed; not starting an agent beside them",
+                       error_code="workspace_error", retryable=True)
     limit_s = timeout_ms(request, worker_type) / 1000
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -236,12 +253,16 @@ async def _execute(
         if readers in done:
             readers.result()
             exit_code = await proc.wait()
+            if sweep_uid is not None:  # a `setsid nohup` child must not outlive a successful turn either
+                await _end_turn_uid(sweep_uid, emit)
             elapsed = int((time.monotonic() - started) * 1000)
             turn.session_id = (parser.init or {}).get("session_id") or (parser.result or {}).get("session_id")
             turn.duration_ms = elapsed
             return parser.outcome(exit_code, stderr_tail="\n".join(stderr_tail), duration_ms=elapsed)
         reason = "cancelled" if cancel.is_set() else "timeout"
         await kill_group(proc, settings.kill_grace_s, sweep_uid)
+        if sweep_uid is not None:
+            await _end_turn_uid(sweep_uid, emit)
         elapsed = int((time.monotonic() - started) * 1000)
         if reason == "cancelled":
             return Outcome(status="cancelled", error="cancelled by request", error_code="cancelled",

@@ -30,17 +30,20 @@ import ctypes
 import functools
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from eve.errors import ConfigError
+from eve.executor import safefs
 from eve.executor.egress import INSIDE_PORT, INSIDE_SOCKET, NETWORK_MODES, Rule, proxy_env
 
 MODES = ("auto", "bwrap", "uid", "none")
@@ -300,16 +303,16 @@ def can_change_uid() -> bool:
 
 
 def write_identity_files(directory: Path, uid: int, gid: int) -> tuple[str, str]:
-    """A passwd/group pair naming only root, the agent and nobody (tools look themselves up)."""
+    """A passwd/group pair naming only root, the agent and nobody (tools look themselves up).
+
+    `directory` is the turn's own (fresh, outside the workspace): the files are the
+    platform's and bound read-only; safefs writes them all the same."""
     directory.mkdir(parents=True, exist_ok=True)
-    passwd = directory / "passwd"
-    group = directory / "group"
-    passwd.write_text(f"root:x:0:0:root:/root:/bin/sh\nagent:x:{uid}:{gid}:eve agent:/nonexistent:/bin/sh\n"
-                      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
-    group.write_text(f"root:x:0:\nagent:x:{gid}:\nnogroup:x:65534:\n")
-    for f in (passwd, group):
-        f.chmod(0o644)
-    return str(passwd), str(group)
+    safefs.write_file(directory, "passwd", (f"root:x:0:0:root:/root:/bin/sh\nagent:x:{uid}:{gid}:eve agent:"
+                                            "/nonexistent:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:"
+                                            "/usr/sbin/nologin\n").encode())
+    safefs.write_file(directory, "group", f"root:x:0:\nagent:x:{gid}:\nnogroup:x:65534:\n".encode())
+    return str(directory / "passwd"), str(directory / "group")
 
 
 def probe(bwrap: str | None, *, as_root: bool, setpriv: str | None, network: bool = False) -> str | None:
@@ -424,23 +427,82 @@ def drop_to(uid: int, gid: int) -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def kill_uid_processes(uids: Iterable[int]) -> list[int]:
-    """SIGKILL every process whose real uid is one of `uids` (agents a dead worker left behind)."""
-    wanted = set(uids)
-    killed: list[int] = []
+def _uid_pids(uids: set[int]) -> list[tuple[int, bool]]:
+    """(pid, is a zombie) of every process with any of `uids` as its real, effective or saved uid."""
+    found: list[tuple[int, bool]] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
-                if line.startswith("Uid:"):
-                    if int(line.split()[1]) in wanted:
-                        os.kill(int(entry), signal.SIGKILL)
-                        killed.append(int(entry))
-                    break
-        except (OSError, ValueError):
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        state = uid_line = ""
+        for line in status.splitlines():
+            if line.startswith("State:"):
+                state = line.split()[1]
+            elif line.startswith("Uid:"):
+                uid_line = line
+                break
+        try:
+            ids = {int(x) for x in uid_line.split()[1:4]}
+        except ValueError:
+            continue
+        if ids & uids:
+            found.append((int(entry), state in ("Z", "X")))
+    return found
+
+
+def kill_uid_processes(uids: Iterable[int]) -> list[int]:
+    """SIGKILL every live process that runs as one of `uids` (agents a dead worker left behind)."""
+    killed: list[int] = []
+    for pid, zombie in _uid_pids(set(uids)):
+        if zombie:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
             continue
     return killed
+
+
+def end_uid(uid: int, timeout: float = 5.0) -> list[int]:
+    """Kill every process of `uid` and verify: [] once none lives (zombies do not count: they
+    run nothing), else the pids still alive at the deadline. A fork loop racing the kill is
+    caught by repeating the sweep until a pass finds nobody."""
+    deadline = time.monotonic() + timeout
+    while True:
+        kill_uid_processes([uid])
+        alive = [pid for pid, zombie in _uid_pids({uid}) if not zombie]
+        if not alive:
+            return []
+        if time.monotonic() > deadline:
+            return alive
+        time.sleep(0.01)
+
+
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_owned(uid: int, dirs: Sequence[str] = SHARED_TMP) -> list[str]:
+    """uid mode: what the agent left in the host's shared temp dirs (its uid is the next
+    tenant's) is removed, without following links; returns the paths removed."""
+    removed: list[str] = []
+    for d in dirs:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+            except OSError:
+                continue
+            safefs.remove_tree(Path(entry.path))
+            removed.append(entry.path)
+    return removed
 
 
 # -- the runtime a worker holds --------------------------------------------------------------
@@ -506,36 +568,76 @@ class Runtime:
         return [u for u in (self.slot_uid(i) for i in range(slots)) if u is not None]
 
     def prepare_workspace_root(self, root: Path) -> None:
-        """bwrap: nobody but the worker lists it; uid: slot uids may pass through to their own dir."""
+        """bwrap: nobody but the worker lists it; uid: slot uids may pass through to their own dir,
+        so every parent must let others through (SandboxUnavailable says which does not)."""
         root.mkdir(parents=True, exist_ok=True)
         if self.mode == "bwrap":
             root.chmod(0o700)
         elif self.mode == "uid":
             root.chmod(0o711)
+            for parent in root.resolve().parents:
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    raise SandboxUnavailable(
+                        f"--sandbox uid: the agents' uids cannot reach the workspace root {root}: {parent} is mode "
+                        f"{stat.S_IMODE(mode):04o} (others may not pass through). Use a workspace root whose parents "
+                        "others may traverse, e.g. --workspace-root /var/lib/eve/workspaces")
+
+    def install_check(self, slot: int = 0) -> str | None:
+        """uid mode: None when the agent's uid can run this install's `eve` (orchestration and
+        HITL need it), else why not and what to do. A Python under root's 0700 HOME (pyenv)
+        is the usual cause."""
+        uid = self.slot_uid(slot)
+        if self.mode != "uid" or uid is None:
+            return None
+        try:
+            res = subprocess.run([sys.executable, "-I", "-c", "import eve.cli.__main__"], capture_output=True,
+                                 text=True, timeout=30, env={"PATH": "/usr/bin:/bin"}, cwd="/",
+                                 preexec_fn=lambda: drop_to(uid, uid))
+        except (OSError, subprocess.SubprocessError) as exc:
+            why = str(exc)
+        else:
+            if res.returncode == 0:
+                return None
+            why = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1]
+        return (f"agents (uid {uid}) cannot run this install's eve ({sys.executable}: {why[:200]}); "
+                "`eve request create --child`, `eve wait` and `eve ask` will fail inside agents. Install "
+                "eve-horizon where other users can read it (e.g. python3 -m venv /opt/eve && /opt/eve/bin/pip "
+                "install eve-horizon) and run the worker from there")
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str], workspace: Path, home_source: Path,
-              request_id: str, slot: int, variant_path: str, worker_home: str,
+              request_id: str, slot: int, variant_path: str, worker_home: str, turn_dir: Path,
               egress_socket: str | None = None) -> Spawn:
         """`env` is already the allowlisted environment: bwrap is exec'd with it, never the worker's.
 
-        `egress_socket` (bwrap only): the agent gets its own network namespace, and the
-        relay (eve.executor.netrelay) in front of it joins that socket to HTTP(S)_PROXY.
+        `turn_dir` is this turn's fresh platform directory (eve.executor.workspace): the
+        config copies, passwd/group and (uid mode) the private wrapper go there, never into
+        the workspace. `egress_socket` (bwrap only): the agent gets its own network
+        namespace, and the relay (eve.executor.netrelay) in front of it joins that socket to
+        HTTP(S)_PROXY.
         """
         env = dict(env)
         if self.mode == "none":
             return Spawn(list(argv), env, str(workspace), str(workspace), None)
         uid = self.slot_uid(slot)
         files = _variant_files_cached(variant_path, worker_home, _mtime(variant_path))
+        write_profile(home_source, env.get("PATH", ""), uid)
         if self.mode == "uid":
             assert uid is not None
-            env["HOME"] = str(home_source)
-            self._copy_configs(files.config_dirs, worker_home, home_source, in_home_only=True)
-            _chown_tree(workspace, uid)
+            argv = list(argv)
+            copies = self._copy_configs(files.config_dirs, worker_home, home_source, turn_dir, uid=uid, uid_mode=True)
+            if copies and argv and argv[0] == variant_path:  # the wrapper names the shared dir: a private wrapper
+                argv[0] = private_wrapper(variant_path, worker_home, dict(copies), turn_dir / "variant")
+            tmp = turn_dir / "tmp"
+            tmp.mkdir(mode=0o700)
+            os.chown(tmp, uid, uid)
+            env.update({"HOME": str(home_source), "TMPDIR": str(tmp)})
+            safefs.chown_tree(workspace, uid)
+            safefs.chown_tree(home_source, uid)
             workspace.chmod(0o700)
-            return Spawn(list(argv), env, str(workspace), str(workspace), uid,
-                         preexec=lambda: drop_to(uid, uid))
+            return Spawn(argv, env, str(workspace), str(workspace), uid, preexec=lambda: drop_to(uid, uid))
         inside = f"{INSIDE_WORKSPACE_ROOT}/{request_id}"
-        private = self._copy_configs(files.config_dirs, worker_home, home_source, in_home_only=False)
+        private = self._copy_configs(files.config_dirs, worker_home, home_source, turn_dir, uid=uid, uid_mode=False)
         read_only = [variant_path, *files.read_only, *self.extra_read_only]
         if egress_socket is not None:
             python = os.path.realpath(sys.executable)
@@ -549,57 +651,99 @@ class Runtime:
                  if os.path.exists(p) and exposable(p, home=worker_home, protected=self.protected)
                  and not any(_under(os.path.realpath(p), d) for d in system)]
         passwd = group = None
-        meta = home_source.parent / ".eve-sandbox"
         if uid is not None:
-            passwd, group = write_identity_files(meta, uid, uid)
-            _chown_tree(workspace, uid)
+            passwd, group = write_identity_files(turn_dir, uid, uid)
+            safefs.chown_tree(workspace, uid)
+            safefs.chown_tree(home_source, uid)
         workspace.chmod(0o700)
         env["HOME"] = worker_home
         env["PWD"] = inside
         policy = Policy(workspace=workspace, inside_workspace=inside, home=worker_home, home_source=home_source,
-                        uid=uid, gid=uid, read_only=tuple(shown), private_binds=tuple(private),
+                        uid=uid, gid=uid, read_only=tuple(shown), private_binds=tuple((s, d) for d, s in private),
                         hidden=self.hidden, passwd=passwd, group=group, setpriv=self.setpriv,
                         egress_socket=egress_socket)
         assert self.bwrap is not None
         return Spawn(command(self.bwrap, policy, argv), env, str(workspace), inside, uid)
 
-    def config_roots(self, *, variant_path: str, worker_home: str, home_source: Path, home: str) -> list[Path]:
+    def config_roots(self, *, variant_path: str, worker_home: str, home_source: Path, home: str,
+                     turn_dir: Path) -> list[Path]:
         """Host dirs where this spawn's Claude Code keeps its config (and session transcripts).
 
         The variant's CLAUDE_CONFIG_DIRs as the agent gets them (the private copies of
-        `_copy_configs`, or the real dirs without a sandbox), then `<HOME>/.claude`.
+        `_copy_configs` in the turn directory, or the real dirs without a sandbox), then
+        `<HOME>/.claude`.
         """
         files = _variant_files_cached(variant_path, worker_home, _mtime(variant_path))
         roots: list[Path] = []
         for i, cfg in enumerate(files.config_dirs):
             if self.mode == "none":
                 roots.append(Path(cfg))
-            elif _under(cfg, worker_home):
-                roots.append(home_source / os.path.relpath(cfg, worker_home))
-            elif self.mode == "bwrap":
-                roots.append(home_source.parent / ".eve-sandbox" / f"config-{i}")
-            else:  # uid mode leaves a config dir outside HOME where it is
-                roots.append(Path(cfg))
+            else:
+                roots.append(_copy_dest(cfg, i, worker_home, home_source, turn_dir, uid_mode=self.mode == "uid"))
         roots.append((Path(home) if self.mode == "none" else home_source) / ".claude")
         return roots
 
-    def _copy_configs(self, config_dirs: Sequence[str], home: str, home_source: Path, *,
-                      in_home_only: bool) -> list[tuple[str, str]]:
-        """Private, writable copies of a variant's config dirs (without other sessions' history)."""
-        binds: list[tuple[str, str]] = []
+    def _copy_configs(self, config_dirs: Sequence[str], home: str, home_source: Path, turn_dir: Path, *,
+                      uid: int | None, uid_mode: bool) -> list[tuple[str, str]]:
+        """Private, writable copies of a variant's config dirs (without other sessions' history),
+        as (config dir named by the wrapper, host copy) for those that live outside HOME.
+
+        Made even when the host has no such dir yet: Claude Code then still has a config dir
+        it can write (its shell snapshot lives there; without one its Bash tool falls back to
+        a login shell, whose /etc/profile resets PATH). In uid mode every config dir gets a
+        copy, since nothing can be bound over the shared one: the wrapper is rewritten instead.
+        """
+        out: list[tuple[str, str]] = []
         for i, cfg in enumerate(config_dirs):
-            if not os.path.isdir(cfg) or not exposable(cfg, home=home, protected=self.protected):
+            shown = exposable(cfg, home=home, protected=self.protected)
+            if not shown and not uid_mode:
                 continue
-            if _under(cfg, home):
-                dest = home_source / os.path.relpath(cfg, home)
-            elif in_home_only:
-                continue
+            dest = _copy_dest(cfg, i, home, home_source, turn_dir, uid_mode=uid_mode)
+            if shown and os.path.isdir(cfg):
+                shutil.copytree(cfg, dest, dirs_exist_ok=True, symlinks=True,
+                                ignore=lambda d, names, top=cfg: [n for n in names if d == top and n in CONFIG_SKIP])
             else:
-                dest = home_source.parent / ".eve-sandbox" / f"config-{i}"
-                binds.append((str(dest), cfg))
-            shutil.copytree(cfg, dest, dirs_exist_ok=True, symlinks=True,
-                            ignore=lambda d, names, top=cfg: [n for n in names if d == top and n in CONFIG_SKIP])
-        return binds
+                dest.mkdir(parents=True, exist_ok=True)
+            if uid is not None:
+                safefs.chown_tree(dest, uid)
+            if uid_mode or not _under(cfg, home):
+                out.append((cfg, str(dest)))
+        return out
+
+
+def _copy_dest(cfg: str, index: int, home: str, home_source: Path, turn_dir: Path, *, uid_mode: bool) -> Path:
+    """Where the private copy of config dir `cfg` lives: in the private HOME when the sandbox
+    shows it at the same path there, else in the turn directory."""
+    if _under(cfg, home) and not uid_mode:
+        return home_source / os.path.relpath(cfg, home)
+    return turn_dir / f"config-{index}"
+
+
+def write_profile(home_source: Path, path: str, uid: int | None) -> None:
+    """A login shell (`bash -l`, `sh -l`) reads /etc/profile, which on Debian resets PATH for
+    a non-root uid, then ~/.profile: the private HOME's puts the agent's PATH (with `eve`) back."""
+    if path:
+        safefs.write_file(home_source, ".profile", f"PATH={shlex.quote(path)}; export PATH\n".encode(), uid=uid)
+
+
+def private_wrapper(wrapper: str, home: str, copies: Mapping[str, str], dest: Path) -> str:
+    """A copy of a cc-mirror-style wrapper whose CLAUDE_CONFIG_DIR names the private copy (uid
+    mode, where nothing can be bound over the shared dir the operator's wrapper names)."""
+    text = Path(wrapper).read_text(errors="replace")
+
+    def private(m: re.Match[str]) -> str:
+        raw = m.group(1)
+        for prefix in ("${HOME}", "$HOME", "~"):
+            if raw.startswith(prefix):
+                raw = home + raw[len(prefix):]
+                break
+        new = copies.get(os.path.normpath(raw))
+        if new is None:
+            return m.group(0)
+        return m.group(0)[: m.start(1) - m.start(0)] + new
+
+    safefs.write_file(dest.parent, dest.name, _CONFIG_ASSIGN.sub(private, text).encode(), mode=0o755)
+    return str(dest)
 
 
 def _tool_root(path_dir: str, home: str) -> str:
@@ -609,10 +753,3 @@ def _tool_root(path_dir: str, home: str) -> str:
         if part in TOOL_HOMES:
             return "/".join(parts[: i + 1])
     return path_dir
-
-
-def _chown_tree(path: Path, uid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(path):
-        os.lchown(dirpath, uid, uid)
-        for name in filenames + dirnames:
-            os.lchown(os.path.join(dirpath, name), uid, uid)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eve.executor import safefs
+
 DEFAULT_ARCHIVE_CAP_BYTES = 100 * 1024 * 1024  # compressed
 DEFAULT_UNPACKED_CAP_BYTES = 1024 * 1024 * 1024  # what the workspace's files add up to
 DEFAULT_TRANSCRIPT_CAP_BYTES = 256 * 1024 * 1024
@@ -39,6 +41,7 @@ class TurnInfo:
     cwd_inside: str | None = None  # the agent's cwd as it saw it
     config_roots: list[Path] | None = None  # host dirs backing the variant's config dirs
     workspace: Path | None = None
+    turn_dir: Path | None = None  # the turn's platform dir the config roots live in (trusted anchor)
     duration_ms: int = 0
 
 
@@ -56,42 +59,70 @@ def project_dir_name(cwd: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", cwd)
 
 
-def find_transcript(roots: Iterable[Path], session_id: str) -> Path | None:
-    """The transcript file of `session_id` under any of the config roots."""
+@dataclass(frozen=True)
+class Transcript:
+    """A session transcript read back after a turn: gzipped (None: over the cap) and where it was."""
+
+    data: bytes | None
+    rel: str  # projects/<cwd>/<session>.jsonl, as stored with the session
+
+
+def load_transcript(roots: Iterable[Path], session_id: str, *, anchor: Path | None,
+                    cap_bytes: int = DEFAULT_TRANSCRIPT_CAP_BYTES, cwd_inside: str | None = None) -> Transcript | None:
+    """The transcript of `session_id` under any config root, or None when there is none.
+
+    The agent wrote into those roots: every component below `anchor` (the turn directory,
+    which the agent cannot replace) is opened without following links, and only a regular
+    file with one link is read (eve.executor.safefs). Without an anchor (no sandbox) each
+    root's parent is the anchor. The project dir of `cwd_inside` is tried first.
+    """
     if not re.fullmatch(r"[A-Za-z0-9-]{8,64}", session_id or ""):
         return None  # it names a file: nothing path-like from the agent's output gets through
-    for root in roots:
-        projects = root / "projects"
-        if not projects.is_dir():
+    for root in dict.fromkeys(roots):
+        if anchor is not None and _inside(root, anchor):
+            base, rel_root = anchor, os.path.relpath(root, anchor)
+        else:
+            base, rel_root = root.parent, root.name
+        projects = f"{rel_root}/projects"
+        try:
+            with safefs.opendir(base, projects) as pfd:
+                names = [e.name for e in os.scandir(pfd) if e.is_dir(follow_symlinks=False)]
+        except OSError:
             continue
-        for candidate in projects.glob(f"*/{session_id}.jsonl"):
-            if candidate.is_file() and not candidate.is_symlink():
-                return candidate
+        if cwd_inside is not None and project_dir_name(cwd_inside) in names:
+            names.insert(0, project_dir_name(cwd_inside))
+        for name in dict.fromkeys(names):
+            rel = f"projects/{name}/{session_id}.jsonl"
+            try:
+                data = safefs.read_regular(base, f"{rel_root}/{rel}", cap_bytes)
+            except OSError:
+                continue
+            return Transcript(None if data is None else gzip.compress(data, compresslevel=6), rel)
     return None
 
 
-def read_transcript(path: Path, cap_bytes: int = DEFAULT_TRANSCRIPT_CAP_BYTES) -> bytes | None:
-    """The transcript, gzipped; None when the file is over `cap_bytes` (the agent could write
-    it: a worker must not read an arbitrarily large file into memory on its word). One
-    bounded read, so a file that grows after a size check cannot get past the cap."""
-    with path.open("rb") as f:
-        data = f.read(cap_bytes + 1)
-    return None if len(data) > cap_bytes else gzip.compress(data, compresslevel=6)
+def _inside(path: Path, parent: Path) -> bool:
+    p, q = os.path.normpath(path), os.path.normpath(parent)
+    return p == q or p.startswith(q.rstrip("/") + "/")
 
 
 def restore_transcript(roots: Iterable[Path], cwd_inside: str, session_id: str, transcript_gz: bytes,
                        uid: int | None = None) -> list[Path]:
-    """Write the transcript where Claude Code run in `cwd_inside` looks for it, under each root."""
+    """Write the transcript where Claude Code run in `cwd_inside` looks for it, under each root.
+
+    The roots are this turn's fresh private copies (nothing of the agent's is there yet);
+    the write still goes through safefs, and what it makes is the agent's (`uid`).
+    """
     data = gzip.decompress(transcript_gz)
     written = []
     for root in dict.fromkeys(roots):
-        target = root / "projects" / project_dir_name(cwd_inside) / f"{session_id}.jsonl"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        if uid is not None:
-            for p in (root, root / "projects", target.parent, target):
-                os.lchown(p, uid, uid)
-        written.append(target)
+        if not root.is_dir():
+            root.mkdir(parents=True, mode=0o700)
+            if uid is not None:
+                os.chown(root, uid, uid)
+        rel = f"projects/{project_dir_name(cwd_inside)}/{session_id}.jsonl"
+        safefs.write_file(root, rel, data, mode=0o600, uid=uid, dir_mode=0o700)
+        written.append(root / rel)
     return written
 
 
@@ -147,10 +178,22 @@ def archive_workspace(path: Path, cap_bytes: int = DEFAULT_ARCHIVE_CAP_BYTES,
     if tree_bytes(path, unpacked_cap_bytes) is None:
         return None
     buf = _CappedBuffer(cap_bytes)
+
+    def own_files_only(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        # a regular file with another name elsewhere may be a hard link to a file the agent
+        # could not read: the worker would read it for the agent and hand it back next turn
+        if info.isreg():
+            try:
+                if os.lstat(path / info.name).st_nlink > 1:
+                    return None
+            except OSError:
+                return None
+        return info
+
     try:
         with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
             for entry in sorted(os.listdir(path)):
-                tar.add(path / entry, arcname=entry, recursive=True)
+                tar.add(path / entry, arcname=entry, recursive=True, filter=own_files_only)
     except _OverCap:
         return None
     return buf.getvalue()

@@ -191,7 +191,7 @@ async def test_uid_mode_runs_the_agent_as_an_unprivileged_uid_that_reaches_nothi
         assert seen["cap_eff"] == "0000000000000000"
         assert not seen["worker_environ"] and not seen["signal_worker"] and not seen["secret"]
         assert not seen["workspace_root"] and seen["own_workspace"] and seen["wrote"]
-        assert not seen["has_db_url"] and seen["home"] == str(root / str(req.id) / ".home")
+        assert not seen["has_db_url"] and seen["home"] == str(root / ".eve-turns" / str(req.id) / "home")
         ws = root / str(req.id)
         assert ws.stat().st_uid == 61000 and (ws.stat().st_mode & 0o777) == 0o700
     finally:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from eve.errors import EveError
+
 from eve.executor import variant
 from eve.executor.env import build_env, flatten_context
 from eve.executor.run import command
@@ -89,6 +91,18 @@ def test_workspace_gets_skills_and_a_fresh_dir_per_attempt(tmp_path: Path):
     assert ws.skills == ["general", "code-review"] and ws.missing_skills == ["no-such-skill"]
     assert (ws.path / ".claude/skills/code-review/SKILL.md").read_text().startswith("---\nname: code-review")
     (ws.path / "leftover").write_text("x")
+    (ws.home / "from-turn-1").write_text("x")
     ws2 = prepare(tmp_path, "req1", 2, [])
     assert not (ws2.path / "leftover").exists()
-    assert os.path.isdir(ws2.home)
+    assert os.path.isdir(ws2.home) and not (ws2.home / "from-turn-1").exists()  # HOME is fresh every turn
+    assert ws2.turn.parent == tmp_path / ".eve-turns" and not str(ws2.home).startswith(str(ws2.path))
+
+
+def test_skills_go_into_a_resumed_workspace_without_following_its_links(tmp_path: Path):
+    ws = prepare(tmp_path, "req1", 1, [])
+    decoy = tmp_path / "decoy"
+    decoy.mkdir(mode=0o700)
+    (ws.path / ".claude").symlink_to(decoy)
+    with pytest.raises(EveError, match="cannot prepare workspace"):
+        prepare(tmp_path, "req1", 2, ["general"], keep=True)
+    assert list(decoy.iterdir()) == []

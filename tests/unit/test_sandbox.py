@@ -98,13 +98,51 @@ def test_config_copy_leaves_other_sessions_history_behind(tmp_path):
     (cfg / "projects" / "other-request").mkdir(parents=True)
     (cfg / "projects" / "other-request" / "t.jsonl").write_text("secret transcript")
     (cfg / "settings.json").write_text("{}")
-    home_source = tmp_path / "ws" / ".home"
+    turn = tmp_path / "turn"
+    home_source = turn / "home"
     home_source.mkdir(parents=True)
     rt = Runtime(mode="bwrap", bwrap="/bwrap", is_root=False)
-    binds = rt._copy_configs([str(cfg)], "/home/eve", home_source, in_home_only=False)
-    (copy, inside), = binds
-    assert inside == str(cfg)
+    binds = rt._copy_configs([str(cfg)], "/home/eve", home_source, turn, uid=None, uid_mode=False)
+    (inside, copy), = binds
+    assert inside == str(cfg) and Path(copy).parent == turn  # the turn's, outside any workspace
     assert (Path(copy) / "settings.json").exists() and not (Path(copy) / "projects").exists()
+
+
+def test_a_config_dir_the_host_lacks_still_gets_a_private_one(tmp_path):
+    """Claude Code keeps its shell snapshot there; without one its Bash tool runs a login shell."""
+    turn = tmp_path / "turn"
+    (turn / "home").mkdir(parents=True)
+    rt = Runtime(mode="bwrap", bwrap="/bwrap", is_root=False)
+    missing = tmp_path / "not-yet" / ".mclaude"
+    (inside, copy), = rt._copy_configs([str(missing)], "/home/eve", turn / "home", turn, uid=None, uid_mode=False)
+    assert inside == str(missing) and Path(copy).is_dir() and not missing.exists()
+    rt._copy_configs(["/home/eve/.zai"], "/home/eve", turn / "home", turn, uid=None, uid_mode=False)
+    assert (turn / "home" / ".zai").is_dir()
+
+
+def test_uid_mode_runs_a_private_wrapper_naming_a_private_config(tmp_path):
+    """uid mode cannot bind over the operator's config dir: the wrapper it runs names the copy."""
+    shared = tmp_path / "operator" / ".cc-mirror" / "mclaude" / "config"
+    shared.mkdir(parents=True)
+    (shared / "settings.json").write_text('{"env": {}}')
+    wrapper = tmp_path / "mclaude"
+    wrapper.write_text(f"#!/bin/sh\nexport CLAUDE_CONFIG_DIR='{shared}'\nexec claude \"$@\"\n")
+    turn = tmp_path / "turn"
+    (turn / "home").mkdir(parents=True)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    rt = Runtime(mode="uid", is_root=True)
+    if os.geteuid() != 0:
+        pytest.skip("uid mode chowns to the slot uid: needs root")
+    spawn = rt.spawn([str(wrapper), "--print"], env={"PATH": "/usr/bin:/bin"}, workspace=ws,
+                     home_source=turn / "home", request_id="r1", slot=0, variant_path=str(wrapper),
+                     worker_home=str(tmp_path / "operator"), turn_dir=turn)
+    private = Path(spawn.argv[0])
+    assert private.parent == turn and f"CLAUDE_CONFIG_DIR='{turn / 'config-0'}'" in private.read_text()
+    assert (turn / "config-0" / "settings.json").stat().st_uid == spawn.uid
+    assert shared.stat().st_uid == 0 and (shared / "settings.json").stat().st_uid == 0  # nothing shared chowned
+    assert spawn.env["HOME"] == str(turn / "home") and spawn.env["TMPDIR"] == str(turn / "tmp")
+    assert "PATH=/usr/bin:/bin" in (turn / "home" / ".profile").read_text()
 
 
 def test_none_is_explicit_and_bad_modes_are_refused():

@@ -12,7 +12,7 @@ import pytest
 
 from eve.executor import session
 from eve.executor.session import (
-    ArchiveTooLarge, archive_workspace, find_transcript, project_dir_name, read_transcript, restore_transcript,
+    ArchiveTooLarge, archive_workspace, load_transcript, project_dir_name, restore_transcript,
     restore_workspace, resume_prompt, tree_bytes,
 )
 
@@ -27,9 +27,10 @@ def test_transcript_is_found_and_restored_under_the_new_cwd(tmp_path):
     old = tmp_path / "cfg-old" / "projects" / project_dir_name("/old/ws") / f"{SID}.jsonl"
     old.parent.mkdir(parents=True)
     old.write_text('{"type": "user"}\n')
-    found = find_transcript([tmp_path / "missing", tmp_path / "cfg-old"], SID)
-    assert found == old
-    gz = gzip.compress(old.read_bytes())
+    found = load_transcript([tmp_path / "missing", tmp_path / "cfg-old"], SID, anchor=tmp_path)
+    assert found.rel == f"projects/{project_dir_name('/old/ws')}/{SID}.jsonl"
+    gz = found.data
+    assert gzip.decompress(gz) == old.read_bytes()
     [written] = restore_transcript([tmp_path / "cfg-new"], "/workspace/r1", SID, gz)
     assert written == tmp_path / "cfg-new" / "projects" / "-workspace-r1" / f"{SID}.jsonl"
     assert written.read_text() == '{"type": "user"}\n'
@@ -39,7 +40,7 @@ def test_transcript_is_found_and_restored_under_the_new_cwd(tmp_path):
 def test_a_session_id_that_is_not_an_id_finds_nothing(tmp_path, bad):
     (tmp_path / "projects" / "x").mkdir(parents=True)
     (tmp_path / "projects" / "x" / "y.jsonl").write_text("{}")
-    assert find_transcript([tmp_path], bad) is None
+    assert load_transcript([tmp_path], bad, anchor=None) is None
 
 
 def test_workspace_round_trip_and_cap(tmp_path):
@@ -170,9 +171,60 @@ def test_restore_refuses_an_archive_that_unpacks_past_the_cap(tmp_path):
 
 
 def test_an_oversized_transcript_is_not_read(tmp_path):
-    path = tmp_path / f"{SID}.jsonl"
+    path = tmp_path / "cfg" / "projects" / "p" / f"{SID}.jsonl"
+    path.parent.mkdir(parents=True)
     with open(path, "wb") as f:
         f.truncate(1 << 30)
-    assert read_transcript(path, cap_bytes=1 << 20) is None
+    assert load_transcript([tmp_path / "cfg"], SID, anchor=tmp_path, cap_bytes=1 << 20).data is None
     path.write_text('{"type": "user"}\n')
-    assert gzip.decompress(read_transcript(path, cap_bytes=1 << 20)) == b'{"type": "user"}\n'
+    got = load_transcript([tmp_path / "cfg"], SID, anchor=tmp_path, cap_bytes=1 << 20)
+    assert gzip.decompress(got.data) == b'{"type": "user"}\n'
+
+
+@pytest.mark.parametrize("plant", ["projects-link", "dir-link", "file-link", "fifo", "hardlink"])
+def test_a_transcript_the_agent_shaped_is_never_followed(tmp_path, plant):
+    """Whatever the agent left where the transcript should be, the worker reads nothing through it."""
+    secret_dir = tmp_path / "secret" / "projects" / "p"
+    secret_dir.mkdir(parents=True)
+    (secret_dir / f"{SID}.jsonl").write_text("ANOTHER TENANT'S TRANSCRIPT")
+    cfg = tmp_path / "turn" / "cfg"
+    (cfg / "projects").mkdir(parents=True)
+    target = cfg / "projects" / "p" / f"{SID}.jsonl"
+    if plant == "projects-link":
+        (cfg / "projects").rmdir()
+        (cfg / "projects").symlink_to(tmp_path / "secret" / "projects")
+    elif plant == "dir-link":
+        (cfg / "projects" / "p").symlink_to(secret_dir)
+    else:
+        target.parent.mkdir()
+        if plant == "file-link":
+            target.symlink_to(secret_dir / f"{SID}.jsonl")
+        elif plant == "fifo":
+            os.mkfifo(target)  # a worker that opened it for reading would hang here
+        else:
+            os.link(secret_dir / f"{SID}.jsonl", target)
+    assert load_transcript([cfg], SID, anchor=tmp_path / "turn") is None
+
+
+def test_restoring_a_transcript_replaces_a_planted_link_instead_of_writing_through(tmp_path):
+    decoy = tmp_path / "decoy"
+    decoy.write_text("root only")
+    decoy.chmod(0o600)
+    root = tmp_path / "cfg"
+    (root / "projects" / "-workspace-r1").mkdir(parents=True)
+    (root / "projects" / "-workspace-r1" / f"{SID}.jsonl").symlink_to(decoy)
+    restore_transcript([root], "/workspace/r1", SID, gzip.compress(b"{}\n"))
+    assert decoy.read_text() == "root only" and (decoy.stat().st_mode & 0o777) == 0o600
+    assert not (root / "projects" / "-workspace-r1" / f"{SID}.jsonl").is_symlink()
+
+
+def test_the_archive_leaves_out_hard_linked_files(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    outside = tmp_path / "shadow"
+    outside.write_text("not the agent's")
+    os.link(outside, ws / "looks-innocent")
+    (ws / "mine").write_text("the agent's")
+    dest = tmp_path / "restored"
+    restore_workspace(archive_workspace(ws), dest)
+    assert sorted(p.name for p in dest.iterdir()) == ["mine"]
