@@ -59,15 +59,21 @@ def _open_dir_at(fd: int, name: str) -> int:
 
 @contextlib.contextmanager
 def opendir(root: str | os.PathLike[str], rel: str | os.PathLike[str] = "", *, create: bool = False,
-            mode: int = 0o755, uid: int | None = None) -> Iterator[int]:
+            mode: int = 0o755, uid: int | None = None, replace: bool = False) -> Iterator[int]:
     """A descriptor of `root/rel`, walked without following any link below `root`.
 
     `root` itself is trusted (the worker made it); `create` makes missing directories
-    (mode `mode`, owned by `uid` when given). The descriptor is closed on exit.
+    (mode `mode`, owned by `uid` when given); `replace` (with `create`) unlinks a link or
+    file that stands where a directory should be, instead of refusing. The descriptor is
+    closed on exit.
     """
     fd = os.open(os.fspath(root), DIR_FLAGS)
     try:
         for part in _parts(rel):
+            if create and replace:
+                with contextlib.suppress(FileNotFoundError):
+                    if not stat.S_ISDIR(os.lstat(part, dir_fd=fd).st_mode):
+                        os.unlink(part, dir_fd=fd)  # the name only: a link is never followed
             if create:
                 try:
                     os.mkdir(part, mode, dir_fd=fd)
@@ -114,15 +120,17 @@ def read_regular(root: str | os.PathLike[str], rel: str | os.PathLike[str], cap_
 
 
 def write_file(root: str | os.PathLike[str], rel: str | os.PathLike[str], data: bytes, *, mode: int = 0o644,
-               uid: int | None = None, dir_mode: int = 0o755) -> None:
+               uid: int | None = None, dir_mode: int = 0o755, replace: bool = False) -> None:
     """Put `data` at `root/rel` (parents made as needed), replacing whatever is there.
 
     The file is written under a fresh name and renamed over the target: a symlink or a
-    hard link the agent left at the target is replaced, never written through. A
-    directory at the target raises (IsADirectoryError): nothing is removed.
+    hard link the agent left at the target is replaced, never written through. A link
+    where a parent directory should be raises UnsafePath, or with `replace` is unlinked
+    and a real directory made in its place. A directory at the target raises
+    (IsADirectoryError): nothing is removed.
     """
     parent, name = _split(rel)
-    with opendir(root, parent, create=True, mode=dir_mode, uid=uid) as dfd:
+    with opendir(root, parent, create=True, mode=dir_mode, uid=uid, replace=replace) as dfd:
         tmp = f".{name}.eve-{secrets.token_hex(6)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
         try:

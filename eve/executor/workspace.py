@@ -49,7 +49,8 @@ def prepare(root: Path, request_id: str, attempt: int, skills: list[str], *, kee
     workspace) with `.claude/skills/<name>/SKILL.md`, and a fresh turn directory.
 
     The skills are written through safefs: a resumed workspace may hold a `.claude` that is
-    a link to anywhere, or a `SKILL.md` hard-linked to another file; neither is followed.
+    a link to anywhere, or a `SKILL.md` hard-linked to another file; neither is followed
+    (a link on the way is replaced by a real directory).
     """
     path = root / request_id
     try:
@@ -68,7 +69,8 @@ def prepare(root: Path, request_id: str, attempt: int, skills: list[str], *, kee
             if src is None:
                 missing.append(name)
                 continue
-            safefs.write_file(path, f".claude/skills/{name}/SKILL.md", src.read_bytes())
+            # a link the agent left on the way (`.claude` -> /etc) is replaced by a real directory
+            safefs.write_file(path, f".claude/skills/{name}/SKILL.md", src.read_bytes(), replace=True)
             loaded.append(name)
     except OSError as exc:
         raise EveError(f"cannot prepare workspace {path}: {exc.strerror or exc}", code="workspace_error") from exc
