@@ -11,6 +11,7 @@ environment, and every environ it can read, has neither.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.support.tenants import make_tenant
 from tests.support.workerproc import start_worker
 
 pytestmark = [pytest.mark.e2e, ROOT_ONLY]
+UID = 62500
 
 PEEK = AGENT_LIB + r'''
 import glob, uuid
@@ -52,7 +54,8 @@ async def test_hidden_paths_and_platform_keys_stay_out_of_the_sandbox(db_url, co
     planted.chmod(0o644)
     private_etc = Path("/etc") / f"eve-test-{secrets.token_hex(4)}.key"
     private_etc.write_text(secret)
-    private_etc.chmod(0o640)  # not world-readable: hidden_etc_paths masks it
+    private_etc.chmod(0o600)  # not world-readable: hidden_etc_paths masks it, even from its owner
+    os.chown(private_etc, UID, UID)  # (as when the agent maps to the file's owner: a user-namespace sandbox)
     assert str(private_etc) in hidden_etc_paths()
     keys = {"EVE_SECRETS_KEY": Fernet.generate_key().decode(), "JWT_SECRET": secrets.token_urlsafe(40)}
     cfg = public_dir / "config"
@@ -60,7 +63,7 @@ async def test_hidden_paths_and_platform_keys_stay_out_of_the_sandbox(db_url, co
     agent = write_agent(public_dir / "bin", "mclaude", PEEK, config_dir=cfg)
     tenant = await make_tenant(conn, "hidden")
     worker = start_worker(db_url, tmp_path, path_prepend=agent.parent, name="hidden", env=keys,
-                          args=["--sandbox", "bwrap", "--sandbox-hide", str(data)])
+                          args=["--sandbox", "bwrap", "--sandbox-hide", str(data), "--sandbox-uid-base", str(UID)])
     try:
         assert worker.wait_healthy()["sandbox"] == "bwrap"
         paths = [str(data / "superuser.password"), str(planted), str(private_etc), "/opt/" + public_dir.name + "/bin/mclaude"]
