@@ -8,6 +8,7 @@ workers first (they drain), then the API, then PostgreSQL; everything by PID.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import signal
@@ -229,14 +230,34 @@ def api_command(port: int, processes: int) -> list[str]:
             *(["--reuse-port"] if processes > 1 else [])]
 
 
-def worker_command(wtype: str, n: int, index: int, data_dir: Path, sandbox: str, network: str = "auto") -> list[str]:
+def worker_command(wtype: str, n: int, index: int, data_dir: Path, sandbox: str, network: str = "auto",
+                   workspace_root: Path | None = None) -> list[str]:
     """`<type>-<n>` as its stable id (a restarted worker requeues what its dead self held), its
     own sandbox uid range, the data dir hidden from its agents, and their network mode."""
     return [sys.executable, "-m", "eve.daemons.worker", "--id", f"{wtype}-{n}", "--type", wtype,
             "--health-port", str(_free_port()), "--health-host", "127.0.0.1",
-            "--workspace-root", str(data_dir / "workspaces"), "--sandbox", sandbox,
+            "--workspace-root", str(workspace_root or data_dir / "workspaces"), "--sandbox", sandbox,
             "--sandbox-hide", str(data_dir), "--sandbox-uid-base", str(SANDBOX_UID_BASE + SANDBOX_UID_STRIDE * index),
             "--agent-network", network]
+
+
+def default_workspace_root(data_dir: Path, sandbox: str) -> Path:
+    """`DATA_DIR/workspaces`, except where agents run as their own uid (uid mode, or auto
+    resolving to it): the data dir is 0700 and often sits under a 0700 HOME, so their uid
+    could not reach their own workspace. Then a directory of its own under /var/lib, one
+    per data dir, whose parents every uid may pass through."""
+    mode = sandbox
+    if sandbox == "auto":
+        from eve.executor.sandbox import SandboxUnavailable, choose
+
+        try:
+            mode = choose("auto").mode
+        except SandboxUnavailable:
+            mode = "none"  # the workers refuse to start and say why
+    if mode == "uid" and os.geteuid() == 0:
+        tag = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+        return Path("/var/lib/eve-horizon") / tag / "workspaces"
+    return data_dir / "workspaces"
 
 
 async def _least_privilege(dsn: str, data_dir: Path) -> tuple[str, str] | str:
@@ -278,6 +299,11 @@ def up(
         help="Agents' network: auto (filtered wherever bwrap can), filtered (each agent reaches only its "
              "provider, the API, git hosts and EVE_AGENT_NET_ALLOW), or open (the host's network). See "
              "docs/security.md.")] = "auto",
+    workspace_root: Annotated[Path | None, typer.Option(
+        "--workspace-root", envvar="EVE_WORKSPACE_ROOT", show_default="DATA_DIR/workspaces; in uid mode "
+        "/var/lib/eve-horizon/<id of DATA_DIR>/workspaces",
+        help="Where the workers keep the agents' workspaces. In uid mode every directory above it must "
+             "let other users pass through (agents run as their own uids).")] = None,
     max_restarts: Annotated[int, typer.Option("--max-restarts", envvar="EVE_UP_MAX_RESTARTS", min=1,
                                               help="Give up when one component (or PostgreSQL) exits more "
                                                    "than this often within --restart-window.")] = 5,
@@ -370,11 +396,14 @@ def up(
                 for i in range(1, n_api + 1)]
         api = apis[0]
         components.extend(apis)
+        ws_root = workspace_root.expanduser().resolve() if workspace_root else default_workspace_root(data_dir, sandbox)
+        out.print(f"workspaces {ws_root}")
         index = 0
         for wtype, n in counts.items():
             for i in range(n):
                 components.append(Component(f"{wtype}-{i + 1}",
-                                            worker_command(wtype, i + 1, index, data_dir, sandbox, agent_network),
+                                            worker_command(wtype, i + 1, index, data_dir, sandbox, agent_network,
+                                                           ws_root),
                                             worker_env))
                 index += 1
         components += [Component(*c) for c in slack.up_components(dsn, dsns, worker_env, _jwt_secret(data_dir))]

@@ -161,14 +161,18 @@ def stable_port() -> int:
     return free_port()
 
 
-def start_up(tmp: Path, variant_bin: Path | None, *args: str, env: dict[str, str] | None = None) -> UpProcess:
+def start_up(tmp: Path, variant_bin: Path | None, *args: str, env: dict[str, str] | None = None,
+             base_env: dict[str, str] | None = None) -> UpProcess:
     """`eve up` on free ports with its CLI config under tmp and its data dir in a fresh
     /tmp/eve-up-* (removed by stop()): under root the embedded PostgreSQL runs as an
     unprivileged user, and pytest resets /tmp/pytest-of-root to 0700 whenever another
-    session starts, which would lock that user out of a data dir below it."""
+    session starts, which would lock that user out of a data dir below it.
+
+    `base_env` replaces this process's environment (as `env -i ...` would)."""
     data = Path(tempfile.mkdtemp(prefix="eve-up-")) / "data"
     port, pg_port = free_port(), stable_port()
-    child_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("EVE_")}
+    source = os.environ if base_env is None else base_env
+    child_env = {k: v for k, v in source.items() if k != "DATABASE_URL" and not k.startswith("EVE_")}
     child_env.update({"XDG_CONFIG_HOME": str(tmp / "cfg"), "NO_COLOR": "1", "COLUMNS": "200"})
     if variant_bin is not None:
         child_env["PATH"] = f"{variant_bin}{os.pathsep}{child_env['PATH']}"
