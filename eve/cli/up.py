@@ -189,6 +189,12 @@ def _jwt_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def password_hint(pg: Any) -> str:
+    """Where the superuser's password lives, never the password: eve up's output ends up in
+    terminals' scrollback, CI logs and journald, which are read by more people than the data dir."""
+    return f"superuser password in {pg.password_file}" if pg is not None else "its password: DATABASE_URL's"
+
+
 def _ready(url: str, timeout: float, comp: Component) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -414,7 +420,7 @@ def up(
             raise typer.Exit(1)
         for a in apis:  # they share the port: one answering is as far as we can tell them apart
             a.state = "ready"
-        out.print(f"ready: API {api_url}  DSN {dsn}")
+        out.print(f"ready: API {api_url}  database {describe(dsn)} ({password_hint(pg)})")
         output.start_panel(components, pg)
         out.print("try:   eve status   ·   eve request create --worker-type general --prompt 'Echo hello world' "
                   "--wait   ·   eve ui   (Ctrl+C stops everything)")

@@ -248,10 +248,24 @@ def test_eve_up_serves_a_request_and_stops_cleanly(tmp_path, variant_bin):
         text = out.rest(120)
         assert up.wait(30) == 0, text
         assert text.rstrip().endswith("stopped") and "Traceback" not in text, text
+        flat = text.replace("\n", "")  # rest() has all of it; rich wraps long lines at 80 columns
+        assert str(data / "superuser.password") in flat  # where the password lives is said
+        for name, secret in _data_dir_secrets(data).items():
+            assert secret not in text and secret not in flat, f"eve up printed {name}"
     finally:
         if up.poll() is None:
             up.kill()
     wait_for(lambda: not any(_alive(p) for p in pids), 30, "children to exit")
+
+
+def _data_dir_secrets(data: Path) -> dict[str, str]:
+    """Every password and key `eve up` keeps in its data dir, by file: the superuser's, the login
+    roles', the JWT secret and the org-secrets key. None of them may appear in its output."""
+    files = [data / "superuser.password", data / "jwt.secret", data / "secrets.key",
+             *sorted((data / "secrets").iterdir())]
+    found = {str(f.relative_to(data)): f.read_text().strip() for f in files if f.is_file()}
+    assert "superuser.password" in found and any(k.startswith("secrets/") for k in found), found
+    return found
     wait_for(lambda: not any(str(data) in _cmdline(p) for p in _all_pids()), 30, "postgres to exit")
 
 

@@ -51,8 +51,9 @@ def test_ctrl_c_drains_the_running_request_then_stops_api_then_postgres(tmp_path
                           start_new_session=True)
     out = LineReader(up.stdout)
     try:
-        ready = out.until(lambda ln: ln.startswith("ready: API"), 120, "eve up to be ready")
-        dsn = ready.split("DSN", 1)[1].strip()
+        out.until(lambda ln: ln.startswith("ready: API"), 120, "eve up to be ready")
+        # eve up prints where the superuser's password lives, not the password: read it from there
+        dsn = EmbeddedPostgres(data, port=pg_port).dsn()
         r = subprocess.run([sys.executable, "-m", "eve.cli", "request", "create", "-t", "general", "--prompt",
                             RUNNING, "--json"], env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
