@@ -743,6 +743,9 @@ class Worker:
     # -- health ---------------------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy?, body) for the health port. The port is unauthenticated, so the body counts
+        busy slots but names no request: request ids are tenants' data (GET /workers shows them
+        to their org and operators only)."""
         loop_fresh = time.monotonic() - self.claim_loop_alive < self.config.poll_interval_s * 3 + 5
         ok = self.db_ok and (loop_fresh or self.stopping.is_set())
         return ok, {
@@ -751,5 +754,4 @@ class Worker:
             "database": "ok" if self.db_ok else "down", "last_heartbeat": self.last_heartbeat,
             "sandbox": self.runtime.mode if self.runtime else None,
             "network": self.runtime.network if self.runtime else None, "disk_low": self.disk_low,
-            "running": [str(r) for r in self.slots],
         }
