@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from eve import __version__, auth, limits, metrics, queue, reqtokens, tree
 from eve.auth import Caller
@@ -458,9 +458,13 @@ async def health(state: State, ready: bool = False) -> Response[Json]:
 _depth_cache: dict[str, float] = {"at": 0.0}
 
 
-@get("/metrics", tags=["ops"], summary="Prometheus metrics", security=[],
-     responses={503: ERROR_RESPONSES[503]})
-async def get_metrics(state: State) -> Response[bytes]:
+@get("/metrics", tags=["ops"], summary="Prometheus metrics; org ids and cost only with the metrics token",
+     security=[], responses={401: ERROR_RESPONSES[401], 503: ERROR_RESPONSES[503]})
+async def get_metrics(state: State, authorization: Annotated[str | None, Parameter(header="authorization")] = None
+                      ) -> Response[bytes]:
+    """No login, for scrapers: without `Authorization` the public view (no org label, no cost);
+    with `Bearer $EVE_METRICS_TOKEN` everything; any other credential 401 (eve/metrics.py)."""
+    full = metrics.full_access(authorization, state.settings.metrics_token)
     if time.monotonic() - _depth_cache["at"] > 1.0:
         try:
             async with as_api(state.pool) as conn:
@@ -469,7 +473,7 @@ async def get_metrics(state: State) -> Response[bytes]:
             _depth_cache["at"] = time.monotonic()
         except Exception:  # noqa: BLE001 - serve the last known values when the DB is away
             pass
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(full), media_type=CONTENT_TYPE_LATEST)
 
 
 HANDLERS = [token, create_request, list_requests, get_request, get_result, cancel_request, replay_request,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from eve import logging as eve_logging
+from eve import metrics
 from eve.daemons.worker.daemon import Worker, WorkerConfig
 from eve.daemons.worker.health import serve
 from eve.db import listen_enabled
@@ -30,7 +31,7 @@ async def run(config: WorkerConfig) -> int:
         loop.add_signal_handler(sig, worker.request_stop)
     server = None
     if config.health_port is not None:
-        server = await serve(config.health_host, config.health_port, worker.health)
+        server = await serve(config.health_host, config.health_port, worker.health, metrics.metrics_token())
         port = server.sockets[0].getsockname()[1]
         worker.log("info", f"health and metrics on http://{config.health_host}:{port}/health", health_port=port)
     try:
