@@ -49,14 +49,23 @@ def require_self(caller: Caller, request_id: UUID, what: str) -> None:
         raise Forbidden(f"a request token may only {what} its own request ({caller.request_id})")
 
 
-async def check_new_child(conn: Any, parent_id: UUID, *, org_id: UUID, reply_to_parent: bool) -> dict[str, Any]:
-    """Tree limits for a new child of `parent_id` (raise 4xx), serialized per tree; the parent row."""
+async def check_new_child(conn: Any, parent_id: UUID, *, org_id: UUID, reply_to_parent: bool,
+                          priority: int | None = None) -> dict[str, Any]:
+    """Tree limits for a new child of `parent_id` (raise 4xx), serialized per tree; the parent row.
+
+    A child's priority is at most its parent's: otherwise an agent (whose prompt a tenant, or
+    text it was fed, controls) could jump its org's queue and every other org's within a
+    priority by handing its work to a child of priority 1000."""
     chain = await ancestors(conn, parent_id)
     if not chain:
         raise ValidationError(f"parentId {parent_id} names no request you can see")
     parent = chain[0]
     if parent["org_id"] != org_id:  # a tree stays in one org (its waits, limits and cancels do)
         raise ValidationError(f"parentId {parent_id} belongs to another organization than this request")
+    if priority is not None and priority > parent["priority"]:
+        raise ValidationError(f"priority {priority} is above its parent's ({parent['priority']}, request "
+                              f"{parent_id}): a child's priority is at most its parent's; leave it out to "
+                              "inherit the parent's")
     if reply_to_parent and parent["status"] in ("completed", "failed", "cancelled"):
         raise Conflict(f"request {parent_id} already finished ({parent['status']}); nothing would read "
                        "a reply-to child's result")

@@ -4,14 +4,14 @@
 
 -- name: tree_ancestors
 -- The request and its ancestors, nearest first (depth 0 = the request itself).
-WITH RECURSIVE up(id, parent_id, org_id, status, depth) AS (
-    SELECT id, parent_id, org_id, status, 0 FROM eve.orchestration_requests WHERE id = %(id)s
+WITH RECURSIVE up(id, parent_id, org_id, status, priority, depth) AS (
+    SELECT id, parent_id, org_id, status, priority, 0 FROM eve.orchestration_requests WHERE id = %(id)s
     UNION ALL
-    SELECT r.id, r.parent_id, r.org_id, r.status, up.depth + 1
+    SELECT r.id, r.parent_id, r.org_id, r.status, r.priority, up.depth + 1
     FROM eve.orchestration_requests r JOIN up ON r.id = up.parent_id
     WHERE up.depth < 50
 )
-SELECT id, parent_id, org_id, status, depth FROM up ORDER BY depth;
+SELECT id, parent_id, org_id, status, priority, depth FROM up ORDER BY depth;
 
 -- name: tree_descendants
 -- Every request below the root (not the root), with its depth below it.

@@ -52,7 +52,7 @@ class RequestIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     prompt: str
     context: dict[str, Any] | None = None
     config: ConfigIn | None = None
-    priority: int = 0
+    priority: int | None = None  # default 0; a child's: its parent's, and never above it
     run_after: datetime | None = None
     blocked_by: list[str] = msgspec.field(default_factory=list)
     parent_id: str | None = None
@@ -167,7 +167,7 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
         # nothing to read first (type and limits cached, no parent, no blockers): identity
         # and INSERT ... RETURNING in one implicit transaction, one round trip
         params = queue.insert_params(wt, org_id=caller.org_id, user_id=caller.user_id, prompt=data.prompt,
-                                     context=data.context, config=config, priority=data.priority,
+                                     context=data.context, config=config, priority=data.priority or 0,
                                      run_after=data.run_after, settings=state.settings.queue)
         [row] = await one_statement_as_user(state.pool, caller.user_id, Q.request_insert, params)
         return request_out(dict(row))
@@ -175,12 +175,14 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
     # when worker types and limits are cached)
     async with as_user(state.pool, caller.user_id) as conn:
         await limits.admit(conn, org_id=caller.org_id, key_id=caller.key_id)  # 429/402 (#19)
-        parent = None
+        parent, priority = None, data.priority
         if parent_id is not None:
             parent = await tree.check_new_child(conn, queue.parse_uuid(parent_id, "parent id"),
-                                                org_id=caller.org_id, reply_to_parent=data.reply_to_parent)
+                                                org_id=caller.org_id, reply_to_parent=data.reply_to_parent,
+                                                priority=priority)
+            priority = parent["priority"] if priority is None else priority
         req = await queue.enqueue(conn, org_id=caller.org_id, user_id=caller.user_id, worker_type=data.worker_type,
-                                  prompt=data.prompt, context=data.context, config=config, priority=data.priority,
+                                  prompt=data.prompt, context=data.context, config=config, priority=priority or 0,
                                   run_after=data.run_after, blocked_by=data.blocked_by, parent_id=parent_id,
                                   reply_to={"type": "parent"} if data.reply_to_parent else None,
                                   settings=state.settings.queue, worker_types=state.worker_types)

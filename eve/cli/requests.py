@@ -151,7 +151,8 @@ def request_create(
     variant: Annotated[str | None, typer.Option(help="Claude Code variant (mclaude, zai, ...).")] = None,
     model: Annotated[str | None, typer.Option(help="Model name passed to the variant.")] = None,
     timeout: Annotated[str | None, typer.Option(help="Give up after this long: 30m, 90s, 2h.")] = None,
-    priority: Annotated[int | None, typer.Option(help="Higher runs first (-1000..1000).")] = None,
+    priority: Annotated[int | None, typer.Option(help="Higher runs first (-1000..1000); a child's at most its "
+                                                      "parent's (default: the parent's, else 0).")] = None,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow progress live and print the result; "
                                                           "exit 1 unless it succeeds.")] = False,
     child: Annotated[bool, typer.Option("--child", help="Agents: a child of the request this agent runs "

@@ -59,6 +59,31 @@ async def test_agent_creates_and_reads_its_own_children(api, conn, alice):
     assert [d["id"] for d in tree["descendants"]] == [child["id"]]
 
 
+async def test_a_childs_priority_is_at_most_its_parents(api, conn, alice):
+    """A hostile agent must not jump the queue (its org's and, within a priority, everyone's)
+    by giving its work to a child of priority 1000."""
+    req = await queue.enqueue(conn, org_id=alice.tenant.org_id, user_id=alice.tenant.user_id,
+                              worker_type="general", prompt="parent", priority=5)
+    [parent] = [r for r in await queue.claim(conn, "general", "w1", limit=10) if r.id == req.id]
+    token = await reqtokens.issue(conn, request_id=parent.id, org_id=alice.tenant.org_id, attempt=parent.attempts)
+    agent = _agent(api, token)
+    for too_high in (6, 1000):
+        r = agent.post("/requests", json={"workerType": "general", "prompt": "jump", "priority": too_high})
+        assert r.status_code == 400 and set(r.json()) == {"error", "message"}, r.text
+        assert r.json()["error"] == "invalid_input" and "parent's (5" in r.json()["message"], r.text
+    # the owner's own JWT is held to the same rule for a child it names with parentId
+    r = alice.http.post("/requests", json={"workerType": "general", "prompt": "jump", "priority": 6,
+                                           "parentId": str(parent.id)})
+    assert r.status_code == 400 and "parent's (5" in r.json()["message"], r.text
+    cur = await conn.execute("SELECT count(*) AS n FROM eve.orchestration_requests WHERE parent_id = %s",
+                             (parent.id,))
+    assert (await cur.fetchone())["n"] == 0  # a refused child is not created
+    made = {p: agent.post("/requests", json={"workerType": "general", "prompt": "ok",
+                                             **({} if p is None else {"priority": p})}) for p in (5, -3, None)}
+    assert {p: (r.status_code, r.json()["priority"]) for p, r in made.items()} == {
+        5: (201, 5), -3: (201, -3), None: (201, 5)}  # without a priority a child inherits its parent's
+
+
 async def test_agent_cannot_reach_outside_its_tree(api, conn, alice, bob):
     parent, token = await _running(conn, alice.tenant)
     sibling = await queue.enqueue(conn, org_id=alice.tenant.org_id, user_id=alice.tenant.user_id,
@@ -161,7 +186,7 @@ async def test_cancelling_a_parent_cancels_its_descendants(api, conn, alice):
     parent, token = await _running(conn, alice.tenant)
     agent = _agent(api, token)
     kids = [agent.post("/requests", json={"workerType": "general", "prompt": f"c{i}", "replyToParent": True,
-                                          "priority": i}).json()
+                                          "priority": i - 1}).json()  # at most the parent's (0)
             for i in range(2)]
     grandchild = alice.http.post("/requests", json={"workerType": "general", "prompt": "g",
                                                     "parentId": kids[0]["id"]}).json()
