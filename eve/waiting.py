@@ -83,6 +83,15 @@ async def parked_among(conn: Any, ids: list[UUID]) -> set[UUID]:
     return {r["id"] for r in rows}
 
 
+async def abandoned_among(conn: Any, ids: list[UUID]) -> set[UUID]:
+    """Those cancelled while no worker held them (a parked request's workspace is then left
+    on the host that parked it, with nobody to remove it)."""
+    if not ids:
+        return set()
+    rows = await (await conn.execute(Q.requests_abandoned, {"ids": ids})).fetchall()
+    return {r["id"] for r in rows}
+
+
 # -- thread continuations (migration 0013) -------------------------------------------------
 
 

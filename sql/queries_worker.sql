@@ -97,6 +97,13 @@ UPDATE eve.request_waits SET delivered_at = now() WHERE id = ANY(%(ids)s::bigint
 SELECT id FROM eve.orchestration_requests
 WHERE id = ANY(%(ids)s::uuid[]) AND (status = 'waiting' OR (status = 'pending' AND resumes > 0));
 
+-- name: requests_abandoned
+-- Which of these workspaces belong to a request that was cancelled while nobody ran it
+-- (pending, or parked waiting: no claim left): nothing resumes in them, so they go at once.
+-- Requests that ended on a worker keep claimed_by: that worker removes (or keeps) its own.
+SELECT id FROM eve.orchestration_requests
+WHERE id = ANY(%(ids)s::uuid[]) AND status = 'cancelled' AND claimed_by IS NULL;
+
 -- name: worker_drained
 -- `eve up` asks this when one of its workers exits: drained by an operator (eve workers
 -- drain, the drain endpoint) means it stays stopped. The mark lasts until the worker registers again.

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -170,6 +171,7 @@ class Worker:
         self.results = ResultWriter(self.with_db, self.id)
         self.secrets_keyring = orgsecrets.Keyring.from_env()  # per-org secrets (#19); None: none configured
         self._tasks: list[asyncio.Task[Any]] = []
+        self._drops: set[asyncio.Task[None]] = set()  # workspace removals after a cancel (held: not collected)
 
     # -- database helpers --------------------------------------------------------------
 
@@ -271,7 +273,9 @@ class Worker:
                              "request(s): requeued at once", requeued=[str(i) for i in released.requeued],
                      failed=[str(i) for i in released.failed])
         keep = await self.with_db(lambda c: waiting.parked_among(c, self._workspace_ids()))
-        self._sweep_workspaces(dead=[*released.requeued, *released.failed], keep=keep)
+        # cancelled while parked (or pending) when no worker of this host was listening
+        abandoned = await self.with_db(lambda c: waiting.abandoned_among(c, self._workspace_ids()))
+        self._sweep_workspaces(dead=[*released.requeued, *released.failed, *abandoned], keep=keep)
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -596,10 +600,33 @@ class Worker:
                 delay = min(delay * 2, 10.0)
 
     def _cancel(self, request_id: str) -> None:
+        """eve_cancel: stop the agent of a slot; or, for a request this worker does not run whose
+        workspace sits under its root (a parked request cancelled while waiting, 0019), remove
+        that workspace once the database says nobody will resume it."""
         for rid, slot in self.slots.items():
-            if str(rid) == request_id and not slot.cancel.is_set():
-                self.log("info", "cancel requested; stopping the agent", request_id=request_id)
-                slot.cancel.set()
+            if str(rid) == request_id:
+                if not slot.cancel.is_set():
+                    self.log("info", "cancel requested; stopping the agent", request_id=request_id)
+                    slot.cancel.set()
+                return
+        try:
+            rid = UUID(request_id)
+            here = stat.S_ISDIR(os.lstat(self.config.workspace_root / str(rid)).st_mode)
+        except (ValueError, OSError):
+            return
+        if here and not self.config.keep_workspaces:
+            task = asyncio.create_task(self._drop_abandoned(rid), name=f"drop-{rid}")
+            self._drops.add(task)
+            task.add_done_callback(self._drops.discard)
+
+    async def _drop_abandoned(self, rid: UUID) -> None:
+        try:
+            abandoned = await self.with_db(lambda c: waiting.abandoned_among(c, [rid]), attempts=3)
+        except DB_ERRORS:
+            return  # the next start-up sweep removes it
+        if rid in abandoned and rid not in self.slots:
+            await asyncio.to_thread(self._remove_workspace, rid)
+            self.log("info", "removed the workspace of a request cancelled while it waited", request_id=str(rid))
 
     async def _heartbeat(self) -> None:
         q = self.config.queue

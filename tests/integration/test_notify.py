@@ -121,3 +121,32 @@ async def test_a_cancel_flag_notifies_once(conn, tenant, listener):
     await queue.request_cancel(conn, req.id)
     await queue.request_cancel(conn, req.id)  # flagged already: no second notification
     assert await _drain(listener, conn) == [("eve_cancel", str(req.id))]
+
+
+async def test_a_waiting_request_that_is_cancelled_notifies_eve_cancel_and_a_pending_one_does_not(
+        conn, tenant, listener):
+    """0019: the host that holds a parked request's workspace learns that nobody resumes it."""
+    parent = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
+                                 prompt="parent", priority=1)
+    [claimed] = await queue.claim(conn, "general", "w1", limit=1)
+    assert claimed.id == parent.id
+    child = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
+                                prompt="child", parent_id=parent.id)
+    await conn.execute("INSERT INTO eve.request_waits (request_id, org_id, kind, ref_id) VALUES (%s, %s, 'child', %s)",
+                       (parent.id, tenant.org_id, child.id))
+    assert (await (await conn.execute("SELECT eve.request_park(%s, 'w1') AS s", (parent.id,))).fetchone())["s"] \
+        == "waiting"
+    await _drain(listener, conn)
+    await queue.request_cancel(conn, child.id)  # pending: no workspace anywhere, nothing to say
+    assert await _drain(listener, conn) == [("eve_requests", "general")]  # (the parent woke)
+    # the child's result woke the parent (pending again); park it once more, then cancel it waiting
+    other = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
+                                prompt="child 2", parent_id=parent.id)
+    [again] = [r for r in await queue.claim(conn, "general", "w1", limit=5) if r.id == parent.id]
+    await conn.execute("INSERT INTO eve.request_waits (request_id, org_id, kind, ref_id) VALUES (%s, %s, 'child', %s)",
+                       (parent.id, tenant.org_id, other.id))
+    assert (await (await conn.execute("SELECT eve.request_park(%s, 'w1') AS s", (again.id,))).fetchone())["s"] \
+        == "waiting"
+    await _drain(listener, conn)
+    await queue.request_cancel(conn, parent.id)
+    assert ("eve_cancel", str(parent.id)) in await _drain(listener, conn)
