@@ -14,6 +14,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from eve import queue
+from tests.e2e.conftest import claude_bin, fake_api, variant_bin  # noqa: F401 - the real Claude Code CLI's fixtures
 from tests.support.apiserver import start_api
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
