@@ -23,6 +23,10 @@ from tests.support.tenants import Tenant, make_tenant
 TEAM = "T0TEST"
 SLACK_USER = "U0ALICE"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+# a second workspace of another org (make_slack_stack(..., second_team=True)): cross-team checks
+TEAM_2 = "T0GLOBEX"
+SLACK_USER_2 = "U0BOB"
+SIGNING_SECRET_2 = "0c1d2e3f405162738495a6b7c8d9e0f1"
 
 
 @dataclass
@@ -34,6 +38,7 @@ class SlackStack:
     db_url: str
     tmp: Path
     daemon: subprocess.Popen[str] | None = None
+    other: Tenant | None = None  # the org of TEAM_2, when the stack has a second installation
 
     def env(self) -> dict[str, str]:
         return {"EVE_SLACK_API_URL": self.fake.url, "JWT_SECRET": self.jwt_secret}
@@ -65,16 +70,27 @@ class SlackStack:
 
 async def make_slack_stack(conn: psycopg.AsyncConnection[Any], db_url: str, tmp: Path, *,
                            slug: str = "acme", api_dsn: str | None = None,
-                           app_token: str | None = None) -> SlackStack:
+                           app_token: str | None = None, second_team: bool = False) -> SlackStack:
+    """`second_team`: also org "globex" with workspace TEAM_2 (its own signing secret and linked
+    user SLACK_USER_2) on the same API, so a test can sign for one team and name the other."""
     tenant = await make_tenant(conn, slug)
     jwt_secret = secrets.token_hex(32)
     await slack_admin.connect(conn, secretbox.key_from(jwt_secret), org=slug, team_id=TEAM,
                               bot_token="xoxb-test-bot-token", signing_secret=SIGNING_SECRET, app_token=app_token,
                               default_type="general")
+    other = None
+    if second_team:
+        other = await make_tenant(conn, "globex")
+        await slack_admin.connect(conn, secretbox.key_from(jwt_secret), org="globex", team_id=TEAM_2,
+                                  bot_token="xoxb-globex-bot-token", signing_secret=SIGNING_SECRET_2, app_token=None,
+                                  default_type="general")
     fake = FakeSlack().start()
     fake.add_user(SLACK_USER, tenant.email)
+    if other is not None:
+        fake.add_user(SLACK_USER_2, other.email)
     api = start_api(api_dsn or db_url, tmp, jwt_secret=jwt_secret, env={"EVE_SLACK_API_URL": fake.url})
-    stack = SlackStack(tenant=tenant, fake=fake, api=api, jwt_secret=jwt_secret, db_url=db_url, tmp=tmp)
+    stack = SlackStack(tenant=tenant, fake=fake, api=api, jwt_secret=jwt_secret, db_url=db_url, tmp=tmp,
+                       other=other)
     try:
         api.wait_ready()
     except BaseException:
