@@ -9,6 +9,7 @@ they are atomic whatever the caller does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -324,6 +325,35 @@ async def renew_leases(
 # ---------------------------------------------------------------------------
 
 
+def without_nul(value: Any) -> Any:
+    """`value` with every NUL character in its strings (keys too) replaced by U+FFFD.
+
+    PostgreSQL's text and jsonb cannot hold NUL, and an agent decides what its tools print and
+    what it answers (`head -c 9 /dev/zero`): one NUL in an event or a result used to fail the
+    write, and with it the request, on every attempt."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    """json.dumps for agent-made data: one pass in the usual case, a scrubbed second one with a NUL."""
+    text = json.dumps(value)
+    return json.dumps(without_nul(value)) if "\\u0000" in text else text
+
+
+def _scrubbed(outcome: Outcome) -> Outcome:
+    if any(isinstance(v, str) and "\x00" in v for v in (outcome.summary, outcome.error)) or (
+            outcome.output is not None and "\\u0000" in json.dumps(outcome.output)):
+        return dataclasses.replace(outcome, summary=without_nul(outcome.summary), error=without_nul(outcome.error),
+                                   output=without_nul(outcome.output))
+    return outcome
+
+
 def _result_event(outcome: Outcome) -> tuple[str, dict[str, Any]]:
     data: dict[str, Any] = {"status": outcome.status}
     if outcome.summary:
@@ -347,6 +377,7 @@ async def complete(conn: AsyncConn, request: Request, worker_id: str | None, out
     """
     if outcome.status not in FINAL_STATUS:
         raise ValidationError(f"unknown result status {outcome.status!r}")
+    outcome = _scrubbed(outcome)
     kind, data = _result_event(outcome)
     params = {
         "id": request.id,
@@ -396,6 +427,7 @@ async def complete_many(
     for req, outcome in items:
         if outcome.status not in FINAL_STATUS:
             raise ValidationError(f"unknown result status {outcome.status!r}")
+        outcome = _scrubbed(outcome)
         kind, data = _result_event(outcome)
         items_json.append({
             "id": str(req.id), "worker_id": worker_id, "final_status": FINAL_STATUS[outcome.status],
@@ -603,7 +635,7 @@ async def append_events(conn: AsyncConn, request_id: UUID, org_id: UUID, events:
               "at": e[2].isoformat() if len(e) > 2 and e[2] is not None else None}  # type: ignore[misc]
              for e in events]
     cur = await conn.execute(Q.event_insert_batch,
-                             {"request_id": request_id, "org_id": org_id, "events": Jsonb(batch)})
+                             {"request_id": request_id, "org_id": org_id, "events": Jsonb(batch, dumps=_dumps)})
     return [r["id"] for r in await cur.fetchall()]
 
 
