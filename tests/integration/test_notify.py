@@ -15,6 +15,7 @@ import pytest
 from eve import queue
 from eve.models import Outcome
 from eve.queries import Q
+from tests.support.parking import park, park_on_a_child
 from tests.support.tenants import Tenant, make_tenant
 
 pytestmark = pytest.mark.asyncio
@@ -126,16 +127,8 @@ async def test_a_cancel_flag_notifies_once(conn, tenant, listener):
 async def test_a_waiting_request_that_is_cancelled_notifies_eve_cancel_and_a_pending_one_does_not(
         conn, tenant, listener):
     """0019: the host that holds a parked request's workspace learns that nobody resumes it."""
-    parent = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
-                                 prompt="parent", priority=1)
-    [claimed] = await queue.claim(conn, "general", "w1", limit=1)
-    assert claimed.id == parent.id
-    child = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
-                                prompt="child", parent_id=parent.id)
-    await conn.execute("INSERT INTO eve.request_waits (request_id, org_id, kind, ref_id) VALUES (%s, %s, 'child', %s)",
-                       (parent.id, tenant.org_id, child.id))
-    assert (await (await conn.execute("SELECT eve.request_park(%s, 'w1') AS s", (parent.id,))).fetchone())["s"] \
-        == "waiting"
+    parent, child = await park_on_a_child(conn, tenant, worker_id="w1")
+    assert await park(conn, parent.id, "w1") == "waiting"
     await _drain(listener, conn)
     await queue.request_cancel(conn, child.id)  # pending: no workspace anywhere, nothing to say
     assert await _drain(listener, conn) == [("eve_requests", "general")]  # (the parent woke)
@@ -145,8 +138,7 @@ async def test_a_waiting_request_that_is_cancelled_notifies_eve_cancel_and_a_pen
     [again] = [r for r in await queue.claim(conn, "general", "w1", limit=5) if r.id == parent.id]
     await conn.execute("INSERT INTO eve.request_waits (request_id, org_id, kind, ref_id) VALUES (%s, %s, 'child', %s)",
                        (parent.id, tenant.org_id, other.id))
-    assert (await (await conn.execute("SELECT eve.request_park(%s, 'w1') AS s", (again.id,))).fetchone())["s"] \
-        == "waiting"
+    assert await park(conn, again.id, "w1") == "waiting"
     await _drain(listener, conn)
     await queue.request_cancel(conn, parent.id)
     assert ("eve_cancel", str(parent.id)) in await _drain(listener, conn)

@@ -18,6 +18,7 @@ from eve.executor.sandbox import Runtime
 from eve.models import Outcome
 from tests.integration.api.conftest import client_for
 from tests.support.apiserver import start_api
+from tests.support.parking import park, park_on_a_child
 from tests.support.tenants import Tenant, make_tenant
 from tests.support.waiting import async_wait_for
 from tests.support.workerproc import start_worker
@@ -29,14 +30,7 @@ async def _parked(conn: Any, tenant: Tenant, root: Path) -> Any:
     """A request parked as a worker leaves it: waiting on a child, its session stored, its
     workspace under `root`. Both are code-review requests: the general worker under test
     claims neither (a parked request's workspace is on its host, whatever its type)."""
-    parent = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="code-review",
-                                 prompt="parent", priority=1)
-    [claimed] = await queue.claim(conn, "code-review", "w0", limit=1)
-    assert claimed.id == parent.id
-    child = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="code-review",
-                                prompt="child", parent_id=parent.id)
-    await conn.execute("INSERT INTO eve.request_waits (request_id, org_id, kind, ref_id) VALUES (%s, %s, 'child', %s)",
-                       (parent.id, tenant.org_id, child.id))
+    parent, _ = await park_on_a_child(conn, tenant, worker_type="code-review")
     workspace = root / str(parent.id)
     (workspace / "src").mkdir(parents=True)
     (workspace / "src" / "notes.txt").write_text("the agent's work")
@@ -48,6 +42,18 @@ async def _parked(conn: Any, tenant: Tenant, root: Path) -> Any:
     return parent
 
 
+async def _start_up(db_url: str, root: Path, **config: Any) -> None:
+    """A worker's start-up (its sweep included) in this process, then its pool closed."""
+    worker = Worker(WorkerConfig(dsn=db_url, worker_type="general", workspace_root=root, health_port=None,
+                                 sandbox="none", worker_id="sweeper", **config))
+    worker.runtime = Runtime(mode="none")
+    await worker.pool.open()
+    try:
+        await worker._start_up()
+    finally:
+        await worker.pool.close()
+
+
 async def _session_rows(conn: Any, request_id: Any) -> int:
     cur = await conn.execute("SELECT count(*) AS n FROM eve.request_sessions WHERE request_id = %s", (request_id,))
     return (await cur.fetchone())["n"]
@@ -55,31 +61,16 @@ async def _session_rows(conn: Any, request_id: Any) -> int:
 
 async def test_sweep_keeps_a_waiting_requests_workspace(db_url, conn, tmp_path):
     tenant = await make_tenant(conn, "sweep")
-    parent = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
-                                 prompt="parent", priority=1)
+    parent, _ = await park_on_a_child(conn, tenant, child_type="code-review")
     other = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="general",
                                 prompt="failed long ago")
-    [claimed] = await queue.claim(conn, "general", "w0", limit=1)
-    assert claimed.id == parent.id
-    child = await queue.enqueue(conn, org_id=tenant.org_id, user_id=tenant.user_id, worker_type="code-review",
-                                prompt="child", parent_id=parent.id)
-    await conn.execute("INSERT INTO eve.request_waits (request_id, org_id, kind, ref_id) VALUES (%s, %s, 'child', %s)",
-                       (parent.id, tenant.org_id, child.id))
-    assert (await (await conn.execute("SELECT eve.request_park(%s, 'w0') AS s", (parent.id,))).fetchone())["s"] \
-        == "waiting"
+    assert await park(conn, parent.id) == "waiting"
     root = tmp_path / "ws"
     old = time.time() - 3600
     for rid in (parent.id, other.id):
         (root / str(rid)).mkdir(parents=True)
         os.utime(root / str(rid), (old, old))
-    worker = Worker(WorkerConfig(dsn=db_url, worker_type="general", workspace_root=root, keep_failed_s=60,
-                                 health_port=None, sandbox="none", worker_id="sweeper"))
-    worker.runtime = Runtime(mode="none")
-    await worker.pool.open()
-    try:
-        await worker._start_up()
-    finally:
-        await worker.pool.close()
+    await _start_up(db_url, root, keep_failed_s=60)
     assert (root / str(parent.id)).is_dir()  # waiting: kept however old
     assert not (root / str(other.id)).exists()  # past keep_failed_s: swept
 
@@ -119,13 +110,6 @@ async def test_a_waiting_request_cancelled_while_no_worker_listened_loses_its_wo
     parent = await _parked(conn, tenant, root)
     waits_on = await _parked(conn, tenant, root)
     await queue.request_cancel(conn, parent.id)
-    worker = Worker(WorkerConfig(dsn=db_url, worker_type="general", workspace_root=root, health_port=None,
-                                 sandbox="none", worker_id="restarted"))
-    worker.runtime = Runtime(mode="none")
-    await worker.pool.open()
-    try:
-        await worker._start_up()
-    finally:
-        await worker.pool.close()
+    await _start_up(db_url, root)
     assert not (root / str(parent.id)).exists()  # fresh, but nobody will resume it
     assert (root / str(waits_on.id) / "src" / "notes.txt").is_file()
