@@ -584,6 +584,7 @@ class Worker:
                     await conn.execute("LISTEN eve_cancel")
                     delay = 0.5
                     self.wakeup.set()  # catch up with anything inserted while we were not listening
+                    self._drop_abandoned_soon(self._workspace_ids())  # and cancelled meanwhile
                     async for note in conn.notifies():
                         if note.channel == "eve_requests" and note.payload == self.config.worker_type:
                             self.wakeup.set()
@@ -614,17 +615,22 @@ class Worker:
             here = stat.S_ISDIR(os.lstat(self.config.workspace_root / str(rid)).st_mode)
         except (ValueError, OSError):
             return
-        if here and not self.config.keep_workspaces:
-            task = asyncio.create_task(self._drop_abandoned(rid), name=f"drop-{rid}")
+        if here:
+            self._drop_abandoned_soon([rid])
+
+    def _drop_abandoned_soon(self, ids: list[UUID]) -> None:
+        if ids and not self.config.keep_workspaces:
+            task = asyncio.create_task(self._drop_abandoned(ids), name="drop-abandoned")
             self._drops.add(task)
             task.add_done_callback(self._drops.discard)
 
-    async def _drop_abandoned(self, rid: UUID) -> None:
+    async def _drop_abandoned(self, ids: list[UUID]) -> None:
+        """Remove the workspaces among `ids` whose request was cancelled unclaimed (0019)."""
         try:
-            abandoned = await self.with_db(lambda c: waiting.abandoned_among(c, [rid]), attempts=3)
+            abandoned = await self.with_db(lambda c: waiting.abandoned_among(c, ids), attempts=3)
         except DB_ERRORS:
-            return  # the next start-up sweep removes it
-        if rid in abandoned and rid not in self.slots:
+            return  # the next (re)connect of the listener, or the next start, removes them
+        for rid in abandoned - set(self.slots):
             await asyncio.to_thread(self._remove_workspace, rid)
             self.log("info", "removed the workspace of a request cancelled while it waited", request_id=str(rid))
 

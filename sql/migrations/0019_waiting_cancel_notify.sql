@@ -3,7 +3,9 @@
 -- but the directory under the worker's workspace root stayed until a start-up sweep, past
 -- keep_failed_s. Workers already LISTEN on eve_cancel; this sends the id there when a
 -- waiting request becomes final, and a worker that holds no slot for it removes the
--- directory once it has read that the request is final (daemons/worker/daemon.py).
+-- directory once it has read that the request is final (daemons/worker/daemon.py). What a
+-- worker missed (not listening yet, the database away) it catches up with when its listener
+-- reconnects, and at start-up.
 --
 -- The WHEN clause is checked without calling PL/pgSQL, so claims and finishes of running
 -- requests (never 'waiting' before) pay nothing. PostgreSQL 15 compatible, like 0001.

@@ -20,7 +20,7 @@ from tests.integration.api.conftest import client_for
 from tests.support.apiserver import start_api
 from tests.support.parking import park, park_on_a_child
 from tests.support.tenants import Tenant, make_tenant
-from tests.support.waiting import async_wait_for
+from tests.support.waiting import async_wait_for, wait_for
 from tests.support.workerproc import start_worker
 
 pytestmark = pytest.mark.asyncio
@@ -83,6 +83,13 @@ async def test_cancelling_a_waiting_request_removes_its_workspace_and_session_at
     try:
         api.wait_ready()
         worker.wait_healthy()
+
+        async def listening() -> bool:  # so what removes the workspace below is the notification
+            cur = await conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND query = 'LISTEN eve_cancel'")
+            return await cur.fetchone() is not None
+
+        await async_wait_for(listening, 30, "the worker to LISTEN on eve_cancel")
         parent = await _parked(conn, tenant, worker.workspace_root)
         decoy = await _parked(conn, tenant, worker.workspace_root)  # waits on: its workspace must stay
         assert await _session_rows(conn, parent.id) == 1
@@ -95,7 +102,8 @@ async def test_cancelling_a_waiting_request_removes_its_workspace_and_session_at
             return not (worker.workspace_root / str(parent.id)).exists()
 
         await async_wait_for(gone, 15, "the worker to remove the cancelled request's workspace")  # poll is 60 s
-        assert "removed the workspace of a request cancelled while it waited" in worker.output()
+        wait_for(lambda: "removed the workspace of a request cancelled while it waited" in worker.output(), 10,
+                 "the worker's line about it (written once the removal has finished)")
         assert (worker.workspace_root / str(decoy.id) / "src" / "notes.txt").is_file()
         assert await _session_rows(conn, decoy.id) == 1
     finally:
