@@ -192,7 +192,7 @@ def _jwt_secret(data_dir: Path) -> str:
 def password_hint(pg: Any) -> str:
     """Where the superuser's password lives, never the password: eve up's output ends up in
     terminals' scrollback, CI logs and journald, which are read by more people than the data dir."""
-    return f"superuser password in {pg.password_file}" if pg is not None else "its password: DATABASE_URL's"
+    return f"superuser password in {pg.password_file}" if pg is not None else "password not shown: see DATABASE_URL"
 
 
 def _ready(url: str, timeout: float, comp: Component) -> bool:
