@@ -33,6 +33,24 @@ async def tenant(conn):
     return await make_tenant(conn, "sandbox")
 
 
+@pytest.fixture
+def visible(tmp_path: Path):
+    """Where the sandbox shows the tree (/opt, bound read-only) rather than /tmp, which bwrap
+    replaces with an empty tmpfs: a secret planted here is kept out by the masking of
+    `--sandbox-hide` and HOME, not by the tmpfs. Removed afterwards."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    import shutil
+
+    base = Path("/opt") / f"eve-sandbox-{secrets.token_hex(4)}"
+    base.mkdir(mode=0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def platform_files(tmp_path: Path) -> dict[str, str]:
     """An operator HOME with the CLI config, and a data dir with the superuser password (as eve up leaves them)."""
     home = tmp_path / "operator-home"
@@ -48,9 +66,9 @@ def platform_files(tmp_path: Path) -> dict[str, str]:
     return {"home": str(home), "data": str(data), "api_key": api_key, "su_password": su_password}
 
 
-async def test_hostile_agent_reaches_nothing_and_busy_agent_still_works(db_url, conn, tenant, tmp_path,
+async def test_hostile_agent_reaches_nothing_and_busy_agent_still_works(db_url, conn, tenant, tmp_path, visible,
                                                                       variant_bin, pg_cluster):
-    files = platform_files(tmp_path)
+    files = platform_files(visible)
     jwt_secret = secrets.token_urlsafe(40)
     db_password = conninfo_to_dict(db_url).get("password")
     assert db_password, "the test database DSN carries a password the probe must not find"
