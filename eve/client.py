@@ -11,6 +11,8 @@ return the decoded JSON (dicts/lists) so `--json` output is exactly what the API
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -107,8 +109,9 @@ class EveClient:
     # -- transport -------------------------------------------------------------------
 
     async def _send(self, method: str, path: str, *, auth: bool = True, **kw: Any) -> Any:
+        extra = dict(kw.pop("headers", {}) or {})
         for attempt in (1, 2):
-            headers = dict(kw.pop("headers", {}) or {})
+            headers = dict(extra)
             if auth:
                 headers.update(await self._auth_header())
             try:
@@ -153,7 +156,11 @@ class EveClient:
         priority: int | None = None,
         parent_id: str | None = None,
         reply_to_parent: bool = False,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        """POST /requests. With `idempotency_key` a lost answer is safe to retry, and this
+        method retries it itself (three tries, on transport errors only): the API returns
+        the first request again instead of making a second."""
         body: dict[str, Any] = {"workerType": worker_type, "prompt": prompt}
         if parent_id is not None:
             body["parentId"] = parent_id
@@ -165,7 +172,17 @@ class EveClient:
             body["config"] = config
         if priority is not None:
             body["priority"] = priority
-        return await self._send("POST", "/requests", json=body)
+        if idempotency_key is None:
+            return await self._send("POST", "/requests", json=body)
+        for attempt in range(3):
+            try:
+                return await self._send("POST", "/requests", json=body,
+                                        headers={"Idempotency-Key": idempotency_key})
+            except ApiUnreachable:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def list_requests(
         self,

@@ -136,6 +136,11 @@ def key_env(data_dir: Path, env: dict[str, str]) -> dict[str, str]:
     return {**env, "EVE_SECRETS_KEY_FILE": str(ensure_key_file(data_dir / "secrets.key"))}
 
 
+def require_keyring(keyring: Keyring | None) -> Keyring:
+    """The key ring, or the error that says how to configure one (also webhooks' secrets)."""
+    return _need(keyring)
+
+
 def _need(keyring: Keyring | None) -> Keyring:
     if keyring is None:
         raise SecretsNotConfigured("per-org secrets are not configured on this API: set EVE_SECRETS_KEY or "

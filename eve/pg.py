@@ -49,6 +49,18 @@ def bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+_TELLING = ("error", "fatal", "could not", "cannot", "permission denied", "no space", "invalid")
+
+
+def failure_detail(output: str, limit: int = 6) -> str:
+    """What a failed PostgreSQL tool said that tells why: its error lines (initdb's last lines
+    are about cleaning up — "removing contents of data directory" — and hide the cause), or
+    else its last lines."""
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()]
+    telling = [ln for ln in lines if any(word in ln.lower() for word in _TELLING)]
+    return " | ".join((telling or lines[-3:])[:limit])
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -168,8 +180,7 @@ class EmbeddedPostgres:
                 stdin=subprocess.DEVNULL, **self._user_kwargs(),  # type: ignore[arg-type]
             )
         except subprocess.CalledProcessError as exc:
-            detail = (exc.stderr or exc.stdout or "").strip().splitlines()
-            raise EmbeddedPostgresError(f"{exe} failed: {detail[-1] if detail else exc}") from exc
+            raise EmbeddedPostgresError(f"{exe} failed: {failure_detail(exc.stderr or exc.stdout or '') or exc}") from exc
         except subprocess.TimeoutExpired as exc:
             raise EmbeddedPostgresError(f"{exe} did not finish within {timeout:.0f}s") from exc
 

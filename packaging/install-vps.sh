@@ -89,11 +89,11 @@ for spec in api:eve-api worker:eve migrate:root slack:eve-slack; do
 done
 
 echo "== systemd units"
-for unit in eve-api.service eve-worker@.service eve-slack.service eve.target; do
+for unit in eve-api.service eve-worker@.service eve-slack.service eve-backup.service eve-backup.timer eve.target; do
     run install -m 0644 "$SOURCE/packaging/systemd/$unit" "$UNIT_DIR/$unit"
 done
 run systemctl daemon-reload
-run systemctl enable eve.target eve-api.service
+run systemctl enable eve.target eve-api.service eve-backup.timer
 for type in $WORKERS; do
     run systemctl enable "eve-worker@$type.service"
 done

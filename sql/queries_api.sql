@@ -217,3 +217,26 @@ SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin;
 
 -- name: request_token_lookup
 SELECT * FROM eve.lookup_request_token(%(prefix)s);
+
+-- name: idempotency_expire
+-- A key past its TTL is as good as unused: drop this org's stale row for it first.
+DELETE FROM eve.idempotency_keys
+WHERE org_id = %(org_id)s AND key = %(key)s AND created_at < now() - make_interval(secs => %(ttl_s)s);
+
+-- name: idempotency_find
+-- The row of a key another transaction already committed (the INSERT below waited for it).
+SELECT route, body_hash, status, response FROM eve.idempotency_keys
+WHERE org_id = %(org_id)s AND key = %(key)s;
+
+-- name: idempotency_claim
+-- Claim the key for this request's transaction. Nothing returned: another POST with the key
+-- committed first (this INSERT waited for it); read its answer with idempotency_find.
+INSERT INTO eve.idempotency_keys (org_id, key, route, body_hash, user_id)
+VALUES (%(org_id)s, %(key)s, %(route)s, %(body_hash)s, %(user_id)s)
+ON CONFLICT (org_id, key) DO NOTHING
+RETURNING key;
+
+-- name: idempotency_finish
+-- The answer the claiming POST got, for every retry with the key.
+UPDATE eve.idempotency_keys SET status = %(status)s, response = %(response)s::jsonb
+WHERE org_id = %(org_id)s AND key = %(key)s;

@@ -22,6 +22,7 @@ from eve import __version__, reqtokens
 from eve.auth import Caller, bearer
 from eve.daemons.api import errors, hitl, orgs, routes, schedules, slack, tree
 from eve.daemons.api import secrets as secrets_routes
+from eve.daemons.api import webhooks as webhook_routes
 from eve.daemons.api.settings import MAX_BODY_BYTES, ApiSettings
 from eve.daemons.api.sse import Hub
 from eve.daemons.api.tokens import verify_cached
@@ -110,7 +111,8 @@ def create_app(settings: ApiSettings) -> Litestar:
 
     return Litestar(
         route_handlers=[*routes.HANDLERS, *schedules.HANDLERS, *tree.HANDLERS, *hitl.HANDLERS,
-                        *orgs.HANDLERS, *secrets_routes.HANDLERS, *slack.HANDLERS],
+                        *orgs.HANDLERS, *secrets_routes.HANDLERS, *slack.HANDLERS,
+                        *webhook_routes.HANDLERS],
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -31,6 +31,8 @@ ERROR_RESPONSES = {
     402: ResponseSpec(ErrorBody, description="The org's monthly budget is spent (budget_exceeded)"),
     409: ResponseSpec(ErrorBody, description="Conflict with the request's state"),
     413: ResponseSpec(ErrorBody, description="Body over 2 MB or prompt over 1 MB"),
+    422: ResponseSpec(ErrorBody, description="An Idempotency-Key used before with another body "
+                                             "(idempotency_key_reused)"),
     429: ResponseSpec(ErrorBody, description="An org limit: pending requests, or requests per minute (Retry-After)"),
     500: ResponseSpec(ErrorBody, description="Unexpected error (logged with the id in the message)"),
     503: ResponseSpec(ErrorBody, description="Database unavailable"),

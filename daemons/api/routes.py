@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from eve import __version__, auth, limits, metrics, queue, reqtokens, tree
+from eve import __version__, auth, idempotency, limits, metrics, queue, reqtokens, tree
 from eve.auth import Caller
 from eve.db import as_api, as_user, one_statement_as_user
 from eve.errors import Forbidden, NotFound, ValidationError
@@ -148,7 +148,14 @@ async def token(data: TokenIn, state: State) -> TokenOut:
 
 @post("/requests", status_code=201, tags=["requests"], responses=ERROR_RESPONSES, summary="Submit a request",
       opt={"agent": True})
-async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
+async def create_request(
+    data: RequestIn, caller: Caller, state: State,
+    idempotency_key: Annotated[str | None, Parameter(
+        header="Idempotency-Key", required=False,
+        description="Make retries safe: the same key (per org, kept 24 h) with the same body returns the "
+                    "first response (header Idempotent-Replayed: true) and creates nothing; with another "
+                    "body it is a 422")] = None,
+) -> Response[Json]:
     config = None
     if data.config is not None:
         c = data.config
@@ -162,7 +169,7 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
     if data.reply_to_parent and parent_id is None:
         raise ValidationError("replyToParent needs a parent: set parentId (agents: `eve request create --child`)")
     wt = state.worker_types.peek(data.worker_type)
-    if (parent_id is None and not data.blocked_by and wt is not None
+    if (parent_id is None and not data.blocked_by and wt is not None and idempotency_key is None
             and limits.CACHE.known_unlimited(caller.org_id)):
         # nothing to read first (type and limits cached, no parent, no blockers): identity
         # and INSERT ... RETURNING in one implicit transaction, one round trip
@@ -170,10 +177,17 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
                                      context=data.context, config=config, priority=data.priority or 0,
                                      run_after=data.run_after, settings=state.settings.queue)
         [row] = await one_statement_as_user(state.pool, caller.user_id, Q.request_insert, params)
-        return request_out(dict(row))
+        return Response(request_out(dict(row)), status_code=201)
     # otherwise BEGIN + identity, the reads, INSERT ... RETURNING, COMMIT (three round trips
     # when worker types and limits are cached)
+    key = idempotency.validate_key(idempotency_key) if idempotency_key is not None else None
     async with as_user(state.pool, caller.user_id) as conn:
+        if key is not None:  # before anything else: a concurrent duplicate waits here, then replays
+            replay = await idempotency.claim(conn, org_id=caller.org_id, key=key, route="POST /requests",
+                                             digest=idempotency.body_hash(msgspec.json.encode(data)),
+                                             user_id=caller.user_id, ttl_s=state.settings.idempotency_ttl_s)
+            if replay is not None:
+                return Response(replay.response, status_code=replay.status, headers={"Idempotent-Replayed": "true"})
         await limits.admit(conn, org_id=caller.org_id, key_id=caller.key_id)  # 429/402 (#19)
         parent, priority = None, data.priority
         if parent_id is not None:
@@ -188,8 +202,12 @@ async def create_request(data: RequestIn, caller: Caller, state: State) -> Json:
                                   settings=state.settings.queue, worker_types=state.worker_types)
         if data.reply_to_parent and parent is not None:
             await tree.add_child_wait(conn, parent_id=parent["id"], org_id=parent["org_id"], child_id=req.id)
-    # a new request has no result to join; a shallow dict (asdict deep-copied context and config)
-    return request_out({f.name: getattr(req, f.name) for f in dataclasses.fields(req)})
+        # a new request has no result to join; a shallow dict (asdict deep-copied context and config)
+        out = request_out({f.name: getattr(req, f.name) for f in dataclasses.fields(req)})
+        if key is not None:
+            await idempotency.finish(conn, org_id=caller.org_id, key=key, status=201,
+                                     response_json=msgspec.json.encode(out).decode())
+    return Response(out, status_code=201)
 
 
 @get("/requests", tags=["requests"], responses=ERROR_RESPONSES,

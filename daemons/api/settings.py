@@ -23,6 +23,7 @@ class ApiSettings:
     sse_queue_size: int = 1000
     pool_size: int = 10
     metrics_token: str | None = None  # EVE_METRICS_TOKEN: a scrape with it sees org ids and cost
+    idempotency_ttl_s: int = 24 * 3600  # how long an Idempotency-Key answers for (EVE_IDEMPOTENCY_TTL_HOURS)
     queue: QueueSettings = field(default_factory=QueueSettings)
 
     @classmethod
@@ -34,4 +35,5 @@ class ApiSettings:
         return cls(database_url=dsn, jwt_secret=check_secret(os.environ.get("JWT_SECRET")),
                    token_ttl_s=env_int("EVE_TOKEN_TTL", DEFAULT_TTL_S), cors_origins=origins,
                    sse_ping_s=float(os.environ.get("EVE_SSE_PING_S", "15")),
-                   pool_size=env_int("EVE_API_POOL_SIZE", 10), metrics_token=metrics.metrics_token())
+                   pool_size=env_int("EVE_API_POOL_SIZE", 10), metrics_token=metrics.metrics_token(),
+                   idempotency_ttl_s=env_int("EVE_IDEMPOTENCY_TTL_HOURS", 24) * 3600)

@@ -44,6 +44,7 @@ from eve.executor.session import (
 )
 from eve.executor.workspace import TURNS, remove_turn
 from eve.models import Outcome, Request, WorkerType
+from eve.webhooks import outbox
 from eve.daemons.worker.results import ResultWriter
 from eve.settings import QueueSettings
 
@@ -235,6 +236,8 @@ class Worker:
             ("fence", self._fence_watch()))]
         if (cron := scheduler.start(self.pool, cfg.dsn, name=self.id)) is not None:
             self._tasks.append(cron)  # cron schedules: every worker tries each tick, one wins
+        if (hooks := outbox.start(self.pool, cfg.dsn, self.secrets_keyring)) is not None:
+            self._tasks.append(hooks)  # webhook deliveries: every worker claims some (SKIP LOCKED)
         try:
             await self._claim_loop()
             await self._drain()

@@ -17,6 +17,7 @@ from eve import __version__
 from eve.cli import (admin, api, config_cmd, db, doctor, hitl, keys, members, orgs, platform, requests, schedules,
                      slack, tree, ui, up, worker)
 from eve.cli import secrets as secrets_cmd
+from eve.cli import webhooks as webhooks_cmd
 from eve.cli._common import report_eve_error
 from eve.errors import EveError
 
@@ -45,6 +46,7 @@ app.command("ask")(hitl.ask)
 app.add_typer(keys.app, name="keys")
 app.add_typer(members.app, name="members")
 app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(webhooks_cmd.app, name="webhooks")
 app.add_typer(orgs.app, name="org")
 app.command("ui")(ui.ui)
 app.add_typer(config_cmd.app, name="config")

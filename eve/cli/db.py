@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,6 +28,60 @@ def migrate(database_url: DsnOpt = None) -> None:
             console.print(f"applied {mig.version:04d}_{mig.name}")
     else:
         console.print("database is up to date")
+
+
+DataDirOpt = Annotated[Path | None, typer.Option(
+    "--data-dir", envvar="EVE_DATA_DIR", show_envvar=False,
+    help="Without --database-url/DATABASE_URL: the running embedded PostgreSQL of `eve up` in this data dir.")]
+
+
+def _dsn(database_url: str | None, data_dir: Path | None) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL `eve up` runs in the data dir (it must be running)."""
+    if database_url or os.environ.get("DATABASE_URL") or data_dir is None:
+        return require_dsn(database_url)
+    from eve.pg import EmbeddedPostgres, postmaster_port
+
+    pg = EmbeddedPostgres(data_dir.expanduser())
+    port = postmaster_port(pg.pgdata)
+    if port is None or pg.running_pid() is None or not pg.password_file.exists():
+        die(f"no running embedded PostgreSQL in {pg.data_dir} (start `eve up --data-dir {data_dir}`), "
+            "or pass --database-url", 2)
+    pg.port = port
+    return pg.dsn()
+
+
+@app.command()
+def backup(
+    to: Annotated[Path | None, typer.Option("--to", help="The backup file (default ./eve-YYYYmmdd-HHMMSS.dump).")]
+    = None,
+    database_url: DsnOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Back up eve's whole schema (requests, results, events, orgs, keys, secrets as ciphertext) to one
+    file, mode 0600; `eve db restore FILE` puts it back. The embedded PostgreSQL of `eve up` is found
+    through --data-dir."""
+    from datetime import datetime
+
+    from eve import backup as backups
+
+    dest = to or Path(f"eve-{datetime.now():%Y%m%d-%H%M%S}.dump")
+    done = backups.backup(_dsn(database_url, data_dir), dest)
+    console.print(f"backed up to {done.path} ({done.bytes:,} bytes)")
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="A file made by `eve db backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a database that already holds requests.")] = False,
+    database_url: DsnOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Restore a backup (in one transaction: on any error nothing changes), then apply migrations newer
+    than it. Stop the API and the workers first."""
+    from eve import backup as backups
+
+    applied = run(backups.restore(_dsn(database_url, data_dir), src, force=force))
+    console.print(f"restored {src}" + (f"; then applied {', '.join(applied)}" if applied else ""))
 
 
 @app.command()

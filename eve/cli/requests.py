@@ -161,6 +161,11 @@ def request_create(
     reply_to_parent: Annotated[bool, typer.Option(
         "--reply-to-parent", help="The parent waits for this child: `eve wait` parks the parent until every "
                                   "such child has a result, then it is resumed with their results.")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(
+        "--idempotency-key", envvar="EVE_IDEMPOTENCY_KEY", show_envvar=False,
+        help="Safe to run again: the same key (per org, for 24 h) returns the request it made the first "
+             "time instead of creating another (a script's retry, a re-run cron line). Also retried by "
+             "the client itself when the API cannot be reached.")] = None,
     as_json: bool = JsonOpt,
 ) -> None:
     """Submit a request to the queue (optionally --wait for its result).
@@ -184,7 +189,8 @@ def request_create(
 
     async def go(c: EveClient) -> tuple[dict[str, Any], dict[str, Any] | None]:
         created = await c.create_request(worker_type, text, context=ctx_obj, config=config or None, priority=priority,
-                                         parent_id=parent_id, reply_to_parent=reply_to_parent)
+                                         parent_id=parent_id, reply_to_parent=reply_to_parent,
+                                         idempotency_key=idempotency_key)
         if not wait:
             return created, None
         return created, await follow(c, created["id"], quiet=as_json)

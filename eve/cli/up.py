@@ -97,6 +97,27 @@ def status_table(components: list[Component], pg: Any, pg_restarts: int = 0) -> 
     return t
 
 
+def _die_with_eve_up() -> Any:
+    """preexec for each child: SIGTERM when `eve up` dies, even by kill -9 (PR_SET_PDEATHSIG), so
+    no API or worker outlives it (its guard stops PostgreSQL the same way). Children are
+    started from eve up's main thread, which lives as long as it does. libc is looked up
+    here, before the fork: the child only makes the call."""
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the guard is all there is
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # eve up died before the call: nobody would send it
+            os._exit(1)
+
+    return preexec
+
+
 @dataclass
 class Component:
     name: str
@@ -113,7 +134,8 @@ class Component:
 
     def start(self, out: Output) -> None:
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
+                                     text=True, bufsize=1, start_new_session=True, preexec_fn=_die_with_eve_up(),
+                                     )
         self.started_at = time.monotonic()
         self.restart_at = None
         self.state = "starting" if self.api else "running"

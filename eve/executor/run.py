@@ -24,7 +24,7 @@ from eve.errors import EveError
 from eve.executor import egress
 from eve.executor import variant as variants
 from eve.executor.env import build_env
-from eve.executor.sandbox import Runtime, end_uid, remove_owned, variant_config_dirs
+from eve.executor.sandbox import Runtime, end_uid, remove_ipc, remove_owned, variant_config_dirs
 from eve.executor.session import Resume, TurnInfo, restore_transcript
 from eve.executor.stream import StreamParser
 from eve.executor.workspace import prepare, skills_for
@@ -86,11 +86,12 @@ async def _end_turn_uid(uid: int, emit: Emit) -> None:
     """uid mode, the turn is over: every process of its uid is killed and counted gone, and what
     it left in the host's shared temp dirs is removed, before any result is written."""
     left = await asyncio.to_thread(end_uid, uid)
-    removed = await asyncio.to_thread(remove_owned, uid)
+    removed = await asyncio.to_thread(remove_owned, uid) + await asyncio.to_thread(remove_ipc, uid)
     if left:
         await emit("stderr", {"line": f"{len(left)} process(es) of uid {uid} survived the kill: {left[:10]}"})
     if removed:
-        await emit("stderr", {"line": f"removed {len(removed)} file(s) the agent left in shared temp dirs"})
+        await emit("stderr", {"line": f"removed {len(removed)} thing(s) the agent left in shared temp dirs "
+                                      f"and System V IPC: {removed[:10]}"})
 
 
 async def _kill_pgid(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:

@@ -483,6 +483,29 @@ def end_uid(uid: int, timeout: float = 5.0) -> list[int]:
 
 
 SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+_IPC = (("shm", "shmid", "-m"), ("msg", "msqid", "-q"), ("sem", "semid", "-s"))
+
+
+def remove_ipc(uid: int, root: str = "/proc/sysvipc") -> list[str]:
+    """uid mode: System V shared memory, queues and semaphores the agent owns or made outlive
+    its processes; they go too (with util-linux's ipcrm). Returns what was removed."""
+    ipcrm = shutil.which("ipcrm") or "/usr/bin/ipcrm"
+    removed: list[str] = []
+    for kind, id_col, flag in _IPC:
+        try:
+            header, *rows = Path(root, kind).read_text().splitlines()
+        except OSError:
+            continue
+        cols = header.split()
+        for row in rows:
+            f = dict(zip(cols, row.split()))
+            if str(uid) in (f.get("uid"), f.get("cuid")) and f.get(id_col):
+                try:
+                    subprocess.run([ipcrm, flag, f[id_col]], capture_output=True, timeout=10, check=True)
+                    removed.append(f"{kind} {f[id_col]}")
+                except (OSError, subprocess.SubprocessError):
+                    continue
+    return removed
 
 
 def remove_owned(uid: int, dirs: Sequence[str] = SHARED_TMP) -> list[str]:

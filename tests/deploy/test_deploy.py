@@ -252,6 +252,15 @@ def test_systemd_units() -> None:
     assert target["Install"]["WantedBy"] == "multi-user.target"
 
 
+def test_the_backup_timer_runs_eve_db_backup_daily_with_the_migrators_dsn() -> None:
+    svc, timer = unit("eve-backup.service")["Service"], unit("eve-backup.timer")
+    assert svc["Type"] == "oneshot" and svc["EnvironmentFile"] == "/etc/eve/migrate.env" and svc["UMask"] == "0077"
+    command = svc["ExecStart"].split("exec ", 1)[1].rstrip("'").split()
+    assert command[0] == "/opt/eve/venv/bin/eve" and command[1:3] == ["db", "backup"]
+    assert_eve_command_exists(command[1:])
+    assert timer["Timer"]["OnCalendar"] == "daily" and timer["Timer"]["Persistent"] == "true"
+
+
 def test_systemd_analyze_verify_when_available(tmp_path: Path) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze not installed")

@@ -147,6 +147,29 @@ def test_a_drained_worker_stays_stopped_and_eve_up_says_so(up: UpProcess):
     _smoke(up)  # general-1 still serves
 
 
+def test_kill_9_of_eve_up_leaves_no_process_behind(tmp_path: Path, variant_bin: Path):
+    """Its children (API, workers) and PostgreSQL all go when eve up itself is SIGKILLed (#29:
+    an API process restarted by eve up used to outlive it)."""
+    up = start_up(tmp_path, variant_bin, "--sandbox", "none")
+    try:
+        up.wait_ready()
+        kids = wait_children(up, {"api", "general-1"})
+        os.kill(kids["api"], signal.SIGKILL)  # a restarted child, as in the report
+        kids = wait_for(lambda: (k := up.children()).get("api") not in (None, kids["api"]) and k, 60,
+                        "the API to be restarted")
+        pg = up.postmaster()
+        assert pg is not None
+        os.kill(up.proc.pid, signal.SIGKILL)
+        up.proc.wait(10)
+        left = [*kids.values(), pg]
+        wait_for(lambda: not [p for p in left if alive(p)], 60, f"eve up's children {left} to be gone")
+    finally:
+        for pid in locals().get("left", []):  # on failure: nothing of this test stays running
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        up.stop()
+
+
 def test_several_api_processes_share_the_port_and_are_restarted_one_by_one(tmp_path: Path):
     up = start_up(tmp_path, None, "--workers", "general=0", "--api-processes", "2")
     try:

@@ -100,6 +100,15 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         assert pg.running_pid() is None
 
 
+def test_a_failed_initdb_says_why_not_only_how_it_cleaned_up(tmp_path: Path) -> None:
+    """initdb's last lines are about removing what it made; the cause comes before them."""
+    pg = EmbeddedPostgres(tmp_path / "d", guard=False)
+    pg.pgdata.mkdir(parents=True)
+    (pg.pgdata / "stray-file").write_text("not PostgreSQL's")
+    with pytest.raises(EmbeddedPostgresError, match="exists but is not empty"):
+        pg.start()
+
+
 def test_killed_owner_does_not_leave_postgres_running(tmp_path: Path) -> None:
     """SIGKILL the process that started the cluster: the guard stops PostgreSQL."""
     data = tmp_path / "orphan"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,22 @@ marker = os.environ["EVE_CTX_MARKER"]
 # a grandchild in its own session, detached from every pipe: nothing but the uid ties it to the turn
 subprocess.Popen(["setsid", "nohup", "sleep", marker], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL, start_new_session=True)
+subprocess.run(["ipcmk", "-M", "4096"], check=True, capture_output=True)  # System V shared memory
+subprocess.run(["ipcmk", "-Q"], check=True, capture_output=True)  # and a message queue
 for d in ("/tmp", "/var/tmp", "/dev/shm"):
     with open(os.path.join(d, "eve-left-" + marker), "w") as fh:
         fh.write("for the next tenant on this uid")
 finish({"started": marker}, str(uuid.uuid4()))
 '''
+
+
+def _ipc_of(uid: int) -> list[str]:
+    found = []
+    for kind in ("shm", "msg", "sem"):
+        header, *rows = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        cols = header.split()
+        found += [f"{kind} {row.split()[1]}" for row in rows if dict(zip(cols, row.split())).get("uid") == str(uid)]
+    return found
 
 
 def _alive(uid: int) -> list[int]:
@@ -70,7 +82,7 @@ async def test_a_successful_turn_leaves_no_process_and_no_temp_file_of_its_uid(d
         res = result_of(db_url, req.id, timeout=60)
         # at the moment the result is there: the turn's uid runs nothing, left nothing
         survivors = _alive(UID)
-        leftovers = [str(p) for p in left if p.exists()]
+        leftovers = [str(p) for p in left if p.exists()] + _ipc_of(UID)
         assert res["status"] == "success" and json.loads(res["summary"]) == {"started": marker}, res
         assert survivors == [], f"processes of uid {UID} outlived the turn: {survivors}"
         assert leftovers == []
@@ -78,9 +90,13 @@ async def test_a_successful_turn_leaves_no_process_and_no_temp_file_of_its_uid(d
             events = c.execute("SELECT kind, data FROM eve.request_events WHERE request_id = %s ORDER BY id",
                                (req.id,)).fetchall()
         assert any("shared temp dirs" in json.dumps(e["data"]) for e in events), events
+        assert any("shm " in json.dumps(e["data"]) and "msg " in json.dumps(e["data"]) for e in events), events
     finally:
         worker.stop()
         for pid in _alive(UID):
             os.kill(pid, 9)
         for p in left:
             p.unlink(missing_ok=True)
+        for item in _ipc_of(UID):
+            kind, ident = item.split()
+            subprocess.run(["ipcrm", {"shm": "-m", "msg": "-q", "sem": "-s"}[kind], ident], capture_output=True)

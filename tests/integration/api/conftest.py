@@ -14,7 +14,10 @@ from tests.support.tenants import Tenant, make_tenant
 
 @pytest.fixture
 def api(db_url, tmp_path) -> Iterator[ApiProcess]:
-    server = start_api(db_url, tmp_path)
+    """Configured as `eve up` configures it: with a key for what is encrypted at rest."""
+    from cryptography.fernet import Fernet
+
+    server = start_api(db_url, tmp_path, env={"EVE_SECRETS_KEY": Fernet.generate_key().decode()})
     try:
         server.wait_ready()
         yield server
