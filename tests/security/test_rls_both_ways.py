@@ -82,6 +82,13 @@ async def _fixture_rows(conn: Any, t: Tenant) -> None:
                        "VALUES (%s, %s, %s, 'C1')", (done.id, inst, t.org_id))
     await conn.execute("INSERT INTO eve.slack_user_links (installation_id, slack_user_id, org_id, user_id) "
                        "VALUES (%s, %s, %s, %s)", (inst, f"U{tag}", t.org_id, t.user_id))
+    await conn.execute("INSERT INTO eve.idempotency_keys (org_id, key, route, body_hash, status, response) "
+                       "VALUES (%s, %s, 'POST /requests', %s, 201, '{}')", (t.org_id, f"key-{tag}", b"h"))
+    hook = (await (await conn.execute("INSERT INTO eve.webhook_endpoints (org_id, url, events, secret) "
+                                      "VALUES (%s, %s, ARRAY['request.completed'], %s) RETURNING id",
+                                      (t.org_id, f"https://{t.slug}.example/hook", b"ciphertext"))).fetchone())["id"]
+    await conn.execute("INSERT INTO eve.webhook_deliveries (endpoint_id, org_id, message_id, event, payload) "
+                       "VALUES (%s, %s, %s, 'request.completed', '{}')", (hook, t.org_id, f"msg_{tag}"))
 
 
 @pytest.fixture
