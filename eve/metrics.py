@@ -32,6 +32,8 @@ CLAIMS = Counter("eve_worker_claims_total", "Claim attempts by result (claimed, 
 SLOTS_BUSY = Gauge("eve_worker_slots_busy", "Slots of this worker running a request")
 EGRESS = Counter("eve_agent_egress_total", "Agents' connections through the egress proxy, by outcome "
                  "(allowed, refused: not on the allowlist)", ["outcome"])
+LIMITS = Counter("eve_agent_limit_total", "Agents stopped by a per-agent limit (memory, disk, time, idle), "
+                 "by worker type", ["worker_type", "limit"])
 
 METRICS_TOKEN_ENV = "EVE_METRICS_TOKEN"
 MIN_TOKEN_CHARS = 16

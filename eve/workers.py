@@ -16,10 +16,12 @@ LOG_KEEP = 1000
 
 
 async def register(conn: AsyncConn, *, worker_id: str, worker_type: str, hostname: str, pid: int, version: str,
-                   slots: int, sandbox: str = "none", network: str = "open") -> None:
+                   slots: int, sandbox: str = "none", network: str = "open",
+                   limits: dict[str, Any] | None = None) -> None:
+    """`limits`: the agents' limits and what holds each (eve.executor.cgroups.Limiter.describe)."""
     await conn.execute(Q.worker_register, {"id": worker_id, "worker_type": worker_type, "hostname": hostname,
                                            "pid": pid, "version": version, "slots": slots, "sandbox": sandbox,
-                                           "network": network})
+                                           "network": network, "limits": Jsonb(limits) if limits else None})
 
 
 async def heartbeat(conn: AsyncConn, worker_id: str, *, state: str, current_request_id: UUID | None,

@@ -91,7 +91,7 @@ SELECT id, slug FROM eve.organizations WHERE slug = %(slug)s;
 -- Through eve.workers_visible (0004, 0006): slots_busy counts every org's claims; the
 -- current request is one the caller may see (row-level security on the claims), else NULL.
 SELECT w.id, w.worker_type, w.hostname, w.pid, w.version, w.slots, w.started_at, w.heartbeat_at, w.stopped_at,
-       w.drain_requested_at, w.sandbox, w.network, w.disk_low,
+       w.drain_requested_at, w.sandbox, w.network, w.limits, w.disk_low,
        extract(epoch FROM now() - w.heartbeat_at) AS heartbeat_age_s,
        CASE WHEN w.state = 'stopped' THEN 0 ELSE w.slots_busy END AS slots_busy,
        c.current_request_id,

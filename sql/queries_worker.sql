@@ -2,14 +2,14 @@
 
 -- name: worker_register
 INSERT INTO eve.workers (id, worker_type, hostname, pid, version, slots, state, started_at, heartbeat_at, sandbox,
-                         network)
+                         network, limits)
 VALUES (%(id)s, %(worker_type)s, %(hostname)s, %(pid)s, %(version)s, %(slots)s, 'idle', now(), now(), %(sandbox)s,
-        %(network)s)
+        %(network)s, %(limits)s)
 ON CONFLICT (id) DO UPDATE
 SET worker_type = EXCLUDED.worker_type, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
     version = EXCLUDED.version, slots = EXCLUDED.slots, state = 'idle', started_at = now(),
     heartbeat_at = now(), stopped_at = NULL, current_request_id = NULL, sandbox = EXCLUDED.sandbox,
-    network = EXCLUDED.network, disk_low = false, drain_requested_at = NULL;
+    network = EXCLUDED.network, limits = EXCLUDED.limits, disk_low = false, drain_requested_at = NULL;
 
 -- name: worker_heartbeat
 -- Also tells the worker whether an operator asked it to drain.

@@ -95,6 +95,7 @@ def worker_out(row: dict[str, Any], lease_s: float) -> dict[str, Any]:
             "slots": row["slots"], "slotsBusy": int(row["slots_busy"] or 0), "startedAt": ts(row["started_at"]),
             "heartbeatAt": ts(row["heartbeat_at"]), "heartbeatAgeS": round(age, 3),
             "sandbox": row.get("sandbox") or "none", "network": row.get("network") or "open",
+            "limits": row.get("limits"),
             "diskLow": bool(row.get("disk_low")),
             "drainRequestedAt": ts(row.get("drain_requested_at"))}
 

@@ -36,6 +36,8 @@ from eve import __version__, metrics, orgsecrets, queue, reqtokens, scheduler, w
 from eve.db import as_service, connect, make_pool
 from eve.errors import DatabaseUnavailable, ResultConflict
 from eve.executor import egress, safefs
+from eve.executor import limits as agent_limits
+from eve.executor.cgroups import Limiter
 from eve.executor.run import ExecutorSettings, execute
 from eve.executor.sandbox import DEFAULT_UID_BASE, Runtime, kill_uid_processes
 from eve.executor.session import (
@@ -80,6 +82,8 @@ class WorkerConfig:
     session_unpacked_cap_bytes: int = DEFAULT_UNPACKED_CAP_BYTES  # ... and its files added up, uncompressed
     reuse_local_workspaces: bool = True  # resume in the directory a worker on this host left
     kept_session_days: float = 7.0  # a finished Slack-thread request's session, kept for a continuation
+    agent_limits: agent_limits.AgentLimits = field(default_factory=agent_limits.AgentLimits)  # per agent (#28)
+    agent_limits_mechanism: str = "auto"  # auto | cgroup2 | cgroup1 | rlimit (eve.executor.cgroups)
 
 
 @dataclass
@@ -167,6 +171,7 @@ class Worker:
         self.db_ok = False
         self.worker_type: WorkerType | None = None
         self.runtime: Runtime | None = None
+        self.limiter: Limiter | None = None
         self.disk_low = False
         self._log_buffer: list[tuple[Any, ...]] = []
         self.results = ResultWriter(self.with_db, self.id)
@@ -218,6 +223,8 @@ class Worker:
             if (why := await asyncio.to_thread(self.runtime.install_check)) is not None:
                 self.log("warning", why)
         self.runtime.prepare_workspace_root(cfg.workspace_root)
+        self.limiter = Limiter.create(cfg.agent_limits, worker_id=self.id, sandbox=self.runtime.mode,
+                                      requested=cfg.agent_limits_mechanism)
         await self.pool.open(wait=False)
         # SIGTERM while the database is still unreachable: stop now, not after the retries
         starting = asyncio.ensure_future(self._start_up())
@@ -245,6 +252,8 @@ class Worker:
             for t in self._tasks:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.limiter is not None:
+                self.limiter.close()  # its agents' cgroups are gone with them; its own dirs go too
             self.log("info", f"worker {self.id} stopped")
             try:  # bounded: a worker told to stop does not wait out the pool's timeouts
                 await asyncio.wait_for(self._say_stopped(), 10)
@@ -261,12 +270,15 @@ class Worker:
         cfg = self.config
         assert self.runtime is not None
         self.worker_type = await self.with_db(lambda c: queue.get_worker_type(c, cfg.worker_type))
+        assert self.limiter is not None  # a worker type narrows the worker's limits, never widens them
+        self.limiter.limits = agent_limits.narrow(cfg.agent_limits, self.worker_type.config.get("limits"))
         await self.with_db(lambda c: workers.register(
             c, worker_id=self.id, worker_type=cfg.worker_type, hostname=socket.gethostname(), pid=os.getpid(),
-            version=__version__, slots=cfg.slots, sandbox=self.runtime.mode, network=self.runtime.network))
+            version=__version__, slots=cfg.slots, sandbox=self.runtime.mode, network=self.runtime.network,
+            limits=self.limiter.describe()))
         self.log("info", f"worker {self.id} started: type={cfg.worker_type} slots={cfg.slots} "
                          f"workspace={cfg.workspace_root} sandbox={self.runtime.mode} ({self.runtime.reason}); "
-                         f"{self.runtime.network_reason}")
+                         f"{self.runtime.network_reason}; {self.limiter.summary()}")
         if self.runtime.mode == "none":
             self.log("warning", "SANDBOX DISABLED (--sandbox none): agents run with this worker's uid and can "
                                 "read its files and processes; use it only for development")
@@ -382,7 +394,7 @@ class Worker:
                 token, api = True, (cfg.api_url, secret)
             tenant = await self.with_db(lambda c: orgsecrets.load_for_org(c, self.secrets_keyring, req.org_id))
             settings = ExecutorSettings(workspace_root=cfg.workspace_root, isolate_home=cfg.isolate_home,
-                                        sandbox=self.runtime, slot=slot.index, tenant=tenant)
+                                        sandbox=self.runtime, slot=slot.index, tenant=tenant, limiter=self.limiter)
             masker = tenant.masker  # the org's secret values never reach events or the result
             outcome = masker.outcome(await execute(req, self.worker_type, settings, masker.wrap(batcher.emit),
                                                    slot.cancel, resume=resume, turn=turn, api=api))
@@ -790,4 +802,5 @@ class Worker:
             "database": "ok" if self.db_ok else "down", "last_heartbeat": self.last_heartbeat,
             "sandbox": self.runtime.mode if self.runtime else None,
             "network": self.runtime.network if self.runtime else None, "disk_low": self.disk_low,
+            "limits": self.limiter.describe() if self.limiter else None,
         }

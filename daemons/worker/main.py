@@ -16,6 +16,8 @@ from eve.daemons.worker.health import serve
 from eve.db import listen_enabled
 from eve.errors import EveError
 from eve.executor import egress
+from eve.executor import limits as agent_limits
+from eve.executor.cgroups import MECHANISMS
 from eve.executor.egress import NETWORK_MODES
 from eve.executor.sandbox import DEFAULT_UID_BASE, MODES, make_non_dumpable
 from eve.settings import QueueSettings
@@ -91,7 +93,18 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
                         "in its thread to continue it (default 7; EVE_KEPT_SESSION_DAYS).")
     p.add_argument("--no-listen", action="store_true", default=not listen_enabled(),
                    help="Poll only, no LISTEN (PgBouncer in transaction pooling); same as EVE_LISTEN=off.")
+    for name, (var, default, unit) in agent_limits.SPEC.items():
+        p.add_argument(f"--agent-{name.replace('_', '-')}", dest=f"agent_{name}", default=None, metavar="N",
+                       help=f"Per-agent limit in {unit} (default {default:g}, 0: none; {var}). A worker type may "
+                            "narrow it (worker_types.config.limits), never widen it.")
+    p.add_argument("--agent-limits", choices=("auto", *MECHANISMS), default=env.get("EVE_AGENT_LIMITS") or "auto",
+                   help="What holds the agents' limits: auto (cgroup v2 with a delegated subtree, else cgroup v1, "
+                        "else per-process rlimits), or one of them, refusing to start without it (EVE_AGENT_LIMITS).")
     a = p.parse_args(argv)
+    try:
+        limits = agent_limits.from_env(env, **{n: getattr(a, f"agent_{n}") for n in agent_limits.SPEC})
+    except EveError as exc:
+        p.error(exc.message)
     if not a.database_url:
         p.error("no database: set DATABASE_URL or pass --database-url")
     if a.slots < 1:
@@ -115,7 +128,8 @@ def parse(argv: list[str] | None = None) -> WorkerConfig:
                         session_archive_cap_bytes=a.session_archive_mb * 1024 * 1024,
                         session_unpacked_cap_bytes=a.session_workspace_max_mb * 1024 * 1024,
                         reuse_local_workspaces=env.get("EVE_SESSION_REUSE_LOCAL", "1") != "0",
-                        kept_session_days=a.kept_session_days,
+                        kept_session_days=a.kept_session_days, agent_limits=limits,
+                        agent_limits_mechanism=a.agent_limits,
                         **({"worker_id": a.worker_id} if a.worker_id else {}))
 
 

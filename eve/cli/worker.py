@@ -64,6 +64,29 @@ def run(
     min_free_disk_mb: Annotated[int, typer.Option(
         envvar="EVE_MIN_FREE_DISK_MB",
         help="Stop claiming (state disk_low) while less than this is free under the workspace root.")] = 1024,
+    agent_memory_mb: Annotated[int | None, typer.Option(
+        envvar="EVE_AGENT_MEMORY_MB", show_default="4096",
+        help="Memory per agent, its whole process tree and its /tmp (MiB; 0: none). Past it: memory_limit.")] = None,
+    agent_pids: Annotated[int | None, typer.Option(
+        envvar="EVE_AGENT_PIDS", show_default="512",
+        help="Processes and threads per agent (0: none); past it the agent's forks fail.")] = None,
+    agent_tmp_mb: Annotated[int | None, typer.Option(
+        envvar="EVE_AGENT_TMP_MB", show_default="1024", help="Size of an agent's private /tmp (MiB; bwrap).")] = None,
+    agent_disk_mb: Annotated[int | None, typer.Option(
+        envvar="EVE_AGENT_DISK_MB", show_default="10240",
+        help="An agent's workspace (MiB; 0: none). Past it: disk_limit.")] = None,
+    agent_max_minutes: Annotated[float | None, typer.Option(
+        envvar="EVE_AGENT_MAX_MINUTES", show_default="120",
+        help="Wall time per agent turn, whatever a request's timeout (0: none). Past it: time_limit.")] = None,
+    agent_idle_minutes: Annotated[float | None, typer.Option(
+        envvar="EVE_AGENT_IDLE_MINUTES", show_default="20",
+        help="An agent with no output this long is stopped (0: never): idle_timeout.")] = None,
+    agent_cpus: Annotated[float | None, typer.Option(
+        envvar="EVE_AGENT_CPUS", show_default="0 (an equal share)", help="A CPU cap per agent (cgroups).")] = None,
+    agent_limits: Annotated[str, typer.Option(
+        envvar="EVE_AGENT_LIMITS",
+        help="What holds the limits: auto (cgroup v2 delegated subtree, else cgroup v1, else rlimits), "
+             "cgroup2, cgroup1 or rlimit. See docs/security.md.")] = "auto",
 ) -> None:
     """Claim requests of one worker type and run them through their Claude Code variant.
 
@@ -81,6 +104,14 @@ def run(
     args += ["--agent-network", agent_network]
     for entry in agent_net_allow or []:
         args += ["--agent-net-allow", entry]
+    for flag, value in (("memory-mb", agent_memory_mb), ("pids", agent_pids), ("tmp-mb", agent_tmp_mb),
+                        ("disk-mb", agent_disk_mb), ("max-minutes", agent_max_minutes),
+                        ("idle-minutes", agent_idle_minutes), ("cpus", agent_cpus)):
+        if value is not None:
+            args += [f"--agent-{flag}", str(value)]
+    if agent_limits not in ("auto", "cgroup2", "cgroup1", "rlimit"):
+        raise typer.BadParameter("must be one of auto, cgroup2, cgroup1, rlimit", param_hint="--agent-limits")
+    args += ["--agent-limits", agent_limits]
     if poll_interval is not None:
         args += ["--poll-interval", str(poll_interval)]
     if not listen:

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eve import metrics
 from eve.errors import EveError
 from eve.executor import egress
+from eve.executor.cgroups import AgentGroup, Limiter
 from eve.executor import variant as variants
 from eve.executor.env import build_env
 from eve.executor.sandbox import Runtime, end_uid, remove_ipc, remove_owned, variant_config_dirs
 from eve.executor.session import Resume, TurnInfo, restore_transcript
 from eve.executor.stream import StreamParser
+from eve.executor.watch import Hit, Watch, time_hit
 from eve.executor.workspace import prepare, skills_for
 from eve.models import Outcome, Request, WorkerType
 
@@ -44,6 +47,7 @@ class ExecutorSettings:
     sandbox: Runtime | None = None  # None: no sandbox (mode none)
     slot: int = 0  # which of the worker's slots runs this request (picks the agent's uid)
     tenant: Any = None  # eve.orgsecrets.TenantEnv: the org's secrets and platform-key policy
+    limiter: Limiter | None = None  # the agent's limits and what holds them (eve.executor.cgroups); None: none
 
 
 def timeout_ms(request: Request, worker_type: WorkerType) -> int:
@@ -181,10 +185,16 @@ async def _execute(
             proxy = await stack.enter_async_context(egress.EgressProxy(
                 egress.allowlist(base=runtime.net_rules, urls=urls),
                 on_refused=lambda data: emit("egress_refused", data)))
+        limiter = settings.limiter
         spawn = runtime.spawn(command(path, request, worker_type, resume), env=env, workspace=ws.path,
                               home_source=ws.home, request_id=str(request.id), slot=settings.slot, variant_path=path,
                               worker_home=worker_home, turn_dir=ws.turn,
-                              egress_socket=proxy.socket_path if proxy else None)
+                              egress_socket=proxy.socket_path if proxy else None,
+                              tmp_bytes=limiter.limits.tmp_bytes if limiter and limiter.limits.tmp_mb else None)
+        # limits (#28): the agent's own cgroup, joined by the child before it execs; gone after the turn
+        group = limiter.group(str(request.id), uid=spawn.uid) if limiter is not None else None
+        if group is not None:
+            stack.push_async_callback(asyncio.to_thread, group.remove)
     except OSError as exc:
         return Outcome(status="failed", error=f"cannot prepare the sandbox: {exc}", error_code="workspace_error",
                        retryable=True)
@@ -205,12 +215,15 @@ async def _execute(
         return Outcome(status="failed", error=f"the slot's uid {sweep_uid} still runs {len(left)} process(es) "
                                               "that could not be killed; not starting an agent beside them",
                        error_code="workspace_error", retryable=True)
-    limit_s = timeout_ms(request, worker_type) / 1000
+    limit_s, capped = timeout_ms(request, worker_type) / 1000, False
+    if limiter is not None:
+        limit_s, capped = limiter.limits.timeout_s(timeout_ms(request, worker_type))
+    preexec = group.preexec(spawn.preexec) if group is not None else spawn.preexec  # type: ignore[arg-type]
     try:
         proc = await asyncio.create_subprocess_exec(
             *spawn.argv, cwd=spawn.cwd, env=spawn.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=MAX_LINE,
-            preexec_fn=spawn.preexec,  # type: ignore[arg-type]
+            preexec_fn=preexec,  # type: ignore[arg-type]
         )
     except OSError as exc:
         return Outcome(status="failed", error=f"cannot start variant {name} ({path}): {exc}",
@@ -218,8 +231,11 @@ async def _execute(
     await emit("spawned", {"variant": name, "path": path, "pid": proc.pid, "workspace": spawn.workspace_inside,
                            "sandbox": runtime.mode, "network": runtime.network, "uid": spawn.uid,
                            "model": request.config.get("model") or worker_type.config.get("model"),
-                           "timeout_ms": int(limit_s * 1000)})
+                           "timeout_ms": int(limit_s * 1000),
+                           **({"limits": {"mechanism": limiter.mechanism, **limiter.limits.as_dict()}}
+                              if limiter is not None else {})})
     parser = StreamParser()
+    watcher = Watch(limiter.limits, group, ws.path) if limiter is not None and group is not None else None
     stderr_tail: list[str] = []
 
     async def read_stdout() -> None:
@@ -232,6 +248,8 @@ async def _execute(
                 continue
             if not raw:
                 return
+            if watcher is not None:
+                watcher.touch()
             for kind, data in parser.feed(raw.decode("utf-8", errors="replace")):
                 await emit(kind, data)
 
@@ -241,6 +259,8 @@ async def _execute(
             raw = await proc.stderr.readline()
             if not raw:
                 return
+            if watcher is not None:
+                watcher.touch()
             line = raw.decode("utf-8", errors="replace").rstrip()
             if line:
                 stderr_tail.append(line)
@@ -249,13 +269,29 @@ async def _execute(
 
     readers = asyncio.gather(read_stdout(), read_stderr())
     cancel_wait = asyncio.ensure_future(cancel.wait())
+    watching = asyncio.ensure_future(watcher.run() if watcher is not None else asyncio.Event().wait())
     try:
-        done, _ = await asyncio.wait({readers, cancel_wait}, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({readers, cancel_wait, watching}, timeout=limit_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if watching in done or (not done and capped):
+            # a limit: the whole agent goes at once, and the result is final (eve.executor.watch)
+            hit = watching.result() if watching in done else time_hit(limiter.limits)  # type: ignore[union-attr]
+            if group is not None:
+                await asyncio.to_thread(group.kill)
+            await kill_group(proc, 1.0, sweep_uid)
+            if sweep_uid is not None:
+                await _end_turn_uid(sweep_uid, emit)
+            return await _limit_outcome(hit, request, limiter, group, emit, started)  # type: ignore[arg-type]
         if readers in done:
             readers.result()
             exit_code = await proc.wait()
             if sweep_uid is not None:  # a `setsid nohup` child must not outlive a successful turn either
                 await _end_turn_uid(sweep_uid, emit)
+            hit = await asyncio.to_thread(watcher.final) if watcher is not None else None
+            if hit is not None:
+                return await _limit_outcome(hit, request, limiter, group, emit, started)  # type: ignore[arg-type]
+            if group is not None:
+                await emit("resources", group.usage())
             elapsed = int((time.monotonic() - started) * 1000)
             turn.session_id = (parser.init or {}).get("session_id") or (parser.result or {}).get("session_id")
             turn.duration_ms = elapsed
@@ -275,9 +311,21 @@ async def _execute(
         raise
     finally:
         cancel_wait.cancel()
+        watching.cancel()
         if not readers.done():
             readers.cancel()
             try:
                 await readers
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - readers die with the process
                 pass
+
+
+async def _limit_outcome(hit: Hit, request: Request, limiter: Limiter, group: AgentGroup | None, emit: Emit,
+                         started: float) -> Outcome:
+    """The `limit_exceeded` event, the metric, and the final outcome of an agent a limit stopped."""
+    data = hit.event(limiter.mechanism)
+    if group is not None:
+        data = {**group.usage(), **data}
+    await emit("limit_exceeded", data)
+    metrics.LIMITS.labels(request.worker_type, hit.limit).inc()
+    return hit.outcome(int((time.monotonic() - started) * 1000))

@@ -88,6 +88,7 @@ class Policy:
     system_dirs: tuple[str, ...] = SYSTEM_DIRS
     setpriv: str = "/usr/bin/setpriv"
     egress_socket: str | None = None  # own network namespace; this host socket is the one way out
+    tmp_bytes: int | None = None  # size of each private tmpfs (/tmp, /var/tmp); None: bwrap's default (half of RAM)
 
 
 def _under(path: str, parent: str) -> bool:
@@ -118,8 +119,9 @@ def command(bwrap: str, policy: Policy, argv: Sequence[str]) -> list[str]:
             args += ["--symlink", os.readlink(d), d]
         else:
             args += ["--ro-bind", d, d]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/var/tmp",
-             "--tmpfs", "/run", "--dir", INSIDE_WORKSPACE_ROOT]
+    size = ["--size", str(policy.tmp_bytes)] if policy.tmp_bytes else []  # limits (#28): bwrap >= 0.7
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", *size, "--tmpfs", "/tmp", "--perms", "1777", *size,
+             "--tmpfs", "/var/tmp", *size, "--tmpfs", "/run", "--dir", INSIDE_WORKSPACE_ROOT]
     for hidden in policy.hidden:
         if any(_under(hidden, r) for r in visible) and os.path.lexists(hidden):
             if os.path.isdir(hidden) and not os.path.islink(hidden):
@@ -630,7 +632,7 @@ class Runtime:
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str], workspace: Path, home_source: Path,
               request_id: str, slot: int, variant_path: str, worker_home: str, turn_dir: Path,
-              egress_socket: str | None = None) -> Spawn:
+              egress_socket: str | None = None, tmp_bytes: int | None = None) -> Spawn:
         """`env` is already the allowlisted environment: bwrap is exec'd with it, never the worker's.
 
         `turn_dir` is this turn's fresh platform directory (eve.executor.workspace): the
@@ -684,7 +686,7 @@ class Runtime:
         policy = Policy(workspace=workspace, inside_workspace=inside, home=worker_home, home_source=home_source,
                         uid=uid, gid=uid, read_only=tuple(shown), private_binds=tuple((s, d) for d, s in private),
                         hidden=self.hidden, passwd=passwd, group=group, setpriv=self.setpriv,
-                        egress_socket=egress_socket)
+                        egress_socket=egress_socket, tmp_bytes=tmp_bytes)
         assert self.bwrap is not None
         return Spawn(command(self.bwrap, policy, argv), env, str(workspace), inside, uid)
 
