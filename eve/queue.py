@@ -23,6 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from eve.errors import Conflict, InvalidWorkerType, NotFound, PayloadTooLarge, ResultConflict, ValidationError
+from eve.executor import limits as agent_limits
 from eve.models import Event, Outcome, QueueDepth, Request, Result, WorkerType
 from eve.queries import Q
 from eve.settings import QueueSettings
@@ -199,6 +200,7 @@ def insert_params(
     prompt = validate_prompt(prompt, settings)
     context = validate_context(context)
     config = validate_config(config)
+    agent_limits.check_timeout(config.get("timeout_ms"), settings.agent_max_minutes, wt.config)
     if not isinstance(priority, int) or isinstance(priority, bool) or not -1000 <= priority <= 1000:
         raise ValidationError("priority must be a whole number between -1000 and 1000")
     blockers = [parse_uuid(b, "blockedBy entry") for b in blocked_by]

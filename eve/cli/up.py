@@ -258,6 +258,15 @@ def api_command(port: int, processes: int) -> list[str]:
             *(["--reuse-port"] if processes > 1 else [])]
 
 
+def agent_limit_env(**flags: float | None) -> dict[str, str]:
+    """The EVE_AGENT_* variables for the flags given (the workers and the API read them), checked
+    here so a bad value is an error before anything starts."""
+    from eve.executor import limits
+
+    limits.from_env({}, **flags)  # ConfigError (exit 1 with the message) for a bad value
+    return {limits.SPEC[k][0]: f"{v:g}" for k, v in flags.items() if v is not None}
+
+
 def worker_command(wtype: str, n: int, index: int, data_dir: Path, sandbox: str, network: str = "auto",
                    workspace_root: Path | None = None) -> list[str]:
     """`<type>-<n>` as its stable id (a restarted worker requeues what its dead self held), its
@@ -341,6 +350,19 @@ def up(
                                                help="API processes sharing the port (SO_REUSEPORT), each "
                                                     "supervised on its own. 0: one per two cores, at least "
                                                     "one.")] = 0,
+    agent_memory_mb: Annotated[int | None, typer.Option(
+        "--agent-memory-mb", show_default="4096", help="Memory per agent, its tree and /tmp (MiB; 0: none).")] = None,
+    agent_pids: Annotated[int | None, typer.Option("--agent-pids", show_default="512",
+                                                   help="Processes per agent (0: none).")] = None,
+    agent_tmp_mb: Annotated[int | None, typer.Option("--agent-tmp-mb", show_default="1024",
+                                                     help="An agent's private /tmp (MiB).")] = None,
+    agent_disk_mb: Annotated[int | None, typer.Option("--agent-disk-mb", show_default="10240",
+                                                      help="An agent's workspace (MiB; 0: none).")] = None,
+    agent_max_minutes: Annotated[float | None, typer.Option(
+        "--agent-max-minutes", show_default="120",
+        help="Wall time per agent turn; the API refuses a longer timeoutMs (0: none).")] = None,
+    agent_idle_minutes: Annotated[float | None, typer.Option(
+        "--agent-idle-minutes", show_default="20", help="Stop an agent silent this long (0: never).")] = None,
 ) -> None:
     """Start the whole platform: PostgreSQL (embedded unless DATABASE_URL is set), migrations,
     first-run bootstrap (org 'default', operator admin@localhost, an API key printed once and
@@ -368,6 +390,8 @@ def up(
     if agent_network not in ("auto", "filtered", "open"):
         raise ValidationError(f"--agent-network {agent_network!r}: use auto, filtered or open")
     counts = parse_workers(workers)
+    limit_env = agent_limit_env(memory_mb=agent_memory_mb, pids=agent_pids, tmp_mb=agent_tmp_mb,
+                                disk_mb=agent_disk_mb, max_minutes=agent_max_minutes, idle_minutes=agent_idle_minutes)
     data_dir = data_dir.expanduser().resolve()
     out = console
     stop = threading.Event()
@@ -419,6 +443,8 @@ def up(
         api_env, worker_env = child_envs(dsns, _jwt_secret(data_dir), api_url)
         from eve.orgsecrets import key_env  # per-org secrets (#19): a key file in the data dir, API and workers only
         api_env, worker_env = key_env(data_dir, api_env), key_env(data_dir, worker_env)
+        # the agents' limits (#28): the workers hold them, the API refuses a timeoutMs over the wall-time cap
+        api_env, worker_env = {**api_env, **limit_env}, {**worker_env, **limit_env}
         n_api = api_processes or default_api_processes()
         apis = [Component("api" if i == 1 else f"api-{i}", api_command(port, n_api), api_env, api=True)
                 for i in range(1, n_api + 1)]

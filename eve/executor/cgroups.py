@@ -256,11 +256,12 @@ class Limiter:
 
     @classmethod
     def create(cls, limits: AgentLimits, *, worker_id: str, sandbox: str = "none", requested: str = "auto",
-               proc_root: str = "/proc/self") -> Limiter:
+               proc_root: str = "/proc/self", dry_run: bool = False) -> Limiter:
         """cgroup2 (a delegated subtree), else cgroup1 (memory + pids writable), else rlimits.
 
         `requested` forces one (tests, or an operator who wants to know it holds): a forced
-        cgroup mechanism that is not available raises ConfigError with the reason.
+        cgroup mechanism that is not available raises ConfigError with the reason. `dry_run`
+        (eve doctor) only looks: nothing is made, moved or enabled.
         """
         from eve.errors import ConfigError
 
@@ -277,20 +278,21 @@ class Limiter:
         wid = _safe(worker_id)
         why: list[str] = [why_none] if why_none else []
         if requested in ("auto", "cgroup2"):
-            got = _setup_v2(info, own)
+            got = _setup_v2(info, own, dry_run=dry_run)
             if isinstance(got, Path):
                 lim = cls(limits, "cgroup2", f"cgroup v2, delegated subtree {got}", sandbox, wid, v2_root=got)
-                lim.sweep()
+                if not dry_run:
+                    lim.sweep()
                 return lim
             why.append(f"cgroup v2: {got}")
             if requested == "cgroup2":
                 raise ConfigError(f"--agent-limits cgroup2: {got}")
         if requested in ("auto", "cgroup1"):
-            got1 = _setup_v1(info, own, wid)
+            got1 = _setup_v1(info, own, wid, dry_run=dry_run)
             if isinstance(got1, dict):
-                where = ", ".join(f"{k} {v}" for k, v in got1.items())
-                lim = cls(limits, "cgroup1", f"cgroup v1 ({where})", sandbox, wid, bases=got1)
-                lim.sweep()
+                lim = cls(limits, "cgroup1", f"cgroup v1: {', '.join(got1)}", sandbox, wid, bases=got1)
+                if not dry_run:
+                    lim.sweep()
                 return lim
             why.append(f"cgroup v1: {got1}")
             if requested == "cgroup1":
@@ -399,7 +401,9 @@ class Limiter:
 
     def describe(self) -> dict[str, object]:
         """For /health, eve.workers and eve doctor: the values, the mechanism and what holds each."""
-        return {"mechanism": self.mechanism, "reason": self.reason, **self.limits.as_dict(), "holds": self.holds()}
+        groups = [str(p) for p in ([self.v2_root] if self.v2_root else self.bases.values())]
+        return {"mechanism": self.mechanism, "reason": self.reason, **self.limits.as_dict(), "holds": self.holds(),
+                "groups": groups}
 
     def summary(self) -> str:
         """The start line's part: `limits (cgroup1): memory 4096 MiB, pids 512, ...; not enforced: tmp`."""
@@ -437,7 +441,7 @@ def _rmdir(d: Path) -> int:
         return 0
 
 
-def _setup_v1(info: list[Mount], own: Mapping[str, str], worker: str) -> dict[str, Path] | str:
+def _setup_v1(info: list[Mount], own: Mapping[str, str], worker: str, *, dry_run: bool = False) -> dict[str, Path] | str:
     """{controller: `<own cgroup>/eve/<worker>`} for memory and pids (and cpu when it is
     there), made and writable; or why not."""
     bases: dict[str, Path] = {}
@@ -451,6 +455,13 @@ def _setup_v1(info: list[Mount], own: Mapping[str, str], worker: str) -> dict[st
         if here is None:
             return f"this process's {ctl} cgroup is outside the mounted hierarchy"
         base = here / "eve" / worker
+        if dry_run:
+            if not os.access(here, os.W_OK):
+                if ctl == "cpu":
+                    continue
+                return f"{ctl}: {here} is not writable (needs root or a delegated hierarchy)"
+            bases[ctl] = base
+            continue
         try:
             base.mkdir(parents=True, exist_ok=True)
             if not os.access(base / "cgroup.procs", os.W_OK):
@@ -463,7 +474,7 @@ def _setup_v1(info: list[Mount], own: Mapping[str, str], worker: str) -> dict[st
     return bases
 
 
-def _setup_v2(info: list[Mount], own: Mapping[str, str]) -> Path | str:
+def _setup_v2(info: list[Mount], own: Mapping[str, str], *, dry_run: bool = False) -> Path | str:
     """The delegated root (the worker's own cgroup, or the parent of its `eve-worker` leaf)
     with memory and pids enabled for its children; or why not."""
     mount = next((m for m in info if m.kind == "cgroup2"), None)
@@ -486,7 +497,7 @@ def _setup_v2(info: list[Mount], own: Mapping[str, str]) -> Path | str:
         return f"{root} is not writable by this worker (systemd: Delegate=yes; a container: a writable cgroup)"
     enabled = set((root / "cgroup.subtree_control").read_text().split())
     wanted = {"memory", "pids"} | ({"cpu"} & available)
-    if wanted - enabled:
+    if wanted - enabled and not dry_run:
         try:
             leaf = root / LEAF
             leaf.mkdir(exist_ok=True)

@@ -135,25 +135,30 @@ def max_timeout_ms(limits: AgentLimits) -> int | None:
     return int(limits.max_minutes * 60_000) if limits.max_minutes else None
 
 
-def api_cap_ms(env: Mapping[str, str] | None = None, worker_type_config: Mapping[str, Any] | None = None) -> int | None:
-    """The timeoutMs cap the API checks submissions against: EVE_AGENT_MAX_MINUTES (the
-    workers' setting, given to the API too) narrowed by the worker type's `limits.max_minutes`.
-
-    A bad value here is the operator's: it is reported, never a 500 for the submitter (the
-    worker refuses it at start)."""
-    env = os.environ if env is None else env
-    try:
-        minutes = float(_number("max_minutes", env.get("EVE_AGENT_MAX_MINUTES") or SPEC["max_minutes"][1],
-                                "EVE_AGENT_MAX_MINUTES"))
-    except ConfigError:
-        minutes = float(SPEC["max_minutes"][1])
+def api_cap_ms(max_minutes: float, worker_type_config: Mapping[str, Any] | None = None) -> int | None:
+    """The timeoutMs cap submissions are checked against: the workers' EVE_AGENT_MAX_MINUTES
+    (given to the API too) narrowed by the worker type's `limits.max_minutes`; None: no cap.
+    A malformed worker-type value is the operator's to fix (the worker refuses it at start),
+    never a 500 for the submitter: it is ignored here."""
+    minutes = max_minutes
     own = (worker_type_config or {}).get("limits") or {}
-    if isinstance(own, Mapping) and own.get("max_minutes") not in (None, 0):
+    if isinstance(own, Mapping) and own.get("max_minutes"):
         try:
             minutes = _tighter(minutes, float(_number("max_minutes", own["max_minutes"], "limits.max_minutes")))
         except ConfigError:
             pass
     return int(minutes * 60_000) if minutes else None
+
+
+def check_timeout(timeout_ms: int | None, max_minutes: float, worker_type_config: Mapping[str, Any] | None) -> None:
+    """A request's timeoutMs over the cap is refused, naming the cap (ValidationError: a 400)."""
+    from eve.errors import ValidationError
+
+    cap = api_cap_ms(max_minutes, worker_type_config)
+    if timeout_ms is not None and cap is not None and timeout_ms > cap:
+        raise ValidationError(f"timeoutMs {timeout_ms} is over the cap of {cap} ms ({cap / 60_000:g} min): agents "
+                              f"run at most that long (EVE_AGENT_MAX_MINUTES, worker_types.config.limits); "
+                              f"ask for {cap} or less", code="timeout_over_cap")
 
 
 def fmt(name: str, value: float) -> str:
@@ -163,3 +168,33 @@ def fmt(name: str, value: float) -> str:
     unit = SPEC[name][2]
     shown = f"{value:g}"
     return f"{shown} {unit}"
+
+
+def describe_text(described: Mapping[str, Any] | None) -> str:
+    """One line from a worker's registered limits (eve.executor.cgroups.Limiter.describe, as
+    GET /workers returns it): `cgroup1: memory 4096 MiB, pids 512, ...; NOT ENFORCED: tmp (why)`."""
+    if not described:
+        return "none (a worker from before per-agent limits)"
+    names = {"memory": "memory_mb", "pids": "pids", "tmp": "tmp_mb", "disk": "disk_mb", "wall": "max_minutes",
+             "idle": "idle_minutes"}
+    parts = [f"{label} {fmt(key, float(described.get(key) or 0))}" for label, key in names.items()]
+    holds = described.get("holds") or {}
+    weak = [f"{k} ({str(v).removeprefix('not enforced: ')})" for k, v in holds.items()
+            if str(v).startswith("not enforced")]
+    return f"{described.get('mechanism', '?')}: {', '.join(parts)}" + (f"; NOT ENFORCED: {', '.join(weak)}" if weak else "")
+
+
+def whole_tree(described: Mapping[str, Any] | None) -> bool:
+    """Memory and processes held for the agent's whole tree (a cgroup), not per process."""
+    holds = (described or {}).get("holds") or {}
+    return all(str(holds.get(k, "")).startswith(("cgroup", "off")) for k in ("memory", "pids"))
+
+
+def short_text(described: Mapping[str, Any] | None) -> tuple[str, bool]:
+    """(`cgroup1`, `cgroup1 -tmp` with what is not enforced, or `none`; whether it is weak) for a table cell."""
+    if not described:
+        return "none", True
+    holds = described.get("holds") or {}
+    weak = [k for k, v in holds.items() if str(v).startswith("not enforced")]
+    mech = str(described.get("mechanism", "?"))
+    return mech + (f" -{',-'.join(weak)}" if weak else ""), mech == "rlimit" or bool(weak)

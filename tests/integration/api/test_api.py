@@ -107,6 +107,8 @@ def test_create_and_get_request(alice):
     ({"workerType": "general", "prompt": 5}, 400, "invalid_input", "prompt"),
     ({"workerType": "general", "prompt": "x", "context": [1]}, 400, "invalid_input", "context"),
     ({"workerType": "general", "prompt": "x", "config": {"timeout": 1}}, 400, "invalid_input", "timeout"),
+    ({"workerType": "general", "prompt": "x", "config": {"timeoutMs": 86_400_000}}, 400, "timeout_over_cap",
+     "over the cap of 7200000 ms (120 min)"),
     ({"workerType": "general", "prompt": "x", "blockedBy": ["nope"]}, 400, "invalid_input", "UUID"),
     ({"workerType": "general", "prompt": "x" * 1_100_000}, 413, "payload_too_large", "1 MB"),
     ({"prompt": "x"}, 400, "invalid_input", "workerType"),
