@@ -343,6 +343,8 @@ class Worker:
             pass
 
     def _start(self, req: Request) -> None:
+        if self.limiter is not None and self.limiter.own_procs is not None:  # (#28: see Limiter.prime)
+            asyncio.get_running_loop().run_in_executor(None, self.limiter.prime)
         used = {s.index for s in self.slots.values()}
         index = next(i for i in range(self.config.slots) if i not in used)
         slot = Slot(request=req, index=index,

@@ -251,6 +251,7 @@ class Limiter:
     worker: str = "worker"
     bases: dict[str, Path] = field(default_factory=dict)  # controller → parent dir of this worker's agent groups
     v2_root: Path | None = None
+    own_procs: Path | None = None  # the worker's own cgroup.procs (prime())
 
     # -- choosing -------------------------------------------------------------------------
 
@@ -280,7 +281,8 @@ class Limiter:
         if requested in ("auto", "cgroup2"):
             got = _setup_v2(info, own, dry_run=dry_run)
             if isinstance(got, Path):
-                lim = cls(limits, "cgroup2", f"cgroup v2, delegated subtree {got}", sandbox, wid, v2_root=got)
+                lim = cls(limits, "cgroup2", f"cgroup v2, delegated subtree {got}", sandbox, wid, v2_root=got,
+                          own_procs=got / LEAF / "cgroup.procs")
                 if not dry_run:
                     lim.sweep()
                 return lim
@@ -290,7 +292,8 @@ class Limiter:
         if requested in ("auto", "cgroup1"):
             got1 = _setup_v1(info, own, wid, dry_run=dry_run)
             if isinstance(got1, dict):
-                lim = cls(limits, "cgroup1", f"cgroup v1: {', '.join(got1)}", sandbox, wid, bases=got1)
+                lim = cls(limits, "cgroup1", f"cgroup v1: {', '.join(got1)}", sandbox, wid, bases=got1,
+                          own_procs=got1["memory"].parent.parent / "cgroup.procs")
                 if not dry_run:
                     lim.sweep()
                 return lim
@@ -298,6 +301,22 @@ class Limiter:
             if requested == "cgroup1":
                 raise ConfigError(f"--agent-limits cgroup1: {got1}")
         return cls(limits, "rlimit", "per-process rlimits only (" + "; ".join(why) + ")", sandbox, wid)
+
+    def prime(self) -> None:
+        """Warm the kernel's cgroup migration lock, off the spawn's critical path.
+
+        Moving a process between cgroups takes a global lock whose first taker after a
+        pause waits for an RCU grace period (10-20 ms measured here); the next mover
+        within about one grace period does not. A no-op move of the worker into its own
+        cgroup, started in a thread when a request is claimed, pays that wait while the
+        claim's database work and the workspace run, so the child's move into its group
+        is cheap (tests/bench/bench_worker.py measures both)."""
+        if self.own_procs is None:
+            return
+        try:
+            _write(self.own_procs, str(os.getpid()))
+        except OSError:
+            pass
 
     # -- per agent -------------------------------------------------------------------------
 

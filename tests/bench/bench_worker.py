@@ -101,6 +101,21 @@ async def e2e_latency(dsn: str, tenant: Any, runs: int = 10) -> float:
     return p50(out)
 
 
+LIMITS_OFF = {"EVE_AGENT_LIMITS": "rlimit", **{f"EVE_AGENT_{k}": "0" for k in (
+    "MEMORY_MB", "PIDS", "TMP_MB", "DISK_MB", "MAX_MINUTES", "IDLE_MINUTES")}}
+
+
+def limits_off(dsn: str, tmp: Path, tenant: Any) -> float:
+    """claim → spawn p50 of the same sandbox with every per-agent limit off."""
+    worker = start_worker(dsn, tmp, path_prepend=tmp / "bin", env={"EVE_LOG_LEVEL": "WARNING", **LIMITS_OFF},
+                          args=["--sandbox", "auto"], name="nolimits")
+    try:
+        worker.wait_healthy()
+        return float(asyncio.run(overhead(dsn, tenant))["claim_to_spawn_ms_p50"])
+    finally:
+        worker.stop()
+
+
 def run() -> dict[str, Any]:
     from tests.e2e.claude_cli import ensure_claude_code, write_variant
     from tests.e2e.fake_anthropic import FakeAnthropic
@@ -119,6 +134,7 @@ def run() -> dict[str, Any]:
             try:
                 health = worker.wait_healthy()
                 results["sandbox"], results["network"] = health["sandbox"], health["network"]
+                results["limits"] = health["limits"]["mechanism"]
                 time.sleep(2)  # let start-up settle before reading the idle footprint
                 results["idle_rss_mb"] = rss_mb(worker.pid)
                 results.update(asyncio.run(overhead(dsn, t)))
@@ -126,6 +142,8 @@ def run() -> dict[str, Any]:
                 results["e2e_claude_code_s_p50"] = asyncio.run(e2e_latency(dsn, t))
             finally:
                 worker.stop()
+            # the same sandbox with every per-agent limit off (no cgroup, no watcher work): what limits cost
+            results["claim_to_spawn_ms_p50_limits_off"] = limits_off(dsn, tmp, t)
             # the same sandbox on the host's network, to show what the egress proxy costs end to end
             hostnet = start_worker(dsn, tmp, path_prepend=tmp / "bin", env={"EVE_LOG_LEVEL": "WARNING"},
                                    args=["--sandbox", "auto", "--agent-network", "open"], name="hostnet")
@@ -146,6 +164,8 @@ def run() -> dict[str, Any]:
     print("| measure | value | target |\n|---|---|---|")
     print(f"| claim → spawn, p50 over {N}, sandbox {results['sandbox']}, network {results['network']} | "
           f"{results['claim_to_spawn_ms_p50']:.1f} ms | ≤ 20 ms |")
+    print(f"| claim → spawn, p50 over {N}, sandbox {results['sandbox']}, agent limits off (limits on above: "
+          f"{results['limits']}) | {results['claim_to_spawn_ms_p50_limits_off']:.1f} ms | — |")
     print(f"| claim → spawn, p50 over {N}, sandbox none | {results['claim_to_spawn_ms_p50_no_sandbox']:.1f} ms | — |")
     print(f"| agent exit → result committed, p50 | {results['exit_to_result_ms_p50']:.1f} ms | ≤ 20 ms |")
     print(f"| stream parsing into the database | {results['stream_events_per_s']:,.0f} events/s | ≥ 20,000 |")
