@@ -160,3 +160,48 @@ async def test_idle_and_wall_time_limits(db_url, conn, tenant, tmp_path, variant
     assert event["limit"] == "time" and event["value"] == 0.2 and event["unit"] == "min"
     spawned = next(e["data"] for e in events_of(db_url, long.id) if e["kind"] == "spawned")
     assert spawned["timeout_ms"] == 12_000  # the cap, not the type's 30 min
+
+
+UID_AGENT = """#!/usr/bin/python3
+# a variant for uid mode (no namespaces): allocates what its context asks, then answers
+import json, os, sys
+w = sys.stdout.write
+w(json.dumps({"type": "system", "subtype": "init", "model": "alloc", "tools": []}) + "\\n")
+sys.stdout.flush()
+b = b"x" * (int(os.environ.get("EVE_CTX_ALLOC_MB", "0")) << 20)
+w(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "allocated %d" % len(b),
+              "usage": {"input_tokens": 1, "output_tokens": 1}, "total_cost_usd": 0.0}) + "\\n")
+"""
+
+
+@needs_cgroups
+@pytest.mark.skipif(os.geteuid() != 0, reason="uid mode needs a root worker (or CAP_SETUID/CAP_SETGID)")
+async def test_uid_mode_memory_limit_holds_and_the_neighbour_succeeds(db_url, conn, tenant, tmp_path):
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    outside = Path(tempfile.mkdtemp(prefix="eve-uid-limits-"))  # readable by the slot uids
+    try:
+        outside.chmod(0o755)
+        (outside / "bin").mkdir(mode=0o755)
+        agent = outside / "bin" / "mclaude"
+        agent.write_text(UID_AGENT)
+        agent.chmod(0o755)
+        worker = start_worker(db_url, tmp_path, slots=2, path_prepend=outside / "bin", name="uidlimits",
+                              env={"EVE_AGENT_MEMORY_MB": "256"},
+                              args=["--sandbox", "uid", "--workspace-root", str(outside / "ws")])
+        try:
+            body = worker.wait_healthy()
+            assert body["sandbox"] == "uid" and body["limits"]["holds"]["tmp"].startswith("not enforced")
+            hog = await submit(conn, tenant, "hog", context={"allocMb": 1024})
+            calm = await submit(conn, tenant, "calm", context={"allocMb": 64})
+            hog_res = result_of(db_url, hog.id, timeout=60)
+            calm_res = result_of(db_url, calm.id, timeout=60)
+        finally:
+            worker.stop()
+        assert hog_res["status"] == "failed" and hog_res["error_code"] == "memory_limit", hog_res
+        assert limit_event(db_url, hog.id)["value"] == 256
+        assert calm_res["status"] == "success" and calm_res["summary"] == f"allocated {64 << 20}", calm_res
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
