@@ -352,3 +352,29 @@ def test_worker_pods_egress_is_limited_to_what_workers_and_agents_need() -> None
     api_port = api["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
     assert [p["port"] for p in by_app["eve-api"]] == [api_port]
     assert [p["port"] for p in by_app["postgresql"]] == [5432]
+
+
+def test_workers_are_bounded_as_a_whole_and_hold_agent_limits() -> None:
+    """#28: the systemd unit delegates a cgroup subtree (agents' own cgroups) and bounds the
+    unit; compose and k8s bound the worker container; the API knows the wall-time cap."""
+    svc = unit("eve-worker@.service")["Service"]
+    assert svc["Delegate"] == "yes" and "ProtectControlGroups" not in svc  # a read-only subtree defeats it
+    assert svc["MemoryMax"] and int(svc["TasksMax"]) >= 2 * 512
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    for name in ("worker-general", "worker-code-review"):
+        w = compose["services"][name]
+        assert w["mem_limit"] and w["pids_limit"] >= 2 * 512, name
+        assert "EVE_AGENT_MEMORY_MB" in w["environment"] and "EVE_AGENT_MAX_MINUTES" in w["environment"], name
+    assert "EVE_AGENT_MAX_MINUTES" in compose["services"]["api"]["environment"]
+    caps = {}
+    for path in sorted((ROOT / "k8s" / "base").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "Deployment":
+                continue
+            c = doc["spec"]["template"]["spec"]["containers"][0]
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            caps[doc["metadata"]["name"]] = env.get("EVE_AGENT_MAX_MINUTES")
+            if doc["metadata"]["name"].startswith("eve-worker-"):
+                mem = c["resources"]["limits"]["memory"]
+                assert mem.endswith("Gi") and int(env["EVE_AGENT_MEMORY_MB"]) * 2 <= int(mem[:-2]) * 1024, path
+    assert len(set(caps.values())) == 1 and None not in caps.values(), caps  # one cap, API and workers alike
