@@ -278,28 +278,32 @@ class Limiter:
             why_none = ""
         wid = _safe(worker_id)
         why: list[str] = [why_none] if why_none else []
-        if requested in ("auto", "cgroup2"):
+
+        def v2() -> Limiter | str:
             got = _setup_v2(info, own, dry_run=dry_run)
-            if isinstance(got, Path):
-                lim = cls(limits, "cgroup2", f"cgroup v2, delegated subtree {got}", sandbox, wid, v2_root=got,
-                          own_procs=got / LEAF / "cgroup.procs")
+            if isinstance(got, str):
+                return got
+            return cls(limits, "cgroup2", f"cgroup v2, delegated subtree {got}", sandbox, wid, v2_root=got,
+                       own_procs=got / LEAF / "cgroup.procs")
+
+        def v1() -> Limiter | str:
+            got = _setup_v1(info, own, wid, dry_run=dry_run)
+            if isinstance(got, str):
+                return got
+            return cls(limits, "cgroup1", f"cgroup v1: {', '.join(got)}", sandbox, wid, bases=got,
+                       own_procs=got["memory"].parent.parent / "cgroup.procs")
+
+        for name, setup in (("cgroup2", v2), ("cgroup1", v1)):
+            if requested not in ("auto", name):
+                continue
+            found = setup()
+            if isinstance(found, Limiter):
                 if not dry_run:
-                    lim.sweep()
-                return lim
-            why.append(f"cgroup v2: {got}")
-            if requested == "cgroup2":
-                raise ConfigError(f"--agent-limits cgroup2: {got}")
-        if requested in ("auto", "cgroup1"):
-            got1 = _setup_v1(info, own, wid, dry_run=dry_run)
-            if isinstance(got1, dict):
-                lim = cls(limits, "cgroup1", f"cgroup v1: {', '.join(got1)}", sandbox, wid, bases=got1,
-                          own_procs=got1["memory"].parent.parent / "cgroup.procs")
-                if not dry_run:
-                    lim.sweep()
-                return lim
-            why.append(f"cgroup v1: {got1}")
-            if requested == "cgroup1":
-                raise ConfigError(f"--agent-limits cgroup1: {got1}")
+                    found.sweep()
+                return found
+            why.append(f"{name.replace('cgroup', 'cgroup v')}: {found}")
+            if requested == name:
+                raise ConfigError(f"--agent-limits {name}: {found}")
         return cls(limits, "rlimit", "per-process rlimits only (" + "; ".join(why) + ")", sandbox, wid)
 
     def prime(self) -> None:

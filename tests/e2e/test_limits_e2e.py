@@ -21,6 +21,7 @@ import pytest
 from eve.executor.cgroups import Limiter
 from eve.executor.limits import AgentLimits
 from tests.e2e.test_worker_e2e import events_of, result_of, submit, sync_conn
+from tests.support.agents import uid_readable_variant
 from tests.support.tenants import make_tenant
 from tests.support.workerproc import start_worker
 
@@ -177,17 +178,7 @@ w(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result
 @needs_cgroups
 @pytest.mark.skipif(os.geteuid() != 0, reason="uid mode needs a root worker (or CAP_SETUID/CAP_SETGID)")
 async def test_uid_mode_memory_limit_holds_and_the_neighbour_succeeds(db_url, conn, tenant, tmp_path):
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    outside = Path(tempfile.mkdtemp(prefix="eve-uid-limits-"))  # readable by the slot uids
-    try:
-        outside.chmod(0o755)
-        (outside / "bin").mkdir(mode=0o755)
-        agent = outside / "bin" / "mclaude"
-        agent.write_text(UID_AGENT)
-        agent.chmod(0o755)
+    with uid_readable_variant(UID_AGENT, prefix="eve-uid-limits-") as outside:
         worker = start_worker(db_url, tmp_path, slots=2, path_prepend=outside / "bin", name="uidlimits",
                               env={"EVE_AGENT_MEMORY_MB": "256"},
                               args=["--sandbox", "uid", "--workspace-root", str(outside / "ws")])
@@ -203,5 +194,3 @@ async def test_uid_mode_memory_limit_holds_and_the_neighbour_succeeds(db_url, co
         assert hog_res["status"] == "failed" and hog_res["error_code"] == "memory_limit", hog_res
         assert limit_event(db_url, hog.id)["value"] == 256
         assert calm_res["status"] == "success" and calm_res["summary"] == f"allocated {64 << 20}", calm_res
-    finally:
-        shutil.rmtree(outside, ignore_errors=True)

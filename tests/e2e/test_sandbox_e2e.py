@@ -20,7 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.e2e.test_worker_e2e import events_of, result_of, submit, sync_conn, wait_kind
-from tests.support.agents import agent_pids, kill_agents
+from tests.support.agents import agent_pids, kill_agents, uid_readable_variant
 from tests.support.tenants import make_tenant
 from tests.support.waiting import wait_for
 from tests.support.workerproc import start_worker
@@ -178,17 +178,7 @@ w(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="uid mode needs a root worker (or CAP_SETUID/CAP_SETGID)")
 async def test_uid_mode_runs_the_agent_as_an_unprivileged_uid_that_reaches_nothing(db_url, conn, tenant, tmp_path):
-    import shutil
-    import tempfile
-
-    # outside pytest's 0700 tmp tree: in uid mode the agent resolves paths with its own uid
-    outside = Path(tempfile.mkdtemp(prefix="eve-uid-mode-"))
-    try:
-        outside.chmod(0o755)
-        (outside / "bin").mkdir(mode=0o755)
-        probe = outside / "bin" / "mclaude"
-        probe.write_text(UID_PROBE)
-        probe.chmod(0o755)
+    with uid_readable_variant(UID_PROBE, prefix="eve-uid-mode-") as outside:
         secret = tmp_path / "superuser.password"
         secret.write_text(secrets.token_hex(8))
         secret.chmod(0o600)
@@ -212,5 +202,3 @@ async def test_uid_mode_runs_the_agent_as_an_unprivileged_uid_that_reaches_nothi
         assert not seen["has_db_url"] and seen["home"] == str(root / ".eve-turns" / str(req.id) / "home")
         ws = root / str(req.id)
         assert ws.stat().st_uid == 61000 and (ws.stat().st_mode & 0o777) == 0o700
-    finally:
-        shutil.rmtree(outside, ignore_errors=True)

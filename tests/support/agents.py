@@ -10,8 +10,11 @@ under the worker's workspace root (sandbox `none`).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -50,3 +53,19 @@ def kill_agents(workspace_root: Path | None = None, request_ids: Iterable[object
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+@contextmanager
+def uid_readable_variant(script: str, prefix: str = "eve-uid-") -> Iterator[Path]:
+    """A directory outside pytest's 0700 tmp tree whose bin/mclaude is `script`: in uid mode the
+    agent resolves paths with its own uid. Yields the directory (bin/ goes first on PATH)."""
+    outside = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        outside.chmod(0o755)
+        (outside / "bin").mkdir(mode=0o755)
+        variant = outside / "bin" / "mclaude"
+        variant.write_text(script)
+        variant.chmod(0o755)
+        yield outside
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)

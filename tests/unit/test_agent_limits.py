@@ -164,3 +164,21 @@ def test_a_hit_is_final_with_the_limits_error_code():
         "Limit exceeded: memory (512 MiB, cgroup1); agent stopped: memory_limit [oom kills 1]"
     assert describe_event("resources", {"memory_peak_mb": 300, "pids_peak": 40}) == \
         "Resources used: memory peak 300 MiB, processes peak 40"
+
+
+def test_worker_flags_and_eve_up_flags(monkeypatch):
+    from eve.cli.up import agent_limit_env
+    from eve.daemons.worker.main import parse
+
+    monkeypatch.setenv("EVE_AGENT_PIDS", "100")
+    cfg = parse(["--database-url", "postgresql://x/y", "--agent-memory-mb", "512", "--agent-idle-minutes", "0.5",
+                 "--agent-limits", "rlimit"])
+    assert cfg.agent_limits == AgentLimits(memory_mb=512, pids=100, idle_minutes=0.5)
+    assert cfg.agent_limits_mechanism == "rlimit"
+    with pytest.raises(SystemExit):  # argparse: exit 2 with the message, no traceback
+        parse(["--database-url", "postgresql://x/y", "--agent-disk-mb", "ten"])
+    # eve up hands its flags to the workers and the API as EVE_AGENT_*, checked before anything starts
+    assert agent_limit_env(memory_mb=512, pids=None, max_minutes=0.5) == {"EVE_AGENT_MEMORY_MB": "512",
+                                                                          "EVE_AGENT_MAX_MINUTES": "0.5"}
+    with pytest.raises(ConfigError, match="--agent-memory-mb"):
+        agent_limit_env(memory_mb=-1)
