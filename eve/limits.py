@@ -121,7 +121,7 @@ async def admit(conn: AsyncConn, *, org_id: UUID, key_id: UUID | None, cache: Li
 
 def parse_limits(body: dict[str, Any]) -> dict[str, Any]:
     """Validated parameters for org_limits_upsert from a partial update (None clears a limit)."""
-    known = {*LIMIT_FIELDS, "max_running_by_type", "platform_keys"}
+    known = {*LIMIT_FIELDS, "max_running_by_type", "platform_keys", "agent_limits"}
     unknown = set(body) - known
     if unknown:
         raise ValidationError(f"unknown limit {sorted(unknown)[0]!r}; use {', '.join(sorted(known))}")
@@ -150,4 +150,15 @@ def parse_limits(body: dict[str, Any]) -> dict[str, Any]:
     if keys is not None and not isinstance(keys, bool):
         raise ValidationError("platform_keys must be true or false")
     params["platform_keys"] = keys
+    agent = body.get("agent_limits")
+    if agent is not None:
+        from eve.executor.limits import AgentLimits, narrow
+
+        try:  # the worker narrows with the same rules; null clears them
+            narrow(AgentLimits(), agent, source="agentLimits")
+        except EveError as exc:
+            raise ValidationError(exc.message) from None
+        agent = Jsonb({k: v for k, v in agent.items() if v})
+    params["agent_limits"] = agent
+    params["set_agent_limits"] = "agent_limits" in body
     return params

@@ -180,6 +180,7 @@ class TenantEnv:
 
     secrets: dict[str, str] = field(default_factory=dict)
     platform_keys: bool = True
+    agent_limits: dict[str, Any] = field(default_factory=dict)  # the org's own agent limits (#28)
 
     @property
     def masker(self) -> Masker:
@@ -203,7 +204,7 @@ async def load_for_org(conn: AsyncConn, keyring: Keyring | None, org_id: UUID) -
     has secrets and this worker has no key (or the wrong one): its agents would run without
     the credentials they were given."""
     row = await (await conn.execute(Q.secrets_for_org, {"org_id": org_id})).fetchone()
-    env = TenantEnv(platform_keys=bool(row["platform_keys"]))
+    env = TenantEnv(platform_keys=bool(row["platform_keys"]), agent_limits=dict(row.get("agent_limits") or {}))
     pairs = row["secrets"] or []
     if pairs and keyring is None:
         raise ConfigError("this organization has secrets but the worker has no secrets key "

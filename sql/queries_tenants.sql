@@ -8,6 +8,7 @@
 SELECT o.id, o.name, o.slug, o.created_at,
        l.max_running, coalesce(l.max_running_by_type, '{}') AS max_running_by_type, l.max_pending,
        l.rate_per_minute, l.monthly_budget_usd, coalesce(l.platform_keys, true) AS platform_keys,
+       coalesce(l.agent_limits, '{}') AS agent_limits,
        (SELECT count(*) FROM eve.orchestration_requests r WHERE r.org_id = o.id AND r.status = 'pending') AS pending,
        (SELECT count(*) FROM eve.orchestration_requests r
         WHERE r.org_id = o.id AND r.lease_expires_at IS NOT NULL AND r.status IN ('claimed', 'processing')) AS running,
@@ -42,9 +43,10 @@ SELECT * FROM eve.org_limits WHERE org_id = %(org_id)s;
 -- Operators only (RLS: operators_write). Columns not given keep their value; an explicit
 -- clear sets NULL (no limit).
 INSERT INTO eve.org_limits AS l (org_id, max_running, max_running_by_type, max_pending, rate_per_minute,
-                                 monthly_budget_usd, platform_keys, updated_by)
+                                 monthly_budget_usd, platform_keys, agent_limits, updated_by)
 VALUES (%(org_id)s, %(max_running)s, coalesce(%(max_running_by_type)s, '{}'::jsonb), %(max_pending)s,
-        %(rate_per_minute)s, %(monthly_budget_usd)s, coalesce(%(platform_keys)s, true), eve.current_user_id())
+        %(rate_per_minute)s, %(monthly_budget_usd)s, coalesce(%(platform_keys)s, true),
+        coalesce(%(agent_limits)s, '{}'::jsonb), eve.current_user_id())
 ON CONFLICT (org_id) DO UPDATE SET
     max_running = CASE WHEN %(set_max_running)s THEN EXCLUDED.max_running ELSE l.max_running END,
     max_running_by_type = CASE WHEN %(max_running_by_type)s::jsonb IS NOT NULL
@@ -54,6 +56,7 @@ ON CONFLICT (org_id) DO UPDATE SET
     monthly_budget_usd = CASE WHEN %(set_monthly_budget_usd)s THEN EXCLUDED.monthly_budget_usd
                               ELSE l.monthly_budget_usd END,
     platform_keys = coalesce(%(platform_keys)s, l.platform_keys),
+    agent_limits = CASE WHEN %(set_agent_limits)s THEN EXCLUDED.agent_limits ELSE l.agent_limits END,
     updated_at = now(),
     updated_by = eve.current_user_id()
 RETURNING *;
@@ -172,8 +175,10 @@ ORDER BY s.name;
 DELETE FROM eve.org_secrets WHERE org_id = %(org_id)s AND name = %(name)s RETURNING name;
 
 -- name: secrets_for_org
--- Workers (service_role): an org's ciphertexts and whether platform keys reach its agents.
+-- Workers (service_role): an org's ciphertexts, whether platform keys reach its agents, and
+-- its own agent limits (#28; they narrow the worker's).
 SELECT coalesce((SELECT platform_keys FROM eve.org_limits WHERE org_id = %(org_id)s), true) AS platform_keys,
+       coalesce((SELECT agent_limits FROM eve.org_limits WHERE org_id = %(org_id)s), '{}') AS agent_limits,
        coalesce((SELECT jsonb_agg(jsonb_build_array(name, encode(ciphertext, 'escape')))
                  FROM eve.org_secrets WHERE org_id = %(org_id)s), '[]') AS secrets;
 

@@ -61,6 +61,8 @@ class LimitsIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     rate_per_minute: int | None | msgspec.UnsetType = msgspec.UNSET
     monthly_budget_usd: float | None | msgspec.UnsetType = msgspec.UNSET
     platform_keys: bool | None | msgspec.UnsetType = msgspec.UNSET
+    # per-agent limits (#28) that narrow the workers': {"memory_mb": 1024, "max_minutes": 30}
+    agent_limits: dict[str, float] | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class KeyIn(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -105,7 +107,7 @@ async def set_limits(slug: str, data: LimitsIn, caller: Caller, state: State) ->
     changes = {k: getattr(data, k) for k in LimitsIn.__struct_fields__ if getattr(data, k) is not msgspec.UNSET}
     if not changes:
         raise ValidationError("send at least one limit: maxRunning, maxRunningByType, maxPending, ratePerMinute, "
-                              "monthlyBudgetUsd, platformKeys")
+                              "monthlyBudgetUsd, platformKeys, agentLimits")
     params = limits.parse_limits(changes)
     async with as_user(state.pool, caller.user_id) as conn:
         org_id = await orgadmin.resolve_org(conn, caller.org_id, slug)

@@ -81,13 +81,20 @@ def org_limits(
     platform_keys: Annotated[bool | None, typer.Option(
         "--platform-keys/--no-platform-keys", help="Whether the platform's provider keys and GH_TOKEN reach the "
                                                    "org's agents (default: yes).")] = None,
+    agent_memory_mb: Annotated[int | None, typer.Option(
+        help="Per-agent memory (MiB) for this org's agents; narrows the workers', never widens.", min=1)] = None,
+    agent_pids: Annotated[int | None, typer.Option(help="Per-agent processes.", min=1)] = None,
+    agent_disk_mb: Annotated[int | None, typer.Option(help="Per-agent workspace disk (MiB).", min=1)] = None,
+    agent_max_minutes: Annotated[float | None, typer.Option(help="Per-agent wall time (min).", min=0.01)] = None,
+    agent_idle_minutes: Annotated[float | None, typer.Option(help="Per-agent silence (min).", min=0.01)] = None,
     clear: Annotated[list[str] | None, typer.Option(
-        "--clear", help="Remove a limit: max-running, max-pending, rate, budget (repeatable).")] = None,
+        "--clear", help="Remove a limit: max-running, max-pending, rate, budget, agent (all agent limits) "
+                        "(repeatable).")] = None,
     as_json: bool = JsonOpt,
 ) -> None:
     """Set an org's limits (operators only). Options not given keep their value."""
     names = {"max-running": "maxRunning", "max-pending": "maxPending", "rate": "ratePerMinute",
-             "budget": "monthlyBudgetUsd"}
+             "budget": "monthlyBudgetUsd", "agent": "agentLimits"}
     body: dict[str, Any] = {}
     for c in clear or []:
         if c not in names:
@@ -99,6 +106,11 @@ def org_limits(
             body[key] = value
     if max_running_type:
         body["maxRunningByType"] = _by_type(max_running_type)
+    agent = {k: v for k, v in (("memory_mb", agent_memory_mb), ("pids", agent_pids), ("disk_mb", agent_disk_mb),
+                               ("max_minutes", agent_max_minutes), ("idle_minutes", agent_idle_minutes))
+             if v is not None}
+    if agent:  # replaces the org's agent limits as a whole
+        body["agentLimits"] = agent
     if not body:
         die("give at least one limit to set or --clear", 2)
     o = with_client(ctx, lambda c: call(c, "PUT", f"/orgs/{seg(slug)}/limits", json=body))

@@ -330,9 +330,10 @@ class Limiter:
 
     # -- per agent -------------------------------------------------------------------------
 
-    def group(self, name: str, *, uid: int | None = None) -> AgentGroup:
-        """Make the agent's group (before its spawn); OSError when the kernel refuses."""
-        lim = self.limits
+    def group(self, name: str, *, uid: int | None = None, limits: AgentLimits | None = None) -> AgentGroup:
+        """Make the agent's group (before its spawn) with `limits` (default: the worker's);
+        OSError when the kernel refuses."""
+        lim = limits or self.limits
         name = _safe(name)
         if self.mechanism == "cgroup2":
             assert self.v2_root is not None

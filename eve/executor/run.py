@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from eve import metrics
-from eve.errors import EveError
+from eve.errors import ConfigError, EveError
 from eve.executor import egress
 from eve.executor.cgroups import AgentGroup, Limiter
+from eve.executor.limits import AgentLimits, narrow
 from eve.executor import variant as variants
 from eve.executor.env import build_env
 from eve.executor.sandbox import Runtime, end_uid, remove_ipc, remove_owned, variant_config_dirs
@@ -186,13 +187,14 @@ async def _execute(
                 egress.allowlist(base=runtime.net_rules, urls=urls),
                 on_refused=lambda data: emit("egress_refused", data)))
         limiter = settings.limiter
+        lim = _agent_limits(limiter, settings.tenant)  # the worker's (and type's), narrowed by the org's
         spawn = runtime.spawn(command(path, request, worker_type, resume), env=env, workspace=ws.path,
                               home_source=ws.home, request_id=str(request.id), slot=settings.slot, variant_path=path,
                               worker_home=worker_home, turn_dir=ws.turn,
                               egress_socket=proxy.socket_path if proxy else None,
-                              tmp_bytes=limiter.limits.tmp_bytes if limiter and limiter.limits.tmp_mb else None)
+                              tmp_bytes=lim.tmp_bytes if lim is not None and lim.tmp_mb else None)
         # limits (#28): the agent's own cgroup, joined by the child before it execs; gone after the turn
-        group = limiter.group(str(request.id), uid=spawn.uid) if limiter is not None else None
+        group = limiter.group(str(request.id), uid=spawn.uid, limits=lim) if limiter is not None else None
         if group is not None:
             stack.push_async_callback(asyncio.to_thread, group.remove)
     except OSError as exc:
@@ -216,8 +218,8 @@ async def _execute(
                                               "that could not be killed; not starting an agent beside them",
                        error_code="workspace_error", retryable=True)
     limit_s, capped = timeout_ms(request, worker_type) / 1000, False
-    if limiter is not None:
-        limit_s, capped = limiter.limits.timeout_s(timeout_ms(request, worker_type))
+    if lim is not None:
+        limit_s, capped = lim.timeout_s(timeout_ms(request, worker_type))
     preexec = group.preexec(spawn.preexec) if group is not None else spawn.preexec  # type: ignore[arg-type]
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -232,10 +234,10 @@ async def _execute(
                            "sandbox": runtime.mode, "network": runtime.network, "uid": spawn.uid,
                            "model": request.config.get("model") or worker_type.config.get("model"),
                            "timeout_ms": int(limit_s * 1000),
-                           **({"limits": {"mechanism": limiter.mechanism, **limiter.limits.as_dict()}}
-                              if limiter is not None else {})})
+                           **({"limits": {"mechanism": limiter.mechanism, **lim.as_dict()}}
+                              if limiter is not None and lim is not None else {})})
     parser = StreamParser()
-    watcher = Watch(limiter.limits, group, ws.path) if limiter is not None and group is not None else None
+    watcher = Watch(lim, group, ws.path) if lim is not None and group is not None else None
     stderr_tail: list[str] = []
 
     async def read_stdout() -> None:
@@ -275,7 +277,7 @@ async def _execute(
                                      return_when=asyncio.FIRST_COMPLETED)
         if watching in done or (not done and capped):
             # a limit: the whole agent goes at once, and the result is final (eve.executor.watch)
-            hit = watching.result() if watching in done else time_hit(limiter.limits)  # type: ignore[union-attr]
+            hit = watching.result() if watching in done else time_hit(lim)  # type: ignore[arg-type]
             if group is not None:
                 await asyncio.to_thread(group.kill)
             await kill_group(proc, 1.0, sweep_uid)
@@ -318,6 +320,21 @@ async def _execute(
                 await readers
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - readers die with the process
                 pass
+
+
+def _agent_limits(limiter: Limiter | None, tenant: Any) -> AgentLimits | None:
+    """This agent's limits: the worker's (narrowed by its type at start), narrowed again by the
+    org's own (`eve org limits SLUG --agent-...`; checked when set, so a bad one here is
+    skipped rather than failing the request — it can only narrow anyway)."""
+    if limiter is None:
+        return None
+    own = getattr(tenant, "agent_limits", None)
+    if not own:
+        return limiter.limits
+    try:
+        return narrow(limiter.limits, own, source="the org's agent limits")
+    except ConfigError:
+        return limiter.limits
 
 
 async def _limit_outcome(hit: Hit, request: Request, limiter: Limiter, group: AgentGroup | None, emit: Emit,

@@ -71,12 +71,17 @@ def attempts(db_url, request_id) -> int:
 
 @needs_cgroups
 async def test_memory_limit_stops_the_agent_and_the_neighbour_succeeds(db_url, conn, tenant, tmp_path, variant_bin):
-    worker, body = limited_worker(db_url, tmp_path, variant_bin, name="mem", slots=2, memory_mb="512")
+    """The worker allows 1024 MiB; the hog's org is narrowed to 512 MiB by an operator, the
+    neighbour's (another org) is not: its 700 MiB, over the hog's limit, succeed."""
+    neighbour_org = await make_tenant(conn, "limits-neighbour")
+    await conn.execute("INSERT INTO eve.org_limits (org_id, agent_limits) VALUES (%s, '{\"memory_mb\": 512}')",
+                       (tenant.org_id,))
+    worker, body = limited_worker(db_url, tmp_path, variant_bin, name="mem", slots=2, memory_mb="1024")
     try:
-        assert body["limits"]["memory_mb"] == 512 and "whole tree" in body["limits"]["holds"]["memory"]
+        assert body["limits"]["memory_mb"] == 1024 and "whole tree" in body["limits"]["holds"]["memory"]
         hog = await submit(conn, tenant, "[[bash: python3 -c \"b = b'x' * (3 << 30); print('ALLOCATED', len(b))\"]]")
-        calm = await submit(conn, tenant, "[[bash: python3 -c \"b = b'y' * (100 << 20); print('CALM', len(b))\" "
-                                          "&& sleep 2 && echo NEIGHBOUR-OK]]")
+        calm = await submit(conn, neighbour_org, "[[bash: python3 -c \"b = b'y' * (700 << 20); print('CALM', len(b))\" "
+                                                 "&& sleep 2 && echo NEIGHBOUR-OK]]")
         hog_res = result_of(db_url, hog.id, timeout=90)
         calm_res = result_of(db_url, calm.id, timeout=90)
         assert worker.health()[0] == 200  # the worker itself untouched

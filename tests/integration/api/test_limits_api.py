@@ -111,3 +111,21 @@ async def test_run_now_of_a_schedule_is_admitted_like_a_post(api, conn, alice):
     n = await (await conn.execute("SELECT count(*) AS n FROM eve.orchestration_requests WHERE org_id = %s",
                                   (alice.tenant.org_id,))).fetchone()
     assert n["n"] == 1
+
+
+async def test_an_operator_narrows_an_orgs_agent_limits_and_the_worker_reads_them(api, conn, alice):
+    from eve import orgsecrets
+
+    op = await _operator(api, conn)
+    _limit(op, "alice-org", agentLimits={"memory_mb": 512, "max_minutes": 10})
+    shown = alice.http.get("/orgs/current").json()
+    assert shown["agentLimits"] == {"memory_mb": 512, "max_minutes": 10}, shown
+    env = await orgsecrets.load_for_org(conn, None, alice.tenant.org_id)  # what the worker narrows with
+    assert env.agent_limits == {"memory_mb": 512, "max_minutes": 10}
+    for bad, text in (({"ram": 1}, "unknown limit 'ram'"), ({"memory_mb": -1}, "0 (no limit) or more")):
+        r = op.http.put("/orgs/alice-org/limits", json={"agentLimits": bad})
+        assert r.status_code == 400 and text in r.json()["message"], r.text
+    r = alice.http.put("/orgs/alice-org/limits", json={"agentLimits": {"memory_mb": 99999}})
+    assert r.status_code == 403  # an org cannot set its own
+    _limit(op, "alice-org", agentLimits=None)
+    assert alice.http.get("/orgs/current").json()["agentLimits"] == {}

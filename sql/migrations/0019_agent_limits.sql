@@ -1,4 +1,4 @@
--- The agents' limits, per worker (#28): each limit's value and what holds it here
+-- Per-agent limits (#28). The agents' limits, per worker: each limit's value and what holds it here
 -- ({"mechanism": "cgroup1", "memory_mb": 4096, ..., "holds": {"memory": "cgroup1 (whole
 -- tree, /tmp included)", "tmp": "not enforced: ..."}}). Workers registered before this
 -- held none: their rows read NULL, which `eve workers` and `eve doctor` show as "none".
@@ -19,3 +19,8 @@ SELECT w.id, w.worker_type, w.hostname, w.pid, w.version, w.slots, w.state,
        w.limits
 FROM eve.workers w
 LEFT JOIN eve.orchestration_requests r ON r.id = w.current_request_id;
+
+-- An org's own agent limits, set by operators (`eve org limits SLUG --agent-memory-mb N`):
+-- they narrow, never widen, what the worker and the worker type allow ({"memory_mb": 1024}).
+ALTER TABLE eve.org_limits
+    ADD COLUMN agent_limits jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(agent_limits) = 'object');
