@@ -504,6 +504,24 @@ def _setup_v1(info: list[Mount], own: Mapping[str, str], worker: str, *, dry_run
     return bases
 
 
+def _delegated(root: Path, path: str) -> bool:
+    """A cgroup v2 subtree this process may reorganise: its own cgroup namespace's root (a
+    container), one systemd marked delegated (`Delegate=yes`: the trusted.delegate or
+    user.delegate xattr), or one chowned to this (non-root) user by a delegation."""
+    if path in ("/", ""):
+        return True
+    for attr in ("trusted.delegate", "user.delegate"):
+        try:
+            if os.getxattr(root, attr) == b"1":
+                return True
+        except OSError:
+            continue
+    try:
+        return os.geteuid() != 0 and os.stat(root).st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def _setup_v2(info: list[Mount], own: Mapping[str, str], *, dry_run: bool = False) -> Path | str:
     """The delegated root (the worker's own cgroup, or the parent of its `eve-worker` leaf)
     with memory and pids enabled for its children; or why not."""
@@ -514,6 +532,9 @@ def _setup_v2(info: list[Mount], own: Mapping[str, str], *, dry_run: bool = Fals
     if here is None:
         return "this process's cgroup is outside the mounted hierarchy"
     root = here.parent if here.name == LEAF else here  # a sibling worker (eve up) moved us already
+    if not _delegated(root, own[""]):
+        return (f"{root} is not delegated to this worker (systemd: Delegate=yes marks it; without that the "
+                "tree is systemd's to manage, and a root worker would reorganise someone else's cgroup)")
     try:
         available = set((root / "cgroup.controllers").read_text().split())
     except OSError as exc:

@@ -3,6 +3,7 @@ cgroup v2 set-up against a fake delegated tree, and how the limits read in `eve 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -92,12 +93,21 @@ def test_mountinfo_and_proc_cgroup_parsing():
     assert own == {"memory": "/process_api/abc", "cpu": "/", "cpuacct": "/", "": "/user.slice"}
 
 
-def fake_v2(tmp_path: Path, *, controllers: str = "cpu memory pids", procs: str = "101\n102\n") -> Path:
-    """A delegated cgroup v2 directory as systemd leaves it for a Delegate=yes unit."""
+UNIT = "system.slice/eve-worker@general.service"
+
+
+def fake_v2(tmp_path: Path, *, controllers: str = "cpu memory pids", procs: str = "101\n102\n",
+            delegated: bool = True) -> Path:
+    """A cgroup v2 directory as systemd leaves it for a Delegate=yes unit (the xattr it sets)."""
     proc = tmp_path / "proc"
     proc.mkdir()
-    root = tmp_path / "cg" / "system.slice" / "eve-worker@general.service"
+    root = tmp_path / "cg" / UNIT
     root.mkdir(parents=True)
+    if delegated:
+        try:
+            os.setxattr(root, "user.delegate", b"1")
+        except OSError as exc:
+            pytest.skip(f"this filesystem takes no user xattrs: {exc}")
     (root / "cgroup.controllers").write_text(controllers + "\n")
     (root / "cgroup.subtree_control").write_text("")
     (root / "cgroup.procs").write_text(procs)
@@ -124,6 +134,16 @@ def test_cgroup_v2_delegated_subtree_setup_and_agent_group(tmp_path):
     (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     assert group.oom_kills() == 1
     assert lim.holds()["memory"].startswith("cgroup2") and lim.holds()["pids"] == "cgroup2 (whole tree)"
+
+
+def test_cgroup_v2_not_delegated_is_left_alone(tmp_path):
+    proc = fake_v2(tmp_path, delegated=False)
+    if os.geteuid() != 0:
+        pytest.skip("a non-root worker owning the directory counts as delegated")
+    with pytest.raises(ConfigError, match="not delegated to this worker"):
+        Limiter.create(AgentLimits(), worker_id="w", proc_root=str(proc), requested="cgroup2")
+    root = tmp_path / "cg" / UNIT
+    assert not (root / LEAF).exists() and (root / "cgroup.subtree_control").read_text() == ""  # nothing moved
 
 
 @pytest.mark.parametrize(("controllers", "why"), [
