@@ -50,6 +50,9 @@ def limited_worker(db_url, tmp_path, variant_bin, *, name: str, slots: int = 1, 
                      env=env, args=["--sandbox", "bwrap"])
     body = w.wait_healthy()
     assert body["limits"]["mechanism"] in ("cgroup2", "cgroup1", "rlimit")
+    with sync_conn(db_url) as c:  # registered as it holds them: eve workers and GET /workers show this
+        row = c.execute("SELECT limits FROM eve.workers WHERE id = %s", (body["worker_id"],)).fetchone()
+    assert row["limits"]["mechanism"] == body["limits"]["mechanism"] and row["limits"]["holds"]
     return w, body
 
 
