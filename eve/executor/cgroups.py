@@ -418,9 +418,11 @@ class Limiter:
             out["cpus"] = "not enforced: no cpu cgroup"
         if self.sandbox == "bwrap":
             out["tmp"] = "bwrap tmpfs --size (and counted as memory)"
+        elif self.sandbox == "uid":
+            out["tmp"] = "TMPDIR in the turn directory, counted by the disk watcher (the host's /tmp is not sized)"
         else:
             out["tmp"] = f"not enforced: the {self.sandbox} sandbox shares the host's /tmp"
-        out["disk"] = "watcher (workspace every few s) + RLIMIT_FSIZE per file"
+        out["disk"] = "watcher (workspace and turn dir every few s) + RLIMIT_FSIZE per file"
         out["time"] = "watcher (wall clock)"
         out["idle"] = "watcher (no output)"
         for name, key in (("memory", "memory_mb"), ("pids", "pids"), ("tmp", "tmp_mb"), ("disk", "disk_mb"),

@@ -237,7 +237,7 @@ async def _execute(
                            **({"limits": {"mechanism": limiter.mechanism, **lim.as_dict()}}
                               if limiter is not None and lim is not None else {})})
     parser = StreamParser()
-    watcher = Watch(lim, group, ws.path) if lim is not None and group is not None else None
+    watcher = Watch(lim, group, [ws.path, ws.turn]) if lim is not None and group is not None else None
     stderr_tail: list[str] = []
 
     async def read_stdout() -> None:

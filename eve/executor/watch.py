@@ -6,9 +6,10 @@ a limit trips, and the executor then stops the whole agent:
 * memory — the kernel's OOM killer took a process of the agent's cgroup (it may have
   taken only the tool that allocated; the agent is then stopped too, so a memory
   overrun never looks like an ordinary tool failure or a crash to retry);
-* disk — the workspace, added up (eve.executor.session.tree_bytes: directory entries
-  only, no file opened, stopping as soon as it passes the cap) every few seconds — less
-  often when a walk is slow — and once more when the agent ends;
+* disk — what the agent can write on disk: its workspace and its turn directory (its
+  HOME, its config copies, in uid mode its TMPDIR), added up (eve.executor.session.tree_bytes:
+  directory entries only, no file opened, stopping as soon as it passes the cap) every few
+  seconds — less often when a walk is slow — and once more when the agent ends;
 * idle — no stdout/stderr line for `idle_minutes` (a hung tool, an agent waiting on
   nothing).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +68,11 @@ def time_hit(limits: AgentLimits) -> Hit:
 class Watch:
     """One agent's watcher; `touch()` on every line of output."""
 
-    def __init__(self, limits: AgentLimits, group: AgentGroup, workspace: Path, *,
+    def __init__(self, limits: AgentLimits, group: AgentGroup, roots: Sequence[Path], *,
                  disk_every_s: float = DISK_EVERY_S) -> None:
         self.limits = limits
         self.group = group
-        self.workspace = workspace
+        self.roots = list(roots)  # the trees the agent writes to; they count together
         self.disk_every_s = disk_every_s
         self.last_output = time.monotonic()
 
@@ -88,11 +90,16 @@ class Watch:
     def disk_hit(self) -> Hit | None:
         if not self.limits.disk_mb:
             return None
-        try:
-            total = tree_bytes(self.workspace, self.limits.disk_bytes)
-        except OSError:  # the agent is changing the tree under the walk: next time
-            return None
-        if total is not None:
+        left: int | None = self.limits.disk_bytes
+        for root in self.roots:
+            try:
+                used = tree_bytes(root, left) if root.is_dir() else 0
+            except OSError:  # the agent is changing the tree under the walk: next time
+                return None
+            left = None if used is None else left - used
+            if left is None:
+                break
+        if left is not None:
             return None
         return Hit("disk", self.limits.disk_mb,
                    f"the agent's workspace grew past its disk limit ({fmt('disk_mb', self.limits.disk_mb)}) "

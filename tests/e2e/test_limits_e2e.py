@@ -192,7 +192,7 @@ async def test_uid_mode_memory_limit_holds_and_the_neighbour_succeeds(db_url, co
                               args=["--sandbox", "uid", "--workspace-root", str(outside / "ws")])
         try:
             body = worker.wait_healthy()
-            assert body["sandbox"] == "uid" and body["limits"]["holds"]["tmp"].startswith("not enforced")
+            assert body["sandbox"] == "uid" and body["limits"]["holds"]["tmp"].startswith("TMPDIR in the turn directory")
             hog = await submit(conn, tenant, "hog", context={"allocMb": 1024})
             calm = await submit(conn, tenant, "calm", context={"allocMb": 64})
             hog_res = result_of(db_url, hog.id, timeout=60)

@@ -159,10 +159,11 @@ def test_cgroup_v2_without_delegation_says_why(tmp_path, controllers, why):
 
 
 def test_the_fallback_shows_what_it_cannot_hold(tmp_path):
-    lim = Limiter(AgentLimits(), "rlimit", "no cgroups", sandbox="uid")
+    lim = Limiter(AgentLimits(), "rlimit", "no cgroups", sandbox="none")
     holds = lim.holds()
     assert holds["memory"].startswith("rlimit RLIMIT_DATA (per process")
-    assert holds["tmp"].startswith("not enforced")
+    assert holds["tmp"].startswith("not enforced") and holds["pids"].startswith("not enforced")
+    assert Limiter(AgentLimits(), "rlimit", sandbox="uid").holds()["tmp"].startswith("TMPDIR in the turn directory")
     assert "NOT ENFORCED: " in lim.summary() and "tmp" in lim.summary()
     off = Limiter(AgentLimits(memory_mb=0, disk_mb=0), "cgroup1", sandbox="bwrap", bases={"pids": tmp_path})
     assert off.holds()["memory"] == "off" and off.holds()["disk"] == "off"
