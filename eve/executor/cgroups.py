@@ -21,9 +21,9 @@ charged to the memory cgroup of the process that writes it).
   memory; ``RLIMIT_NPROC`` where the agent has a uid of its own), said so wherever the
   limits are shown.
 
-In every mode the child also gets ``RLIMIT_FSIZE`` at the disk limit (no single file can
-outgrow it, even between two disk checks) and ``RLIMIT_CORE`` 0 (no core dump of a large
-process in the workspace). Disk, idle and wall time are watched by eve.executor.watch.
+In every mode the child also gets ``RLIMIT_CORE`` 0 (no core dump of a large process in
+the workspace). Disk, idle and wall time are watched by eve.executor.watch. (No
+``RLIMIT_FSIZE``: it limits a file's size, not its blocks, and a sparse file costs no disk.)
 """
 
 from __future__ import annotations
@@ -142,8 +142,6 @@ class AgentGroup:
         (the sandbox's own step: drop to the slot uid). Minimal work: this is claim → spawn."""
         procs = [str(d / "cgroup.procs") for d in self.dirs]
         rl: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
-        if self.limits.disk_mb:
-            rl.append((resource.RLIMIT_FSIZE, self.limits.disk_bytes))
         if self.mechanism == "rlimit":
             if self.limits.memory_mb:
                 rl.append((resource.RLIMIT_DATA, self.limits.memory_bytes))
@@ -422,7 +420,7 @@ class Limiter:
             out["tmp"] = "TMPDIR in the turn directory, counted by the disk watcher (the host's /tmp is not sized)"
         else:
             out["tmp"] = f"not enforced: the {self.sandbox} sandbox shares the host's /tmp"
-        out["disk"] = "watcher (workspace and turn dir every few s) + RLIMIT_FSIZE per file"
+        out["disk"] = "watcher (blocks of the workspace and turn dir, every few s)"
         out["time"] = "watcher (wall clock)"
         out["idle"] = "watcher (no output)"
         for name, key in (("memory", "memory_mb"), ("pids", "pids"), ("tmp", "tmp_mb"), ("disk", "disk_mb"),

@@ -146,11 +146,13 @@ class _CappedBuffer(io.BytesIO):
 ENTRY_BYTES = 512  # a tar header: what each file, directory or link adds before its data
 
 
-def tree_bytes(path: Path, cap_bytes: int) -> int | None:
+def tree_bytes(path: Path, cap_bytes: int, *, blocks: bool = False) -> int | None:
     """What the tree under `path` adds up to as a tar stream (each entry's header, and the
     apparent size of each regular file; links not followed), or None as soon as that passes
     `cap_bytes`. Read from directory entries only, no file is opened; counting headers
-    bounds a million empty files as well as one huge one."""
+    bounds a million empty files as well as one huge one. `blocks`: the disk the files
+    take instead of their apparent sizes (the agents' disk limit, eve.executor.watch: a
+    sparse terabyte costs nothing there, a real gigabyte does)."""
     total = 0
     stack = [path]
     while stack:
@@ -160,7 +162,8 @@ def tree_bytes(path: Path, cap_bytes: int) -> int | None:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
+                    st = entry.stat(follow_symlinks=False)
+                    total += st.st_blocks * 512 if blocks else st.st_size
                 if total > cap_bytes:
                     return None
     return total

@@ -7,9 +7,10 @@ a limit trips, and the executor then stops the whole agent:
   taken only the tool that allocated; the agent is then stopped too, so a memory
   overrun never looks like an ordinary tool failure or a crash to retry);
 * disk — what the agent can write on disk: its workspace and its turn directory (its
-  HOME, its config copies, in uid mode its TMPDIR), added up (eve.executor.session.tree_bytes:
-  directory entries only, no file opened, stopping as soon as it passes the cap) every few
-  seconds — less often when a walk is slow — and once more when the agent ends;
+  HOME, its config copies, in uid mode its TMPDIR), the blocks its files take added up
+  (eve.executor.session.tree_bytes: directory entries only, no file opened, stopping as
+  soon as it passes the cap; a sparse file costs what it really holds) every few seconds —
+  less often when a walk is slow — and once more when the agent ends;
 * idle — no stdout/stderr line for `idle_minutes` (a hung tool, an agent waiting on
   nothing).
 
@@ -93,7 +94,7 @@ class Watch:
         left: int | None = self.limits.disk_bytes
         for root in self.roots:
             try:
-                used = tree_bytes(root, left) if root.is_dir() else 0
+                used = tree_bytes(root, left, blocks=True) if root.is_dir() else 0
             except OSError:  # the agent is changing the tree under the walk: next time
                 return None
             left = None if used is None else left - used

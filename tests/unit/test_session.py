@@ -228,3 +228,13 @@ def test_the_archive_leaves_out_hard_linked_files(tmp_path):
     dest = tmp_path / "restored"
     restore_workspace(archive_workspace(ws), dest)
     assert sorted(p.name for p in dest.iterdir()) == ["mine"]
+
+
+def test_tree_bytes_counts_blocks_when_asked(tmp_path):
+    """The agents' disk limit counts what files take on disk: a sparse terabyte is free."""
+    (tmp_path / "sparse").touch()
+    os.truncate(tmp_path / "sparse", 1 << 40)
+    (tmp_path / "real").write_bytes(b"x" * (1 << 20))
+    assert tree_bytes(tmp_path, 1 << 30) is None  # apparent sizes (the archive's cap)
+    used = tree_bytes(tmp_path, 1 << 30, blocks=True)
+    assert used is not None and (1 << 20) <= used < (2 << 20)
