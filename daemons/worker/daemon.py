@@ -270,15 +270,16 @@ class Worker:
         cfg = self.config
         assert self.runtime is not None
         self.worker_type = await self.with_db(lambda c: queue.get_worker_type(c, cfg.worker_type))
-        assert self.limiter is not None  # a worker type narrows the worker's limits, never widens them
-        self.limiter.limits = agent_limits.narrow(cfg.agent_limits, self.worker_type.config.get("limits"))
+        if self.limiter is not None:  # (run() makes it) a worker type narrows the worker's limits, never widens
+            self.limiter.limits = agent_limits.narrow(cfg.agent_limits, self.worker_type.config.get("limits"))
         await self.with_db(lambda c: workers.register(
             c, worker_id=self.id, worker_type=cfg.worker_type, hostname=socket.gethostname(), pid=os.getpid(),
             version=__version__, slots=cfg.slots, sandbox=self.runtime.mode, network=self.runtime.network,
-            limits=self.limiter.describe()))
+            limits=self.limiter.describe() if self.limiter else None))
         self.log("info", f"worker {self.id} started: type={cfg.worker_type} slots={cfg.slots} "
                          f"workspace={cfg.workspace_root} sandbox={self.runtime.mode} ({self.runtime.reason}); "
-                         f"{self.runtime.network_reason}; {self.limiter.summary()}")
+                         f"{self.runtime.network_reason}; "
+                         + (self.limiter.summary() if self.limiter else "agent limits: none (no limiter)"))
         if self.runtime.mode == "none":
             self.log("warning", "SANDBOX DISABLED (--sandbox none): agents run with this worker's uid and can "
                                 "read its files and processes; use it only for development")
