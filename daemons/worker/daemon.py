@@ -805,5 +805,5 @@ class Worker:
             "database": "ok" if self.db_ok else "down", "last_heartbeat": self.last_heartbeat,
             "sandbox": self.runtime.mode if self.runtime else None,
             "network": self.runtime.network if self.runtime else None, "disk_low": self.disk_low,
-            "limits": self.limiter.describe() if self.limiter else None,
+            "limits": self.limiter.describe(public=True) if self.limiter else None,  # no host paths
         }

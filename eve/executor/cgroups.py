@@ -429,11 +429,15 @@ class Limiter:
                 out[name] = "off"
         return out
 
-    def describe(self) -> dict[str, object]:
-        """For /health, eve.workers and eve doctor: the values, the mechanism and what holds each."""
-        groups = [str(p) for p in ([self.v2_root] if self.v2_root else self.bases.values())]
-        return {"mechanism": self.mechanism, "reason": self.reason, **self.limits.as_dict(), "holds": self.holds(),
-                "groups": groups}
+    def describe(self, *, public: bool = False) -> dict[str, object]:
+        """For eve.workers and eve doctor: the values, the mechanism and what holds each, and
+        why and where; `public` (the unauthenticated /health): without the why and where,
+        which name host paths."""
+        out: dict[str, object] = {"mechanism": self.mechanism, **self.limits.as_dict(), "holds": self.holds()}
+        if not public:
+            out["reason"] = self.reason
+            out["groups"] = [str(p) for p in ([self.v2_root] if self.v2_root else self.bases.values())]
+        return out
 
     def summary(self) -> str:
         """The start line's part: `limits (cgroup1): memory 4096 MiB, pids 512, ...; not enforced: tmp`."""
