@@ -355,6 +355,7 @@ class Limiter:
             try:
                 for ctl, base in self.bases.items():
                     d = base / name
+                    base.mkdir(exist_ok=True)  # another worker's start-up may have swept it while idle
                     d.mkdir(exist_ok=True)
                     made.append(d)
                     if ctl == "memory" and lim.memory_mb:
@@ -375,16 +376,21 @@ class Limiter:
         return AgentGroup("rlimit", [], None, None, lim, uid)
 
     def sweep(self) -> int:
-        """Remove this worker's agent groups a previous run left (empty ones: a dead worker's
-        agents died with it — bwrap's --die-with-parent, the uid sweep); how many went."""
+        """At start: remove the empty agent groups a killed worker left — its own earlier run's
+        and any other dead worker's (`kill -9` runs no clean-up, and `worker-HOST-PID` ids never
+        come back); how many went. Only empty groups can be removed at all: a live worker's
+        running agent keeps its group, and a live worker's idle directory is made again when
+        it next needs it (group())."""
         removed = 0
         if self.mechanism == "cgroup2" and self.v2_root is not None:
-            for d in self.v2_root.glob(f"agent.{self.worker}.*"):
+            for d in self.v2_root.glob("agent.*"):
                 removed += _rmdir(d)
         for base in self.bases.values():
-            for d in base.iterdir() if base.is_dir() else []:
+            parent = base.parent  # eve/: every worker's directory on this host
+            for d in parent.iterdir() if parent.is_dir() else []:
                 if d.is_dir():
                     removed += _rmdir(d)
+            base.mkdir(exist_ok=True)
         return removed
 
     def close(self) -> None:

@@ -113,3 +113,23 @@ def test_the_fallback_child_gets_its_rlimits_and_the_parent_keeps_its_own():
     refused = run_in(group, "try:\n    b = b'x' * (400 << 20)\nexcept MemoryError:\n    print('refused')")
     assert "refused" in refused.stdout, refused
     assert resource.getrlimit(resource.RLIMIT_DATA)[0] == resource.RLIM_INFINITY  # the parent untouched
+
+
+def test_start_up_sweeps_what_killed_workers_left_but_not_a_running_agent(limiter):
+    dead = Limiter(limiter.limits, limiter.mechanism, bases={k: v.parent / f"dead-{uuid.uuid4().hex[:6]}"
+                                                             for k, v in limiter.bases.items()},
+                   v2_root=limiter.v2_root, worker="dead")
+    for base in dead.bases.values():
+        base.mkdir()
+    left = dead.group("left-behind")  # a worker killed with -9: an empty group and its own dir
+    busy = limiter.group(f"busy-{uuid.uuid4().hex[:8]}")
+    sleeper = subprocess.Popen(["sleep", "60"], preexec_fn=busy.preexec())
+    try:
+        other = Limiter.create(AgentLimits(), worker_id=f"test-{uuid.uuid4().hex[:8]}")  # sweeps at start
+        assert all(not d.exists() for d in left.dirs) and all(not b.exists() for b in dead.bases.values())
+        assert all(d.exists() for d in busy.dirs) and sleeper.poll() is None  # a running agent is untouched
+        other.close()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        assert busy.remove()
