@@ -64,6 +64,21 @@ def run(
     min_free_disk_mb: Annotated[int, typer.Option(
         envvar="EVE_MIN_FREE_DISK_MB",
         help="Stop claiming (state disk_low) while less than this is free under the workspace root.")] = 1024,
+    api_url: Annotated[str | None, typer.Option(
+        envvar="EVE_API_URL", show_envvar=False,
+        help="The API agents reach with their own request token (EVE_API_TOKEN); without it agents get no "
+             "token and cannot orchestrate (children, eve wait, eve ask). Env: EVE_API_URL.")] = None,
+    session_archive_mb: Annotated[int | None, typer.Option(
+        envvar="EVE_SESSION_ARCHIVE_MB", show_default="100", min=1,
+        help="Largest compressed workspace kept for a waiting request (or a finished Slack-thread one a "
+             "mention may continue); above it the resumed agent is told its files were not kept.")] = None,
+    session_workspace_max_mb: Annotated[int | None, typer.Option(
+        envvar="EVE_SESSION_WORKSPACE_MAX_MB", show_default="1024", min=1,
+        help="Largest workspace, its files added up uncompressed, archived for a resume; checked before "
+             "any file is read and before a stored one is unpacked.")] = None,
+    kept_session_days: Annotated[float | None, typer.Option(
+        envvar="EVE_KEPT_SESSION_DAYS", show_default="7", min=0,
+        help="How long a finished Slack-thread request's session is kept for a mention to continue it.")] = None,
     agent_memory_mb: Annotated[int | None, typer.Option(
         envvar="EVE_AGENT_MEMORY_MB", show_default="4096",
         help="Memory per agent, its whole process tree and its /tmp (MiB; 0: none). Past it: memory_limit.")] = None,
@@ -128,4 +143,9 @@ def run(
         args.append("--keep-workspaces")
     if database_url:
         args += ["--database-url", database_url]
+    for flag, value in (("api-url", api_url), ("session-archive-mb", session_archive_mb),
+                        ("session-workspace-max-mb", session_workspace_max_mb),
+                        ("kept-session-days", kept_session_days)):
+        if value is not None:  # unset: the daemon reads the same variables itself
+            args += [f"--{flag}", str(value)]
     importlib.import_module("eve.daemons.worker.main").cli(args)
