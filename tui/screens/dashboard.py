@@ -293,6 +293,16 @@ class DashboardScreen(EveScreen):
         if self.marked:
             title.append(f"  {len(self.marked)} marked (C cancel, R replay)", "bold yellow")
         self.query_one("#requests-title", Static).update(title)
+        self._show_selection()
+
+    def _show_selection(self) -> None:
+        """The selected request's full id and row under the table: what Enter, Space and C/R act on."""
+        table = self.query_one("#requests", StableTable)
+        key = table.selected_key()
+        where = f"{key} · {table.cursor_row + 1}/{table.row_count}" if key else ""
+        panel = self.query_one("#requests-panel")
+        if panel.border_subtitle != where:
+            panel.border_subtitle = where
 
     def add_tail_event(self, event: dict[str, Any]) -> None:
         if not self._ready:
@@ -346,6 +356,7 @@ class DashboardScreen(EveScreen):
 
     @on(DataTable.RowHighlighted, "#requests")
     def _maybe_load_more(self, event: DataTable.RowHighlighted) -> None:
+        self._show_selection()
         table = self.query_one("#requests", DataTable)
         if event.cursor_row >= table.row_count - 5 and not self.loading_more and self.eve.snapshot.next_cursor:
             self.loading_more = True
