@@ -27,6 +27,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Input, TextArea
 
+from eve.client import ApiError
 from eve.tui.prefetch import PAGE
 from eve.tui.screens.dashboard import DashboardScreen
 from eve.tui.screens.modals import ConfirmModal, HelpScreen
@@ -88,21 +89,28 @@ class Snapshot:
     fetched_at: datetime | None = None
     orgs: list[dict[str, Any]] = field(default_factory=list)  # per-org pending/running/spend (GET /orgs)
     search: dict[str, Any] | None = None  # the search parameters `requests` answer
+    search_error: str | None = None  # the API refused the search (shown under the search box)
 
 
-def parse_filter(text: str, now: datetime) -> dict[str, Any]:
+def parse_filter(text: str, now: datetime, worker_types: Iterable[str] = ()) -> dict[str, Any]:
     """The `/` filter as search parameters: `status:a,b type:x org:x since:1h until:10m` + words (prompt/id).
 
-    Raises ValueError with a message for the operator on a bad field.
+    Raises ValueError with a message for the operator on a bad field: an empty value, and a
+    type that is not one of `worker_types` (when known), which the API would answer with 0 rows.
     """
     params: dict[str, Any] = {}
     words = []
+    types = sorted(worker_types)
     for word in text.split():
         name, sep, value = word.partition(":")
         name = name.lower()
         if not sep or name not in ("status", "type", "org", "since", "until", "sort"):
             words.append(word)
             continue
+        if not value:
+            raise ValueError(f"{name}: needs a value")
+        if name == "type" and types and value not in types:
+            raise ValueError(f"unknown worker type {value!r}; one of {', '.join(types)}")
         if name == "status":
             bad = [s for s in value.split(",") if s not in STATUSES]
             if bad:
@@ -296,8 +304,19 @@ class EveApp(App[None]):
         stats_due = self.snapshot.stats is None or self.fetch_count % STATS_EVERY == 0  # the last hour moves slowly
         return tuple(await asyncio.gather(
             self.client.queue(), self.client.workers(),
-            self.client.list_requests(limit=self._page_limit(), **self.search_params()),
+            self._requests_page(),
             self._stats() if stats_due else _none()))
+
+    async def _requests_page(self) -> dict[str, Any]:
+        """The requests table's page; a search the API refuses (4xx: `org:nope` is a 404) is
+        the filter's error, shown under the search box: the connection is fine and the other
+        panels keep updating. It used to fail the whole refresh, saying `reconnecting`."""
+        try:
+            return await self.client.list_requests(limit=self._page_limit(), **self.search_params())
+        except ApiError as exc:
+            if not self.search or not 400 <= exc.status < 500 or exc.status in (401, 403, 429):
+                raise
+            return {"items": [], "nextCursor": None, "total": None, "refused": exc.message}
 
     def _page_limit(self) -> int:
         """As many rows as the table has loaded (`G`, scrolling) for this search: a refresh
@@ -338,7 +357,8 @@ class EveApp(App[None]):
             self.snapshot = Snapshot(queue=queue, workers=workers, requests=items, total=page.get("total"),
                                      total_capped=bool(page.get("totalCapped")),
                                      next_cursor=next_cursor, history=self._history_lists(),
-                                     stats=stats, fetched_at=self.clock(), orgs=orgs, search=self.search_params())
+                                     stats=stats, fetched_at=self.clock(), orgs=orgs, search=self.search_params(),
+                                     search_error=page.get("refused"))
             self.connection, self.last_error = "live", None
             self._backoff = self.refresh_s
         except Exception as exc:  # noqa: BLE001 - any failure: keep the last data, say so, back off

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from textual import events
 from textual.command import CommandPalette
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from eve.tui.app import EveApp
 from eve.tui.prefetch import PAGE
 from eve.tui.screens.dashboard import DashboardScreen
-from eve.tui.screens.modals import NewRequestModal
+from eve.tui.screens.modals import ConfirmModal, HelpScreen, NewRequestModal
+from eve.tui.screens.questions import AnswerModal, QuestionsScreen
 from eve.tui.screens.request import RequestScreen
-from eve.tui.screens.workers import WorkerLogScreen
+from eve.tui.screens.workers import WorkerLogScreen, WorkersScreen
 from eve.tui.widgets.table import StableTable
 from tests.tui.conftest import make_app
 from tests.tui.fakes import FakeClient, make_request
-from tests.tui.test_pilot import cursor_key, refreshed, started, table, until
+from tests.tui.test_pilot import cursor_key, refreshed, rows, started, table, text_of, until
 
-KEY_NAMES = {"/": "slash", ":": "colon", " ": "space", "\r": "enter", "\x1b": "escape"}
+KEY_NAMES = {"/": "slash", ":": "colon", " ": "space", "\r": "enter", "\x1b": "escape", "\x08": "backspace"}
 
 
 def burst(app: EveApp, text: str) -> None:
@@ -31,7 +32,7 @@ def burst(app: EveApp, text: str) -> None:
     assert driver is not None
     for ch in text:
         key = KEY_NAMES.get(ch, ch)
-        char = {"enter": "\r", "escape": "\x1b"}.get(key, ch)
+        char = None if key == "backspace" else ch
         event = events.Key(key, char)
         event.set_sender(app)
         driver.send_message(event)
@@ -147,3 +148,166 @@ async def test_2_the_selected_id_is_in_the_panel_footer():
         t = table(app)
         await until(pilot, lambda: cursor_key(t) in str(panel.border_subtitle), "the full id under the table")
         assert "3/8" in str(panel.border_subtitle)
+
+
+# 1. a bad filter is the search's error, shown under the search; nothing else stops
+def header(app: EveApp) -> str:
+    return app.header_text().plain
+
+
+async def test_1_a_bad_org_is_an_inline_message_and_the_other_panels_keep_updating():
+    client = FakeClient()
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app, 8)
+        dash = app.screen
+        burst(app, "/org:nope\r")
+        await until(pilot, lambda: any(c[0] == "list_requests" and c[1]["org"] == "nope" for c in client.calls),
+                    "the search for org:nope")
+        await refreshed(pilot, app)
+        assert app.connection == "live" and "reconnecting" not in header(app) and "nope" not in header(app)
+        assert rows(app) == 0, "the table kept showing rows the search did not answer"
+        await until(pilot, lambda: "organization 'nope' not found" in inline_error(dash), "the inline message")
+        assert dash.query_one("#filter", Input).display
+        rows_now = await client.queue()
+        rows_now[0]["pending"] = 77
+        client.queue_rows = rows_now
+        await refreshed(pilot, app)
+        await until(pilot, lambda: "77" in text_of(dash.query_one("#queue", Static)), "the queue panel to update")
+        assert app.connection == "live"
+        burst(app, "/\x1b")  # esc clears the search and its message
+        await until(pilot, lambda: rows(app) == 8 and not inline_error(dash), "the unfiltered table")
+
+
+async def test_1_an_unknown_or_empty_type_is_an_inline_message_not_0_of_0():
+    client = FakeClient()
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app, 8)
+        dash = app.screen
+        box = dash.query_one("#filter", Input)
+
+        def typed_searches() -> list[object]:
+            return [c for c in client.calls if c[0] == "list_requests" and c[1]["worker_type"] is not None]
+
+        burst(app, "/type:nosuch\r")
+        await until(pilot, lambda: typed_searches() or "nosuch" in inline_error(dash),
+                    "type:nosuch to be searched or refused")
+        assert not typed_searches(), "type:nosuch was sent as a search (0 of 0)"
+        assert "code-review" in inline_error(dash)  # the types there are
+        assert app.focused is box and box.value == "type:nosuch"  # ready to be corrected
+        burst(app, "\x08" * 6 + "\r")  # type: (empty)
+        await until(pilot, lambda: "type: needs a value" in inline_error(dash), "the message for an empty type:")
+        assert not typed_searches(), "an empty type: was sent as a search"
+        assert rows(app) == 8 and dash.filter_text == ""
+        burst(app, "general\r")
+        await until(pilot, lambda: dash.filter_text == "type:general" and rows(app) == 5, "the corrected search")
+        assert not inline_error(dash)
+
+
+def inline_error(screen: DashboardScreen) -> str:
+    """The message under the search box, or "" when it shows none."""
+    box = screen.query_one("#filter-error", Static)
+    return str(box.content) if box.display else ""
+
+
+# 6 and 13. j/k/g/G move the cursor in every table; help lists them and Tab
+async def test_6_vim_keys_on_the_schedules_and_questions_screens():
+    from tests.tui.test_questions_screen import QuestionClient
+    from tests.tui.test_schedules_screen import ScheduleClient, make_schedule
+
+    class Both(ScheduleClient, QuestionClient):
+        pass
+
+    client = Both()
+    client.schedules += [make_schedule(i, f"job-{i}") for i in range(4, 9)]
+    app = make_app(client, refresh_s=600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app)
+        for key, grid, n in (("s", "#schedule-grid", 8), ("a", "#question-grid", 2)):
+            await pilot.press(key)
+            await until(pilot, lambda: app.screen.query_one(grid).row_count == n, f"the rows of {grid}")
+            t = app.screen.query_one(grid)
+            await pilot.press("j")
+            assert t.cursor_row == 1, f"j on {grid}"
+            await pilot.press("k")
+            assert t.cursor_row == 0, f"k on {grid}"
+            await pilot.press("G")
+            assert t.cursor_row == n - 1, f"G on {grid}"
+            await pilot.press("g")
+            assert t.cursor_row == 0, f"g on {grid}"
+            await pilot.press("escape")
+
+
+async def test_13_help_lists_the_moving_keys_and_scrolls_at_60x20():
+    app = make_app()
+    async with app.run_test(size=(60, 20)) as pilot:
+        await started(pilot, app, 8)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        text = str(app.screen.query_one("#help-text", Static).content)
+        for keys in ("j k", "g G", "tab shift+tab"):
+            assert keys in text, f"help does not list {keys}"
+        scroll = app.screen.query_one("#help-scroll")
+        assert scroll.max_scroll_y > 0, "the help fits: the test is not at a size where it must scroll"
+        await pilot.press("j", "j", "j")
+        await until(pilot, lambda: scroll.scroll_y == 3, "help to scroll with j")
+
+
+# 7. answering a question asks first, like every other action
+async def test_7_an_answer_is_sent_only_after_y():
+    from tests.tui.test_questions_screen import QuestionClient
+
+    client = QuestionClient()
+    app = make_app(client, refresh_s=600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, QuestionsScreen)
+                    and app.screen.query_one("#question-grid").row_count == 2, "the questions")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, AnswerModal), "the dialog")
+        await pilot.press("1")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal) or client.count("answer_question"),
+                    "a confirmation or an answer")
+        assert client.count("answer_question") == 0, "one key answered a production question"
+        assert "'yes'" in str(app.screen.query_one("#question").content)
+        await pilot.press("n")  # no: back in the dialog, nothing sent
+        await until(pilot, lambda: isinstance(app.screen, AnswerModal), "the dialog again")
+        assert client.count("answer_question") == 0
+        await pilot.press("2", "y")
+        await until(pilot, lambda: isinstance(app.screen, QuestionsScreen), "the dialog to close")
+        assert ("answer_question", {"id": client.questions[0]["id"], "answer": "no"}) in client.calls
+
+
+# 13. nothing cut: ages over ten minutes, the drain dialog
+def screen_lines(app: EveApp) -> list[str]:
+    """The screen as text lines, from Textual's own screenshot."""
+    import html
+    import re
+
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot()):
+        rows.setdefault(float(m.group(2)), []).append((float(m.group(1)), html.unescape(m.group(3))))
+    return ["".join(t for _, t in sorted(parts)) for _, parts in sorted(rows.items())]
+
+
+async def test_13_ages_over_ten_minutes_keep_their_seconds():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, 8)
+        assert any("12m00s" in line for line in screen_lines(app)), "\n".join(screen_lines(app))
+
+
+async def test_13_the_drain_dialog_shows_its_whole_question_at_80x24():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, 8)
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WorkersScreen) and app.screen._ready, "workers")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the drain dialog")
+        await pilot.pause()
+        frame = str.maketrans("│█▌▐", "    ")  # panel and dialog edges between the wrapped lines
+        screen = " ".join(" ".join(line.translate(frame).split()) for line in screen_lines(app))
+        assert "finishes what it runs, and exits." in screen, screen
