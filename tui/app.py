@@ -44,7 +44,7 @@ STATUSES = ("pending", "claimed", "processing", "waiting", "completed", "failed"
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # keys whose binding opens a text box (search, log filter, command palette): what follows them is text
 OPENS_INPUT = ("slash", "colon", "ctrl+p")
-HOLD_KEYS_S = 1.0  # a box that never takes the focus gives the held keys back after this long
+HOLD_KEYS_S = 3.0  # a box that never takes the focus gives the held keys back after this long (a loaded box is slow)
 
 
 class Client(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from textual import events
 from textual.command import CommandPalette
+from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from eve.tui.app import EveApp
@@ -84,15 +85,24 @@ def visible_rows(t: StableTable) -> range:
     return range(top, top + t.scrollable_content_region.height - t.header_height)
 
 
+def sixty_requests() -> FakeClient:
+    return FakeClient(requests=[make_request(i + 100, "completed") for i in range(60)])
+
+
+async def select_row(pilot: Pilot[None], app: EveApp, row: int) -> tuple[StableTable, str]:
+    """Once the 60 rows are in: the cursor on `row`; the table and the selected request's id."""
+    await started(pilot, app, 60)
+    t = table(app)
+    t.move_cursor(row=row)
+    await pilot.pause()
+    return t, cursor_key(t)
+
+
 async def test_2_the_cursor_stays_on_one_request_and_on_screen_through_20_refreshes():
-    client = FakeClient(requests=[make_request(i + 100, "completed") for i in range(60)])
+    client = sixty_requests()
     app = make_app(client)
     async with app.run_test(size=(120, 40)) as pilot:
-        await started(pilot, app, 60)
-        t = table(app)
-        t.move_cursor(row=11)
-        await pilot.pause()
-        key = cursor_key(t)
+        t, key = await select_row(pilot, app, 11)
         assert t.cursor_row in visible_rows(t)
         for n in range(20):
             client.requests.insert(0, make_request(n + 1, "pending"))
@@ -106,14 +116,10 @@ async def test_2_the_cursor_stays_on_one_request_and_on_screen_through_20_refres
 async def test_2_enter_acts_on_the_highlighted_request_only():
     """The trial's worst case: Enter opened a row that was scrolled away. Now the selection
     is what is highlighted on screen, and Enter opens exactly that one."""
-    client = FakeClient(requests=[make_request(i + 100, "completed") for i in range(60)])
+    client = sixty_requests()
     app = make_app(client)
     async with app.run_test(size=(120, 40)) as pilot:
-        await started(pilot, app, 60)
-        t = table(app)
-        t.move_cursor(row=11)
-        await pilot.pause()
-        key = cursor_key(t)
+        t, key = await select_row(pilot, app, 11)
         client.requests[:0] = [make_request(n + 1, "pending") for n in range(25)]
         await refreshed(pilot, app)
         await until(pilot, lambda: t.cursor_row in visible_rows(t), "the view to follow the cursor")
