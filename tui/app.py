@@ -20,12 +20,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 
+from eve.client import ApiError
 from eve.tui.prefetch import PAGE
 from eve.tui.screens.dashboard import DashboardScreen
 from eve.tui.screens.modals import ConfirmModal, HelpScreen
@@ -36,9 +38,13 @@ from eve.tui.screens.workers import WorkersScreen
 
 HISTORY_SECONDS = 600
 MIN_REFRESH = 1.0
+MAX_PAGE = 500  # the API's largest `limit` for GET /requests
 STATS_EVERY = 5  # refreshes between two fetches of GET /stats
 STATUSES = ("pending", "claimed", "processing", "waiting", "completed", "failed", "cancelled")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# keys whose binding opens a text box (search, log filter, command palette): what follows them is text
+OPENS_INPUT = ("slash", "colon", "ctrl+p")
+HOLD_KEYS_S = 3.0  # a box that never takes the focus gives the held keys back after this long (a loaded box is slow)
 
 
 class Client(Protocol):
@@ -82,21 +88,29 @@ class Snapshot:
     stats: dict[str, Any] | None = None
     fetched_at: datetime | None = None
     orgs: list[dict[str, Any]] = field(default_factory=list)  # per-org pending/running/spend (GET /orgs)
+    search: dict[str, Any] | None = None  # the search parameters `requests` answer
+    search_error: str | None = None  # the API refused the search (shown under the search box)
 
 
-def parse_filter(text: str, now: datetime) -> dict[str, Any]:
+def parse_filter(text: str, now: datetime, worker_types: Iterable[str] = ()) -> dict[str, Any]:
     """The `/` filter as search parameters: `status:a,b type:x org:x since:1h until:10m` + words (prompt/id).
 
-    Raises ValueError with a message for the operator on a bad field.
+    Raises ValueError with a message for the operator on a bad field: an empty value, and a
+    type that is not one of `worker_types` (when known), which the API would answer with 0 rows.
     """
     params: dict[str, Any] = {}
     words = []
+    types = sorted(worker_types)
     for word in text.split():
         name, sep, value = word.partition(":")
         name = name.lower()
         if not sep or name not in ("status", "type", "org", "since", "until", "sort"):
             words.append(word)
             continue
+        if not value:
+            raise ValueError(f"{name}: needs a value")
+        if name == "type" and types and value not in types:
+            raise ValueError(f"unknown worker type {value!r}; one of {', '.join(types)}")
         if name == "status":
             bad = [s for s in value.split(",") if s not in STATUSES]
             if bad:
@@ -229,6 +243,8 @@ class EveApp(App[None]):
         self._backoff = self.refresh_s
         self._timer: Any = None
         self.pending_questions: int | None = None  # None: unknown (no questions endpoint)
+        self._held_keys: list[events.Key] | None = None  # keys typed while a text box opens
+        self._hold_timer: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -240,6 +256,39 @@ class EveApp(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        """Input focus is modal: after a key that opens a text box, every key is text.
+
+        Opening a box moves the focus later (Textual focuses on a later tick), so keys that
+        arrive in the same burst as `/` (a paste, a lagging SSH link) used to reach the table
+        and run as shortcuts (`/billing` opened the New request form). From such a key on,
+        keys are held here until a text box has the focus, then handed to it in order.
+        """
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._held_keys is not None:
+                self._held_keys.append(event)
+                return
+            if (event.key in OPENS_INPUT and not isinstance(self.focused, (Input, TextArea))
+                    and event.key in self.screen.active_bindings):
+                self._held_keys = []
+                self._hold_timer = self.set_timer(HOLD_KEYS_S, self._release_keys)
+        await super().on_event(event)
+
+    async def on_descendant_focus(self, _event: events.DescendantFocus) -> None:
+        if self._held_keys is not None and isinstance(self.focused, (Input, TextArea)):
+            await self._release_keys()
+
+    async def _release_keys(self) -> None:
+        """Dispatch the held keys as if they arrived now: to the box, if one took the focus."""
+        held, self._held_keys = self._held_keys or [], None
+        if self._hold_timer is not None:
+            self._hold_timer.stop()
+            self._hold_timer = None
+        for key in held:
+            await super().on_event(key)
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -255,8 +304,36 @@ class EveApp(App[None]):
         stats_due = self.snapshot.stats is None or self.fetch_count % STATS_EVERY == 0  # the last hour moves slowly
         return tuple(await asyncio.gather(
             self.client.queue(), self.client.workers(),
-            self.client.list_requests(limit=PAGE, **self.search_params()),
+            self._requests_page(),
             self._stats() if stats_due else _none()))
+
+    async def _requests_page(self) -> dict[str, Any]:
+        """The requests table's page; a search the API refuses (4xx: `org:nope` is a 404) is
+        the filter's error, shown under the search box: the connection is fine and the other
+        panels keep updating. It used to fail the whole refresh, saying `reconnecting`."""
+        try:
+            return await self.client.list_requests(limit=self._page_limit(), **self.search_params())
+        except ApiError as exc:
+            if not self.search or not 400 <= exc.status < 500 or exc.status in (401, 403, 429):
+                raise
+            return {"items": [], "nextCursor": None, "total": None, "refused": exc.message}
+
+    def _page_limit(self) -> int:
+        """As many rows as the table has loaded (`G`, scrolling) for this search: a refresh
+        that fetched one page threw the others away and moved the cursor to another request."""
+        if self.snapshot.search != self.search_params():
+            return PAGE
+        return min(MAX_PAGE, max(PAGE, len(self.snapshot.requests)))
+
+    def _keep_loaded(self, page: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+        """The refreshed rows, then loaded rows past what one fetch may ask for (over MAX_PAGE)."""
+        items, cursor = page["items"], page.get("nextCursor")
+        old = self.snapshot.requests
+        if self.snapshot.search == self.search_params() and len(old) > MAX_PAGE and cursor:
+            seen = {r["id"] for r in items}
+            items = items + [r for r in old[len(items):] if r["id"] not in seen]
+            cursor = self.snapshot.next_cursor
+        return items, cursor
 
     @work(exclusive=True, group="refresh")
     async def refresh_data(self) -> None:
@@ -276,10 +353,12 @@ class EveApp(App[None]):
             self.known_worker_types = [q["workerType"] for q in queue]
             self.fetch_count += 1
             self._record_history(queue)
-            self.snapshot = Snapshot(queue=queue, workers=workers, requests=page["items"], total=page.get("total"),
+            items, next_cursor = self._keep_loaded(page)
+            self.snapshot = Snapshot(queue=queue, workers=workers, requests=items, total=page.get("total"),
                                      total_capped=bool(page.get("totalCapped")),
-                                     next_cursor=page.get("nextCursor"), history=self._history_lists(),
-                                     stats=stats, fetched_at=self.clock(), orgs=orgs)
+                                     next_cursor=next_cursor, history=self._history_lists(),
+                                     stats=stats, fetched_at=self.clock(), orgs=orgs, search=self.search_params(),
+                                     search_error=page.get("refused"))
             self.connection, self.last_error = "live", None
             self._backoff = self.refresh_s
         except Exception as exc:  # noqa: BLE001 - any failure: keep the last data, say so, back off

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sys
 import time
@@ -151,4 +152,49 @@ async def test_operator_walk_at_80x24(db_url, tmp_path: Path, variant_bin, conn)
     finally:
         term.close()
         worker.stop()
+        api.stop()
+
+
+def wait_match(term: Tmux, pattern: str, timeout: float = 20) -> str:
+    """The screen once `pattern` (a regex) matches it; fails with the screen after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, out := term.screen()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} never matched the screen:\n{out}")
+        time.sleep(0.1)
+    return out
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_burst_typed_search_and_a_bad_org_filter_in_tmux(db_url, tmp_path: Path, conn, size):
+    """#36 in a real terminal: `/billing` sent by one send-keys fills the search (its `n` never
+    opens the New request form); `org:nope` is a message under the search while the header
+    stays live and the queue panel keeps updating. An API alone: nothing here needs to run."""
+    tenant = await make_tenant(conn, "burst", operator=True)
+    api = start_api(db_url, tmp_path)
+    term = Tmux("eve-ui-burst", width=size[0], height=size[1])
+    try:
+        api.wait_ready()
+        async with EveClient(api.url, api_key=tenant.api_key) as client:
+            for prompt in ("billing export", "billing retry", "other work"):
+                await client.create_request("playwright", f"[[text: {prompt}]]")  # no worker: they stay pending
+            env = {**os.environ, "EVE_API_URL": api.url, "EVE_API_KEY": tenant.api_key, "TERM": "xterm-256color",
+                   "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+            term.start(f"{sys.executable} -m eve.cli ui --refresh 1s; sleep 30", env)
+            term.wait_screen("Requests 3 of 3")
+            term.keys("/billing")  # one send-keys: the whole burst reaches the app at once
+            term.keys("Enter")
+            out = term.wait_screen("search: billing")
+            assert "Requests 2 of 2" in term.wait_screen("Requests 2 of 2")
+            assert "New request" not in out
+            term.keys("/org:nope")  # the box selects its text when it opens: the burst replaces it
+            term.keys("Enter")
+            out = term.wait_screen("organization 'nope' not found")
+            assert "● live" in out and "reconnecting" not in out
+            await client.create_request("data", "[[text: queued while the filter is bad]]")
+            out = wait_match(term, r"data\s+1\b")  # the queue panel still updates
+            assert "● live" in out and "organization 'nope' not found" in out
+    finally:
+        term.close()
         api.stop()

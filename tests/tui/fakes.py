@@ -84,6 +84,8 @@ class FakeClient:
         self.worker_rows: list[dict[str, Any]] | None = None
         self.drained: list[str] = []
         self.log_rows: list[dict[str, Any]] | None = None
+        self.queue_rows: list[dict[str, Any]] | None = None  # replaces the fixed queue when set
+        self.org_slugs = {"acme"}  # what `org=` may name; others are a 404, as the API answers
 
     async def _check(self, name: str, arg: Any = None) -> None:
         self.calls.append((name, arg))
@@ -97,6 +99,8 @@ class FakeClient:
 
     async def queue(self) -> list[dict[str, Any]]:
         await self._check("queue")
+        if self.queue_rows is not None:
+            return copy.deepcopy(self.queue_rows)
         return [
             {"workerType": "code-review", "pending": 3, "running": 1, "oldestPendingAt": iso(NOW),
              "oldestPendingAgeS": 95.0, "completedLastHour": 14, "failedLastHour": 2, "cancelledLastHour": 1,
@@ -128,6 +132,8 @@ class FakeClient:
         """The API's search, on the fixed data: same parameters, a total and an opaque cursor."""
         await self._check("list_requests", {"cursor": cursor, "worker_type": worker_type, "status": status,
                                             "q": q, "org": org, "since": since, "until": until, "sort": sort})
+        if org is not None and org not in self.org_slugs:  # the API's answer (GET /requests?org=nope)
+            raise ApiError(404, "not_found", f"organization {org!r} not found")
         statuses = status.split(",") if status else None
         items = [r for r in self.requests
                  if (worker_type is None or r["workerType"] == worker_type)

@@ -126,7 +126,7 @@ async def test_answer_with_an_option_key_from_the_questions_screen():
         await _until(pilot, lambda: isinstance(app.screen, AnswerModal), "the dialog")
         labels = [str(b.label) for b in app.screen.query(Button)]
         assert labels == ["1: yes", "2: no"]
-        await pilot.press("2")
+        await pilot.press("2", "y")  # y: the answer asks first
         await _until(pilot, lambda: isinstance(app.screen, QuestionsScreen), "the dialog to close")
         assert ("answer_question", {"id": client.questions[0]["id"], "answer": "no"}) in client.calls
         await _until(pilot, lambda: grid(app).row_count == 1, "the answered one to leave the pending list")
@@ -149,12 +149,12 @@ async def test_free_text_answer_and_a_refusal_shown_in_the_dialog():
         assert "[red]main[/red]" in str(modal.query_one("#answer-question", Static).content)
         client.refuse = ApiError(409, "question_closed", "question 9e570000 was already answered by ann@acme.example")
         modal.query_one("#answer-input", Input).value = "a release branch"
-        await pilot.press("enter")
+        await pilot.press("enter", "y")
         await _until(pilot, lambda: "already answered by ann" in str(modal.query_one("#answer-error", Static).content),
                      "the refusal")
         assert isinstance(app.screen, AnswerModal)
         client.refuse = None
-        await pilot.press("enter")
+        await pilot.press("enter", "y")
         await _until(pilot, lambda: isinstance(app.screen, QuestionsScreen), "the dialog to close")
         assert client.calls.count(("answer_question", {"id": client.questions[1]["id"],
                                                         "answer": "a release branch"})) == 2

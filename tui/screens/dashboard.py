@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # (key, header, width) of the requests table; the prompt takes what is left
 COLUMNS = [("mark", " ", 1), ("id", "id", 8), ("status", "status", 10), ("type", "type", 11), ("org", "org", 10),
-           ("age", "age", 5), ("duration", "took", 6), ("cost", "cost", 7)]
+           ("age", "age", 6), ("duration", "took", 6), ("cost", "cost", 7)]
 NARROW_DROP = {"cost", "org"}
 SORTS = ["age", "status", "type", "duration", "cost"]
 TREND = 20
@@ -103,6 +103,7 @@ class DashboardScreen(EveScreen):
                 yield Static("Requests", classes="panel-title", id="requests-title")
                 yield Input(placeholder="search: words status:failed,cancelled type:x org:x since:1h  (enter, esc clears)",
                             id="filter")
+                yield Static("", id="filter-error")
                 yield StableTable(id="requests", cursor_type="row")
             with Vertical(id="tail-panel", classes="panel"):
                 yield Static("Live tail", classes="panel-title", id="tail-title")
@@ -111,6 +112,7 @@ class DashboardScreen(EveScreen):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#filter-error", Static).display = False
         self.query_one("#alerts", Static).display = False
         self._narrow()
         self._ready = True
@@ -287,12 +289,25 @@ class DashboardScreen(EveScreen):
         total = snap.total
         count = f"{len(requests)} of {total:,}{'+' if snap.total_capped else ''}" if total is not None \
             else str(len(requests))
+        if snap.search_error:
+            count = "search refused"
+        self._filter_error(snap.search_error if snap.search == self.eve.search_params() else None)
         title = Text.assemble(("Requests ", "bold"), count)
         if self.filter_text:
             title.append(f"  search: {self.filter_text}", "yellow")
         if self.marked:
             title.append(f"  {len(self.marked)} marked (C cancel, R replay)", "bold yellow")
         self.query_one("#requests-title", Static).update(title)
+        self._show_selection()
+
+    def _show_selection(self) -> None:
+        """The selected request's full id and row under the table: what Enter, Space and C/R act on."""
+        table = self.query_one("#requests", StableTable)
+        key = table.selected_key()
+        where = f"{key} · {table.cursor_row + 1}/{table.row_count}" if key else ""
+        panel = self.query_one("#requests-panel")
+        if panel.border_subtitle != where:
+            panel.border_subtitle = where
 
     def add_tail_event(self, event: dict[str, Any]) -> None:
         if not self._ready:
@@ -310,24 +325,40 @@ class DashboardScreen(EveScreen):
         box.value = self.filter_text
         box.focus()
 
-    def set_filter(self, text: str) -> None:
+    def _filter_error(self, message: str | None) -> None:
+        """The search's own error, under the search box (not a notification, not the header):
+        a refused filter is not an outage, and the box stays open to correct it."""
+        box = self.query_one("#filter-error", Static)
+        if message:
+            self.query_one("#filter", Input).display = True
+            box.update(Text(f"⚠ {message}", "bold red"))
+        box.display = bool(message)
+
+    def set_filter(self, text: str) -> bool:
+        """Search for `text`; False (and the reason under the box) when the filter is bad."""
         from eve.tui.app import parse_filter
 
         try:
-            params = parse_filter(text, self.eve.clock())
+            params = parse_filter(text, self.eve.clock(), self.eve.known_worker_types)
         except ValueError as exc:
-            self.notify(str(exc), severity="error")
-            return
+            box = self.query_one("#filter", Input)
+            box.display = True
+            box.value = text
+            self._filter_error(str(exc))
+            box.focus()
+            return False
         self.filter_text = text.strip()
         self.eve.search = params
+        self._filter_error(None)
         self.query_one("#filter", Input).display = bool(self.filter_text)
         self.query_one("#requests-title", Static).update(Text.assemble(("Requests ", "bold"), "searching…"))
         self.eve.refresh_data()
+        return True
 
     @on(Input.Submitted, "#filter")
     def _apply_filter(self, event: Input.Submitted) -> None:
-        self.set_filter(event.value)
-        self.query_one("#requests", DataTable).focus()
+        if self.set_filter(event.value):
+            self.query_one("#requests", DataTable).focus()
 
     def action_clear_filter(self) -> None:
         if self.filter_text or self.query_one("#filter", Input).display:
@@ -346,6 +377,7 @@ class DashboardScreen(EveScreen):
 
     @on(DataTable.RowHighlighted, "#requests")
     def _maybe_load_more(self, event: DataTable.RowHighlighted) -> None:
+        self._show_selection()
         table = self.query_one("#requests", DataTable)
         if event.cursor_row >= table.row_count - 5 and not self.loading_more and self.eve.snapshot.next_cursor:
             self.loading_more = True
@@ -394,7 +426,8 @@ class DashboardScreen(EveScreen):
             if ok:
                 self._run_bulk(verb, ids)
 
-        self.app.push_screen(ConfirmModal(f"{verb.capitalize()} {len(ids)} marked request(s)?"), go)
+        listed = " ".join(rid[:8] for rid in ids[:12]) + (f" … and {len(ids) - 12} more" if len(ids) > 12 else "")
+        self.app.push_screen(ConfirmModal(f"{verb.capitalize()} {len(ids)} marked request(s)? {listed}"), go)
 
     @work(group="bulk")
     async def _run_bulk(self, verb: str, ids: list[str]) -> None:

@@ -13,10 +13,16 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 
+# the keys every table and list shares (StableTable's bindings, Textual's focus chain)
+MOVING = [("j k ↑ ↓", "down, up (every table)"), ("g G home end", "top, bottom"),
+          ("ctrl+d ctrl+u", "page down, up"), ("tab shift+tab", "next, previous panel (the focused one is outlined)")]
+
+
 class HelpScreen(ModalScreen[None]):
     """Every binding of the screen it was opened from, plus the app's."""
 
-    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close"),
+                Binding("j", "scroll(1)", "Down", show=False), Binding("k", "scroll(-1)", "Up", show=False)]
 
     def __init__(self, under: Screen[Any]) -> None:
         super().__init__()
@@ -37,9 +43,21 @@ class HelpScreen(ModalScreen[None]):
             lines.append(f"  {binding.description or binding.action}\n")
         lines.append(f"{'ctrl+p':>12}", style="bold cyan")
         lines.append("  Command palette (same as :)\n")
+        lines.append("\nMoving\n", style="bold")
+        for key, what in MOVING:
+            lines.append(f"{key:>12}", style="bold cyan")
+            lines.append(f"  {what}\n")
         with Vertical(id="help-box", classes="modal-box"):
-            yield Static(lines, id="help-text")
-            yield Static("esc closes", classes="hint")
+            # scrolls (j/k, arrows, pgup/pgdn) when the terminal is shorter than the help
+            with VerticalScroll(id="help-scroll"):
+                yield Static(lines, id="help-text")
+            yield Static("esc closes · j/k scroll", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll", VerticalScroll).focus()
+
+    def action_scroll(self, step: int) -> None:
+        self.query_one("#help-scroll", VerticalScroll).scroll_relative(y=step, animate=False)
 
 
 class ConfirmModal(ModalScreen[bool]):

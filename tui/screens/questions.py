@@ -4,7 +4,8 @@ The count of pending questions is fetched with each refresh (one small call, `li
 the API returns the total) and shown in the header, bright when someone is waited for.
 `a` opens the questions screen from anywhere; there Enter answers the selected question,
 `o` opens its request, `v` switches between pending and all. The answer dialog shows the
-options as buttons (keys 1-9) or a text field for a free-text answer, and is also
+options as buttons (keys 1-9) or a text field for a free-text answer, asks y/n before it
+sends (an answer cannot be taken back), and is also
 reachable with `a` from a waiting request's view. Question texts come from agents: they
 are shown as plain text, never as markup. Answering is hidden with --read-only.
 """
@@ -26,6 +27,7 @@ from eve.cli.output import duration
 from eve.tui.screens.base import EveScreen
 from eve.tui.widgets.format import age, first_line, ts
 from eve.tui.widgets.header import StatusHeader
+from eve.tui.widgets.table import StableTable
 
 if TYPE_CHECKING:
     from eve.tui.app import EveApp, Snapshot
@@ -82,7 +84,7 @@ class QuestionsScreen(EveScreen):
         yield StatusHeader(id="header")
         with Vertical(classes="panel", id="questions-big"):
             yield Static("Questions", classes="panel-title", id="questions-title")
-            yield DataTable(id="question-grid", cursor_type="row")
+            yield StableTable(id="question-grid", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -118,19 +120,18 @@ class QuestionsScreen(EveScreen):
                               " — Enter answer · o request · v pending/all",
                               (f"  (stale: {self.fetch_error[:60]})" if self.fetch_error else "", "red"))
         self.query_one("#questions-title", Static).update(title)
-        t = self.query_one("#question-grid", DataTable)
-        row = t.cursor_row
-        t.clear()
         now = self.eve.clock()
         width = 30 if self.app.size.width < 100 else 40
+        rows = []
         for q in self.questions:
             options = Text(first_line(" / ".join(q["options"]), 24)) if q["options"] else \
                 Text("(free text)", "bright_black")
-            t.add_row(q["id"][:8], age(q["askedAt"], now), Text(first_line(q["question"], width)), options,
-                      _expires_in(q, self.eve), Text(q["status"], STATUS_STYLE.get(q["status"], "")),
-                      q["requestId"][:8], q.get("workerType") or "", q.get("orgSlug") or "", key=q["id"])
-        if t.row_count and row is not None:
-            t.move_cursor(row=min(row, t.row_count - 1))
+            rows.append((q["id"], [q["id"][:8], age(q["askedAt"], now), Text(first_line(q["question"], width)),
+                                   options, _expires_in(q, self.eve),
+                                   Text(q["status"], STATUS_STYLE.get(q["status"], "")), q["requestId"][:8],
+                                   q.get("workerType") or "", q.get("orgSlug") or ""]))
+        # by id, in place: the cursor stays on its question, and j/k/g/G move it (StableTable)
+        self.query_one("#question-grid", StableTable).replace_rows(rows)
 
     def current(self) -> dict[str, Any] | None:
         t = self.query_one("#question-grid", DataTable)
@@ -214,20 +215,37 @@ class AnswerModal(ModalScreen["dict[str, Any] | None"]):
             i = int(event.character) - 1
             if 0 <= i < min(len(opts), 9):
                 event.stop()
-                self.send(opts[i])
+                self.choose(opts[i])
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         if event.button.id and event.button.id.startswith("option-"):
-            self.send(self.question["options"][int(event.button.id.split("-")[1])])
+            self.choose(self.question["options"][int(event.button.id.split("-")[1])])
 
     @on(Input.Submitted, "#answer-input")
     def _submitted(self, event: Input.Submitted) -> None:
         if event.value.strip():
-            self.send(event.value)
+            self.choose(event.value)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+    def choose(self, answer: str) -> None:
+        """Ask y/n before sending, like every other action: an answer cannot be taken back,
+        and one stray digit used to tell a production deploy to go ahead."""
+        from eve.tui.screens.modals import ConfirmModal
+
+        if self.sending:
+            return
+        q = self.question
+        shown = answer if len(answer) <= 60 else answer[:59] + "…"
+
+        def go(ok: bool | None) -> None:
+            if ok:
+                self.send(answer)
+
+        self.app.push_screen(ConfirmModal(f"Answer {shown!r} to question {q['id'][:8]} of request "
+                                          f"{q['requestId'][:8]}? The agent resumes with it."), go)
 
     @work(exclusive=True, group="answer")
     async def send(self, answer: str) -> None:

@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 from eve.tui.screens.base import EveScreen
 from eve.tui.widgets.format import status_text, ts
 from eve.tui.widgets.header import StatusHeader
+from eve.tui.widgets.table import StableTable
 
 if TYPE_CHECKING:
     from eve.tui.app import Snapshot
@@ -72,7 +73,7 @@ class SchedulesScreen(EveScreen):
         with Vertical(classes="panel", id="schedules-big"):
             yield Static("Schedules — t pause/resume · r run now · Enter last request", classes="panel-title",
                          id="schedules-title")
-            yield DataTable(id="schedule-grid", cursor_type="row")
+            yield StableTable(id="schedule-grid", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -106,16 +107,12 @@ class SchedulesScreen(EveScreen):
         title = self.query_one("#schedules-title", Static)
         base = f"Schedules ({len(self.schedules)}) — t pause/resume · r run now · Enter last request"
         title.update(Text.assemble(base, (f"  (stale: {self.fetch_error[:60]})" if self.fetch_error else "", "red")))
-        t = self.query_one("#schedule-grid", DataTable)
-        row = t.cursor_row
-        t.clear()
         now = self.eve.clock()
-        for s in self.schedules:
-            t.add_row(s["name"], s["cronExpression"], s["timezone"], s["workerType"], next_fire_text(s, now),
-                      last_result_text(s), Text("yes", style="yellow") if not s["enabled"] else Text("no"),
-                      key=s["id"])
-        if t.row_count and row is not None:
-            t.move_cursor(row=min(row, t.row_count - 1))
+        # by id, in place: the cursor stays on its schedule, and j/k/g/G move it (StableTable)
+        self.query_one("#schedule-grid", StableTable).replace_rows([
+            (s["id"], [s["name"], s["cronExpression"], s["timezone"], s["workerType"], next_fire_text(s, now),
+                       last_result_text(s), Text("yes", style="yellow") if not s["enabled"] else Text("no")])
+            for s in self.schedules])
 
     def current_schedule(self) -> dict[str, Any] | None:
         t = self.query_one("#schedule-grid", DataTable)

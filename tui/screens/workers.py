@@ -148,6 +148,9 @@ class WorkerLogScreen(EveScreen):
     def on_mount(self) -> None:
         self._ready = True
         self.query_one("#log-filter", Input).display = False
+        # the log, not the hidden filter box (the first focusable widget), has the keys: else
+        # `/` and what follows were typed into the box before it showed
+        self.query_one("#worker-log", RichLog).focus()
         self.query_one(StatusHeader).refresh_text()
         self.tail()
 

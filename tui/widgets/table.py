@@ -4,7 +4,8 @@
 two seconds jumps to the top and back (and rows that arrive above the viewport are missed).
 `replace_rows` instead removes, updates and adds rows by key, puts them in the given order,
 and keeps the cursor on the same key: at the top the new rows come into view; scrolled
-down, the rows on screen stay where they were. Vim keys and Home/End move the cursor.
+down, the rows on screen stay where they were; either way the view moves as far as it
+must to keep the selected row on screen. Vim keys and Home/End move the cursor.
 """
 
 from __future__ import annotations
@@ -94,10 +95,27 @@ class StableTable(DataTable[Any]):
             # no watcher: it would scroll the cursor into view, which is the jump we avoid
             self.set_reactive(DataTable.cursor_coordinate, Coordinate(index, self.cursor_column))
             self.refresh()
+        target = old_y
         if old_y > 0 and top_key in wanted:
             target = old_y + new_keys.index(top_key) - top_index
-            if target != old_y:
-                self.call_after_refresh(self.scroll_to, y=target, animate=False)
+        target = self._follow_cursor(target, index)
+        if target != old_y:
+            self.call_after_refresh(self.scroll_to, y=target, animate=False)
+
+    def _follow_cursor(self, y: float, index: int) -> float:
+        """The scroll offset nearest `y` that keeps row `index` on screen.
+
+        Rows arriving above push the selected row down; left alone it went off screen while
+        Enter, Space and C/R still acted on it. The view moves only as far as it must.
+        """
+        height = self.scrollable_content_region.height - (self.header_height if self.show_header else 0)
+        if height <= 0 or not self.row_count:
+            return y
+        if index < y:
+            return float(index)
+        if index >= y + height:
+            return float(index - height + 1)
+        return y
 
     def action_first(self) -> None:
         if self.row_count:
