@@ -174,6 +174,8 @@ async def test_the_answer_given_by_driving_eve_ui_in_a_real_terminal(
         out = wait_screen("1: yes")
         assert "2: no" in out and f"Question from request {str(req.id)[:8]}" in out
         keys("1")
+        wait_screen("Answer 'yes' to question")  # an answer asks first, like every other action
+        keys("y")
         res = wait_for(lambda: one(db_url, "SELECT * FROM eve.orchestration_results WHERE request_id = %s", req.id),
                        120, "the result")
         assert res["status"] == "success" and res["summary"] == f"Deploying v2: {tenant.email} answered yes."
