@@ -23,8 +23,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from eve import hitl, schedules
-from eve.db import as_service, connect
+from eve.db import as_service
 from eve.errors import DatabaseUnavailable
+from eve.listen import listen
 
 log = logging.getLogger("eve.scheduler")
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
@@ -120,24 +121,14 @@ class Scheduler:
         return min(cap, max(0.0, (nxt - self.clock()).total_seconds() + 0.005))
 
     async def _listen(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                conn = await connect(self.dsn, autocommit=True)
-                try:
-                    await conn.execute("LISTEN eve_schedules")
-                    self.listening, delay = True, 0.5
-                    self.wakeup.set()  # catch up with changes made while we were not listening
-                    async for _note in conn.notifies():
-                        self.wakeup.set()
-                finally:
-                    self.listening = False
-                    await conn.close()
-            except asyncio.CancelledError:
-                raise
-            except DB_ERRORS:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        def up() -> None:
+            self.listening = True
+            self.wakeup.set()  # catch up with changes made while we were not listening
+
+        def down() -> None:
+            self.listening = False
+
+        await listen(self.dsn, ["eve_schedules"], lambda _note: self.wakeup.set(), on_up=up, on_down=down)
 
 
 def start(pool: AsyncConnectionPool, dsn: str, *, name: str = "") -> asyncio.Task[Any] | None:

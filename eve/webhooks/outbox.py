@@ -28,8 +28,9 @@ import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from eve.db import as_service, connect
+from eve.db import as_service
 from eve.errors import DatabaseUnavailable
+from eve.listen import listen
 from eve.orgsecrets import Keyring
 from eve.queries import Q
 from eve.webhooks import guard, sign
@@ -140,23 +141,8 @@ class Outbox:
                         row["attempts"], error)
 
     async def _listen(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                conn = await connect(self.dsn, autocommit=True)
-                try:
-                    await conn.execute("LISTEN eve_webhooks")
-                    delay = 0.5
-                    self.wakeup.set()  # whatever was written while nobody listened
-                    async for _note in conn.notifies():
-                        self.wakeup.set()
-                finally:
-                    await conn.close()
-            except asyncio.CancelledError:
-                raise
-            except DB_ERRORS:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        # on (re)connection: whatever was written while nobody listened
+        await listen(self.dsn, ["eve_webhooks"], lambda _note: self.wakeup.set(), on_up=self.wakeup.set)
 
 
 def enabled() -> bool:
