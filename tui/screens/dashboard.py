@@ -61,6 +61,7 @@ def sort_key(column: str) -> Any:
 
 
 class DashboardScreen(EveScreen):
+    _refused_filter: str | None = None  # a filter refused before it was sent (kept across refreshes)
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("slash", "filter", "Search", key_display="/"),
@@ -291,7 +292,10 @@ class DashboardScreen(EveScreen):
             else str(len(requests))
         if snap.search_error:
             count = "search refused"
-        self._filter_error(snap.search_error if snap.search == self.eve.search_params() else None)
+        # the API's refusal of the search on screen, or else a filter refused before it was sent
+        # (a refresh must not wipe that one: it came from the box, not from this snapshot)
+        api_error = snap.search_error if snap.search == self.eve.search_params() else None
+        self._filter_error(api_error or self._refused_filter)
         title = Text.assemble(("Requests ", "bold"), count)
         if self.filter_text:
             title.append(f"  search: {self.filter_text}", "yellow")
@@ -344,11 +348,13 @@ class DashboardScreen(EveScreen):
             box = self.query_one("#filter", Input)
             box.display = True
             box.value = text
+            self._refused_filter = str(exc)
             self._filter_error(str(exc))
             box.focus()
             return False
         self.filter_text = text.strip()
         self.eve.search = params
+        self._refused_filter = None
         self._filter_error(None)
         self.query_one("#filter", Input).display = bool(self.filter_text)
         self.query_one("#requests-title", Static).update(Text.assemble(("Requests ", "bold"), "searching…"))
