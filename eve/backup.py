@@ -26,17 +26,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from eve.errors import ConfigError, EveError, ValidationError
 
-GROUP_ROLES = """
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'eve_api') THEN
-        CREATE ROLE eve_api NOLOGIN NOBYPASSRLS;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        CREATE ROLE service_role NOLOGIN BYPASSRLS;
-    END IF;
-END $$;
-"""
+
+def group_roles_sql() -> str:
+    """sql/roles.sql's group_roles_ensure (the same DO block migration 0001 runs)."""
+    from eve import roles
+
+    return roles.statement("group_roles_ensure").rstrip().rstrip(";") + ";"
 
 
 class BackupError(EveError):
@@ -147,7 +142,7 @@ def _restore_stream(conninfo: str, env: dict[str, str], src: Path) -> None:
                             stderr=subprocess.DEVNULL, env=env)
     assert psql.stdin is not None and dump.stdout is not None
     try:
-        psql.stdin.write(f"{GROUP_ROLES}\nDROP SCHEMA IF EXISTS eve CASCADE;\n".encode())
+        psql.stdin.write(f"{group_roles_sql()}\nDROP SCHEMA IF EXISTS eve CASCADE;\n".encode())
         shutil.copyfileobj(dump.stdout, psql.stdin, 1 << 20)
     except BrokenPipeError:
         pass  # psql stopped at an error: its stderr says which

@@ -67,6 +67,11 @@ def _sql() -> dict[str, str]:
     return parse(read_sql("roles.sql"))
 
 
+def statement(name: str) -> str:
+    """One named statement of sql/roles.sql (e.g. group_roles_ensure, for a restore)."""
+    return _sql()[name]
+
+
 async def ensure_login_roles(conn: psycopg.AsyncConnection[Any], roles: list[LoginRole]) -> None:
     """Create or reset each login role (needs a superuser or CREATEROLE connection)."""
     sql = _sql()

@@ -43,3 +43,16 @@ SELECT set_config('eve.login_password', '', true);
 -- name: public_schema_no_create
 -- PostgreSQL 15+ already denies CREATE on schema public to PUBLIC; older servers did not.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+
+-- name: group_roles_ensure
+-- The two NOLOGIN group roles the schema grants to, as migration 0001 makes them: a restore
+-- (eve.backup) into a fresh cluster needs them before the backup's GRANTs run.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'eve_api') THEN
+        CREATE ROLE eve_api NOLOGIN NOBYPASSRLS;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+        CREATE ROLE service_role NOLOGIN BYPASSRLS;
+    END IF;
+END $$;
