@@ -280,8 +280,8 @@ async def _execute(
             hit = watching.result() if watching in done else time_hit(lim)  # type: ignore[arg-type]
             if group is not None:
                 await asyncio.to_thread(group.kill)
-            await kill_group(proc, 1.0, sweep_uid)
-            if sweep_uid is not None:
+            await kill_group(proc, 1.0)
+            if sweep_uid is not None:  # (the uid's sweep, once, with its temp files and IPC)
                 await _end_turn_uid(sweep_uid, emit)
             return await _limit_outcome(hit, request, limiter, group, emit, started)  # type: ignore[arg-type]
         if readers in done:
@@ -299,7 +299,7 @@ async def _execute(
             turn.duration_ms = elapsed
             return parser.outcome(exit_code, stderr_tail="\n".join(stderr_tail), duration_ms=elapsed)
         reason = "cancelled" if cancel.is_set() else "timeout"
-        await kill_group(proc, settings.kill_grace_s, sweep_uid)
+        await kill_group(proc, settings.kill_grace_s)
         if sweep_uid is not None:
             await _end_turn_uid(sweep_uid, emit)
         elapsed = int((time.monotonic() - started) * 1000)
